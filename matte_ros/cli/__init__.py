@@ -1,0 +1,1 @@
+"""Command-line tools of matte_ros (``matte-ros``)."""

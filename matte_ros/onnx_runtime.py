@@ -1,0 +1,156 @@
+"""
+ONNX Runtime sessions for the neural segmenters: providers per backend, threads, options.
+
+A backend name maps to an ordered list of execution providers (:data:`PROVIDERS`);
+those this ONNX Runtime build lacks are dropped and reported in
+:class:`SessionInfo`, so the node can say "asked for tensorrt, running on cpu" in its
+diagnostics instead of failing.  ``strict=True`` turns a missing provider into a
+SegmenterError instead (the ``backend_strict`` parameter).
+"""
+
+from dataclasses import dataclass
+from typing import List
+from typing import Optional
+from typing import Tuple
+
+from matte_ros.segmenters.base import SegmenterError
+
+CPU = 'CPUExecutionProvider'
+CUDA = 'CUDAExecutionProvider'
+TENSORRT = 'TensorrtExecutionProvider'
+
+#: backend → execution providers, best first (CPU always last, as the fallback).
+PROVIDERS = {
+    'cpu': (CPU,),
+    'cuda': (CUDA, CPU),
+    'tensorrt': (TENSORRT, CUDA, CPU),
+    # auto and vpi (VPI has no ONNX runtime): the best GPU provider present, else CPU.
+    'auto': (CUDA, CPU),
+    'vpi': (CUDA, CPU),
+}
+
+
+@dataclass
+class SessionInfo:
+    """What a session runs on, and what was asked for but is not available."""
+
+    backend: str
+    providers: List[str]
+    missing: List[str]
+    threads: int
+
+    def summary(self) -> str:
+        """Return one line for logs and diagnostics."""
+        text = 'onnxruntime %s on %s' % (self.backend, ', '.join(self.providers))
+        if self.missing:
+            text += ' (not available: %s)' % ', '.join(self.missing)
+        return text
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise SegmenterError('onnxruntime is not installed (pip install onnxruntime, or '
+                             'onnxruntime-gpu on CUDA machines): %s' % exc)
+    return onnxruntime
+
+
+def available_providers() -> List[str]:
+    """Return the execution providers of the installed ONNX Runtime."""
+    return list(_import_ort().get_available_providers())
+
+
+def choose_providers(backend: str, available: List[str],
+                     strict: bool = False) -> Tuple[List[str], List[str]]:
+    """
+    Return (providers to use, wanted providers that are missing) for a backend.
+
+    ``strict`` raises SegmenterError when the backend's first provider is missing.
+    """
+    try:
+        wanted = PROVIDERS[backend]
+    except KeyError:
+        raise SegmenterError('unknown backend %r for onnxruntime (choose from %s)'
+                             % (backend, ', '.join(sorted(PROVIDERS))))
+    use = [p for p in wanted if p in available]
+    missing = [p for p in wanted if p not in available]
+    if CPU not in use:
+        use.append(CPU)
+    if backend == 'auto':
+        missing = []  # auto promises nothing: CPU is an expected outcome, not a fallback
+    if strict and backend not in ('auto', 'vpi') and wanted[0] in missing:
+        raise SegmenterError('backend %s needs %s, which this onnxruntime lacks (has: %s); '
+                             'install onnxruntime-gpu or set backend_strict false'
+                             % (backend, wanted[0], ', '.join(available)))
+    return use, missing
+
+
+def session_options(threads: int = 0, spinning: bool = True):
+    """
+    Return SessionOptions for a low-latency, one-stream segmenter.
+
+    All graph optimisations, sequential execution, ``threads`` intra-op threads (0 lets
+    ONNX Runtime use one per physical core), one inter-op thread.  ``spinning`` lets
+    idle workers spin-wait between operators (ONNX Runtime's default): about 10 % faster
+    on an idle machine, slower when other processes load the same cores
+    (tools/bench_rvm.py shows both).
+    """
+    ort = _import_ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = max(0, int(threads))
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry('session.intra_op.allow_spinning',
+                                     '1' if spinning else '0')
+    return options
+
+
+def provider_list(use: List[str], cache_dir: str = '') -> list:
+    """
+    Return the ``providers`` argument for InferenceSession, with TensorRT options.
+
+    TensorRT builds an engine per input shape, which takes minutes on a Jetson: with a
+    ``cache_dir`` the engines are cached there and reused by later runs; fp16 is on.
+    """
+    out = []
+    for name in use:
+        if name == TENSORRT and cache_dir:
+            out.append((name, {'trt_engine_cache_enable': True,
+                               'trt_engine_cache_path': cache_dir,
+                               'trt_fp16_enable': True}))
+        else:
+            out.append(name)
+    return out
+
+
+def create_session(path: str, backend: str = 'cpu', threads: int = 0,
+                   strict: bool = False, options=None, cache_dir: str = '',
+                   spinning: bool = True):
+    """
+    Load an ONNX model for ``backend``; return (InferenceSession, SessionInfo).
+
+    Raises SegmenterError naming the file when ONNX Runtime cannot load it.
+    ``cache_dir`` is where TensorRT engines are cached (see :func:`provider_list`).
+    """
+    ort = _import_ort()
+    use, missing = choose_providers(backend, list(ort.get_available_providers()), strict)
+    if options is None:
+        options = session_options(threads, spinning)
+    try:
+        session = ort.InferenceSession(path, sess_options=options,
+                                       providers=provider_list(use, cache_dir))
+    except Exception as exc:  # noqa: B902 - onnxruntime raises its own unrelated types
+        raise SegmenterError('onnxruntime cannot load %s: %s' % (path, exc))
+    active = list(session.get_providers())
+    missing += [p for p in use if p not in active and p not in missing]
+    return session, SessionInfo(backend, active, missing, options.intra_op_num_threads)
+
+
+def provider_note(info: Optional[SessionInfo]) -> str:
+    """Return a warning line when the session fell back from what the backend asked."""
+    if info is None or not info.missing:
+        return ''
+    return 'backend %s: %s not available, running on %s' % (
+        info.backend, ', '.join(info.missing), info.providers[0])

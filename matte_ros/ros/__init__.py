@@ -1,0 +1,1 @@
+"""Thin ROS 2 layer over the matte_ros core."""

@@ -1,0 +1,94 @@
+"""
+Record the node's outputs (and its input) to PNG files, with latency per frame.
+
+Frames are matched across topics by their header stamp, which the node copies
+unchanged from input to every output::
+
+    python -m matte_ros.ros.recorder --node /demo/matte --input /demo/image --out out/
+"""
+
+import argparse
+import json
+import os
+import time
+
+import cv2
+from matte_ros.encodings import image_to_bgr8
+from matte_ros.ros import dds
+import rclpy
+from rclpy.qos import QoSProfile
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+STREAMS = ('mask', 'alpha', 'composite')
+
+
+def _stamp_key(header) -> str:
+    return '%d.%09d' % (header.stamp.sec, header.stamp.nanosec)
+
+
+def main(argv=None) -> int:
+    """Record until ``--count`` composites arrived or ``--idle`` seconds pass without any."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser.add_argument('--node', default='/matte', help='fully qualified node name')
+    parser.add_argument('--input', default='', help='also record this input topic')
+    parser.add_argument('--out', required=True)
+    parser.add_argument('--count', type=int, default=0)
+    parser.add_argument('--idle', type=float, default=5.0)
+    parser.add_argument('--timeout', type=float, default=300.0)
+    args = parser.parse_args(argv)
+    dds.use_large_frame_profile()
+    rclpy.init()
+    node = rclpy.create_node('matte_recorder')
+    latencies = {}
+    pending = []   # PNGs are written after the run, so that encoding them adds no latency
+    last = [time.monotonic()]
+    done = [0]
+    topics = {name: '%s/%s' % (args.node.rstrip('/'), name) for name in STREAMS}
+    if args.input:
+        topics['input'] = args.input
+    for name in topics:
+        os.makedirs(os.path.join(args.out, name), exist_ok=True)
+
+    def on_msg(msg, name):
+        now = node.get_clock().now().nanoseconds
+        key = _stamp_key(msg.header)
+        stamp_ns = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+        image = image_to_bgr8(msg.encoding, msg.height, msg.width, msg.step,
+                              msg.is_bigendian, msg.data)
+        if name in ('mask', 'alpha'):
+            image = image[..., 0]
+        pending.append((os.path.join(args.out, name, key + '.png'), image.copy()))
+        if name != 'input':
+            latencies.setdefault(key, {})[name] = (now - stamp_ns) / 1e6
+        if name == 'composite':
+            done[0] += 1
+        last[0] = time.monotonic()
+
+    for name, topic in topics.items():
+        reliability = (ReliabilityPolicy.BEST_EFFORT if name == 'input'
+                       else ReliabilityPolicy.RELIABLE)
+        node.create_subscription(Image, topic, lambda m, n=name: on_msg(m, n),
+                                 QoSProfile(depth=50, reliability=reliability))
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < args.timeout:
+            rclpy.spin_once(node, timeout_sec=0.1)
+            if args.count and done[0] >= args.count:
+                break
+            if done[0] and time.monotonic() - last[0] > args.idle:
+                break
+    except KeyboardInterrupt:
+        pass
+    for path, image in pending:
+        cv2.imwrite(path, image)
+    with open(os.path.join(args.out, 'latency_ms.json'), 'w') as f:
+        json.dump(latencies, f, indent=1, sort_keys=True)
+    print('recorded %d frames into %s' % (done[0], args.out), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

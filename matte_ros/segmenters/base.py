@@ -1,0 +1,118 @@
+"""
+The one interface every segmenter implements, and the temporal-state reset policy.
+
+A segmenter takes a BGR ``uint8`` frame (H×W×3, OpenCV's order) with the frame's
+stamp and frame_id, and returns a :class:`Matte`: alpha in [0, 1] (float32, H×W),
+plus optional extras (RVM's foreground colours, a background model's image).
+
+Temporal state (background model, previous frame, recurrent state) is explicit:
+:meth:`Segmenter.reset` clears it, and :class:`Continuity` decides when a stream
+has a discontinuity that must clear it (resolution or frame_id change, stamp going
+backwards or jumping).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+from typing import Dict
+from typing import Optional
+
+import numpy as np
+
+
+class SegmenterError(RuntimeError):
+    """A segmenter could not be built or loaded (says what and where)."""
+
+
+@dataclass
+class Matte:
+    """What a segmenter returns for one frame."""
+
+    alpha: np.ndarray                        # float32 H×W in [0, 1]
+    foreground: Optional[np.ndarray] = None  # uint8 BGR H×W×3 (rvm's fgr)
+    background: Optional[np.ndarray] = None  # uint8 BGR H×W×3 (bgsub's model)
+
+
+class Continuity:
+    """
+    Detects stream discontinuities that must reset temporal state.
+
+    ``check`` returns the reason for a reset (a short string) or ``None``.  ``max_gap``
+    ≤ 0 disables the gap rule; stamps of ``None`` (files without time) skip both
+    stamp rules.
+    """
+
+    def __init__(self, max_gap: float = 0.0):
+        self.max_gap = max_gap
+        self.clear()
+
+    def clear(self):
+        """Forget the last frame seen (the next frame starts a new stream)."""
+        self._shape = None
+        self._frame_id = None
+        self._stamp = None
+
+    def check(self, shape, stamp: Optional[float], frame_id: Optional[str]) -> Optional[str]:
+        """Record this frame and say why the state must be reset before it, if it must."""
+        reason = None
+        if self._shape is not None:
+            if tuple(shape) != self._shape:
+                reason = 'resolution changed'
+            elif frame_id != self._frame_id:
+                reason = 'frame_id changed'
+            elif stamp is not None and self._stamp is not None:
+                if stamp < self._stamp:
+                    reason = 'stamp went backwards'
+                elif self.max_gap > 0 and stamp - self._stamp > self.max_gap:
+                    reason = 'stamp jumped by %.3f s' % (stamp - self._stamp)
+        self._shape = tuple(shape)
+        self._frame_id = frame_id
+        self._stamp = stamp
+        return reason
+
+
+class Segmenter:
+    """
+    Base class: frames in, mattes out.
+
+    Subclasses implement :meth:`_segment` and :meth:`reset`; they may override
+    :meth:`configure` to take dynamic parameter changes without a reload.  ``name`` is
+    the ``segmenter`` parameter value, ``backend`` what actually runs (after probing).
+    """
+
+    name = 'base'
+
+    def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
+        self.backend = backend
+        self.config = dict(config)
+        self.continuity = Continuity(self._max_gap(config))
+        self.last_reset_reason: Optional[str] = None
+        self.resets = 0
+
+    @staticmethod
+    def _max_gap(config) -> float:
+        """Stamp gap (s) that resets state; 0 = never.  RVM overrides (``rvm.max_gap``)."""
+        return 0.0
+
+    def configure(self, config: Dict[str, Any]) -> None:
+        """Take new dynamic parameter values (applied from the next frame)."""
+        self.config = dict(config)
+        self.continuity.max_gap = self._max_gap(config)
+
+    def process(self, frame: np.ndarray, stamp: Optional[float] = None,
+                frame_id: Optional[str] = None) -> Matte:
+        """Segment one BGR frame, resetting temporal state first on a discontinuity."""
+        reason = self.continuity.check(frame.shape, stamp, frame_id)
+        if reason is not None:
+            self.reset(reason)
+        return self._segment(frame)
+
+    def reset(self, reason: str = 'requested') -> None:
+        """Clear temporal state; subclasses extend this and call super()."""
+        self.last_reset_reason = reason
+        self.resets += 1
+
+    def close(self) -> None:
+        """Release models and device memory."""
+
+    def _segment(self, frame: np.ndarray) -> Matte:
+        raise NotImplementedError

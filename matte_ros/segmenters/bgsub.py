@@ -1,0 +1,204 @@
+"""
+Background subtraction for a static camera: sample consensus, OpenCV MOG2 / KNN, or VPI.
+
+The background model is the segmenter's temporal state: :meth:`BackgroundSubtractor.reset`
+throws it away and the next frame starts a new one.  Alpha is the foreground mask as
+0/1 float32; pixels the model classifies as shadow count as background (not in alpha).
+The model's current background estimate is returned as ``Matte.background``.
+
+Parameters (see ``matte_ros/params.py``):
+
+* ``bgsub.algorithm`` -- ``consensus`` (per-pixel colour samples, see
+  :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.969 / 0.958 on CDnet
+  pedestrians / highway against 0.79 / 0.71 for MOG2 at OpenCV's defaults, and faster
+  than MOG2), ``mog2`` (Gaussian mixture,
+  Zivkovic 2004/2006) or ``knn`` (K nearest neighbours, Zivkovic & van der Heijden 2006).
+* ``bgsub.learn_rate`` -- per-frame learning rate in [0, 1]; -1 lets the model choose.
+  OpenCV: passed as ``learningRate`` to ``apply()`` (automatic: 1 / min(frames seen,
+  history)).  consensus: the fraction of the samples refreshed per frame.  Dynamic:
+  :meth:`BackgroundSubtractor.configure` applies it from the next frame, as it does the
+  ``bgsub.consensus.*`` knobs except ``samples``.
+* ``bgsub.variance_threshold`` -- MOG2: ``varThreshold``, the squared Mahalanobis
+  distance above which a pixel does not match a Gaussian (default 16 = 4 sigma).
+  KNN: ``dist2Threshold``, the squared Euclidean colour distance (in 0..255 units)
+  below which a sample counts as a neighbour (OpenCV's default is 400, i.e. 20 grey
+  levels); the same number therefore means very different things for the two models.
+  VPI: ``threshold``, the squared Mahalanobis distance, as MOG2.
+* ``bgsub.detect_shadows`` -- (OpenCV, VPI) mark shadows (OpenCV / VPI mask value 127)
+  and keep them out of alpha.  Without it shadows are usually foreground.
+
+On the ``vpi`` backend the model is VPI's ``BackgroundSubtractor`` (a Gaussian mixture,
+MOG2-like) on its CUDA backend; it has neither KNN nor consensus, so only
+``bgsub.algorithm: mog2`` runs there: the others run on the CPU, with ``backend`` set to
+``cpu`` and ``warning`` saying why (``backend: auto`` picks vpi on a Jetson, and the
+default algorithm must keep working there).  NVIDIA VPI
+is imported only on that backend.  Beware: the PyPI package called ``vpi`` is an
+unrelated Raspberry Pi library; it is detected by its missing ``BackgroundSubtractor`` /
+``Backend`` attributes.
+"""
+
+from typing import Any
+from typing import Dict
+from typing import Optional
+
+import cv2
+from matte_ros.segmenters.base import Matte
+from matte_ros.segmenters.base import Segmenter
+from matte_ros.segmenters.base import SegmenterError
+from matte_ros.segmenters.bgsub_consensus import SampleConsensus
+import numpy as np
+
+#: OpenCV's default history (frames); also the horizon of VPI's automatic learning rate.
+HISTORY = 500
+#: Mask value OpenCV and VPI give shadow pixels.
+SHADOW_VALUE = 127
+#: Mask value of a foreground pixel.
+FOREGROUND_VALUE = 255
+
+#: OpenCV's KNN stops updating at a learning rate of exactly 1 (its sample-update period
+#: becomes log(0)); rates are capped just below.
+KNN_MAX_RATE = 0.99
+
+OPENCV_ALGORITHMS = ('mog2', 'knn')
+ALGORITHMS = ('consensus',) + OPENCV_ALGORITHMS
+
+
+def load_vpi():
+    """
+    Import NVIDIA VPI, or raise SegmenterError saying it is missing.
+
+    Checks for the attributes this module uses, because ``pip install vpi`` brings an
+    unrelated package of the same name.
+    """
+    try:
+        import vpi  # noqa: I900 (optional, JetPack only)
+    except ImportError as exc:
+        raise SegmenterError(
+            'bgsub on backend vpi: NVIDIA VPI was not found (import vpi failed: %s); '
+            'install VPI from JetPack (python3-vpi*) or use backend cpu' % exc)
+    missing = [name for name in ('BackgroundSubtractor', 'Backend', 'Format', 'asimage')
+               if not hasattr(vpi, name)]
+    if missing:
+        raise SegmenterError(
+            'bgsub on backend vpi: NVIDIA VPI was not found: the module "vpi" at %s lacks '
+            '%s (is it the unrelated PyPI package "vpi"?); install VPI from JetPack or use '
+            'backend cpu' % (getattr(vpi, '__file__', '?'), ', '.join(missing)))
+    return vpi
+
+
+class BackgroundSubtractor(Segmenter):
+    """Foreground = pixels the background model does not explain (static camera)."""
+
+    name = 'bgsub'
+
+    def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
+        super().__init__(config, backend)
+        self.algorithm = config['bgsub.algorithm']
+        self.variance_threshold = float(config['bgsub.variance_threshold'])
+        self.detect_shadows = bool(config['bgsub.detect_shadows'])
+        self.learn_rate = float(config['bgsub.learn_rate'])
+        self._vpi = None
+        #: Why the segmenter runs on another backend than asked ('' when as asked).
+        self.warning = ''
+        if backend == 'vpi' and self.algorithm != 'mog2':
+            self.backend = 'cpu'
+            self.warning = ('bgsub.algorithm %s has no VPI implementation (VPI offers a '
+                            'Gaussian mixture: bgsub.algorithm mog2); running on cpu'
+                            % self.algorithm)
+        elif backend == 'vpi':
+            self._vpi = load_vpi()
+        if self.algorithm not in ALGORITHMS:
+            raise SegmenterError('unknown bgsub.algorithm %r (choose from %s)'
+                                 % (self.algorithm, ', '.join(ALGORITHMS)))
+        self._model = None
+        self._frames = 0
+        self._build()
+
+    # -- model ------------------------------------------------------------------------
+
+    @staticmethod
+    def _consensus_knobs(config: Dict[str, Any]) -> Dict[str, Any]:
+        """Return the dynamic SampleConsensus arguments from ``config``."""
+        return {'threshold': config['bgsub.consensus.threshold'],
+                'min_matches': config['bgsub.consensus.min_matches'],
+                'adapt': config['bgsub.consensus.adapt'],
+                'smooth': config['bgsub.consensus.smooth'],
+                'learn_rate': config['bgsub.learn_rate']}
+
+    def _build(self, size: Optional[tuple] = None) -> None:
+        """Create a fresh model (VPI needs the frame size, so it waits for a frame)."""
+        self._frames = 0
+        if self._vpi is not None:
+            self._model = None
+            if size is not None:
+                vpi = self._vpi
+                with vpi.Backend.CUDA:
+                    self._model = vpi.BackgroundSubtractor(size, vpi.Format.BGR8)
+                self._size = size
+            return
+        if self.algorithm == 'consensus':
+            try:
+                self._model = SampleConsensus(self.config['bgsub.consensus.samples'],
+                                              **self._consensus_knobs(self.config))
+            except ValueError as exc:
+                raise SegmenterError('bgsub consensus: %s' % exc)
+        elif self.algorithm == 'mog2':
+            self._model = cv2.createBackgroundSubtractorMOG2(
+                history=HISTORY, varThreshold=self.variance_threshold,
+                detectShadows=self.detect_shadows)
+        else:
+            self._model = cv2.createBackgroundSubtractorKNN(
+                history=HISTORY, dist2Threshold=self.variance_threshold,
+                detectShadows=self.detect_shadows)
+
+    def reset(self, reason: str = 'requested') -> None:
+        """Forget the background: the next frame starts a new model."""
+        super().reset(reason)
+        self._build()
+
+    def configure(self, config: Dict[str, Any]) -> None:
+        """Apply the dynamic bgsub keys from the next frame (the others need a reload)."""
+        super().configure(config)
+        self.learn_rate = float(config['bgsub.learn_rate'])
+        if isinstance(self._model, SampleConsensus):
+            try:
+                self._model.configure(**self._consensus_knobs(config))
+            except ValueError as exc:
+                raise SegmenterError('bgsub consensus: %s' % exc)
+
+    def _segment(self, frame: np.ndarray) -> Matte:
+        if self._vpi is not None:
+            mask, background = self._segment_vpi(frame)
+        elif self.algorithm == 'consensus':
+            mask = self._model.apply(frame)
+            background = self._model.background_image()
+        else:
+            rate = self.learn_rate
+            if self.algorithm == 'knn':
+                rate = min(rate, KNN_MAX_RATE)
+            mask = self._model.apply(frame, learningRate=rate)
+            background = self._model.getBackgroundImage()
+        self._frames += 1
+        alpha = (mask == FOREGROUND_VALUE).astype(np.float32)
+        return Matte(alpha=alpha, background=background)
+
+    def _segment_vpi(self, frame: np.ndarray):
+        """Run VPI's subtractor on CUDA; return (mask uint8, background BGR uint8)."""
+        vpi = self._vpi
+        height, width = frame.shape[:2]
+        if self._model is None or self._size != (width, height):
+            self._build((width, height))
+        rate = self.learn_rate
+        if rate < 0:
+            rate = 1.0 / min(self._frames + 1, HISTORY)
+        with vpi.Backend.CUDA:
+            fgmask, bgimage = self._model(
+                vpi.asimage(np.ascontiguousarray(frame), vpi.Format.BGR8),
+                learnrate=rate, threshold=self.variance_threshold,
+                shadow=SHADOW_VALUE if self.detect_shadows else None)
+        with fgmask.rlock_cpu() as mask, bgimage.rlock_cpu() as background:
+            return np.array(mask, dtype=np.uint8), np.array(background, dtype=np.uint8)
+
+    def close(self) -> None:
+        """Drop the model."""
+        self._model = None

@@ -1,0 +1,83 @@
+"""
+Counters and rates for diagnostics and benchmarks (ROS-free).
+
+The node feeds every received, published, dropped and rejected frame in here;
+:meth:`Stats.snapshot` turns a window of them into rates and times.
+"""
+
+import collections
+import threading
+import time
+from typing import Dict
+
+
+class Stats:
+    """Thread-safe running counts, with rates over the last snapshot period."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.received = 0
+        self.processed = 0
+        self.failed = 0
+        self.rejected = 0
+        self.rejected_reasons: Dict[str, int] = collections.Counter()
+        self.last_reject_reason = ''
+        self.last_failure = ''
+        self.stage_total: Dict[str, float] = collections.defaultdict(float)
+        self._window_start = clock()
+        self._window_received = 0
+        self._window_processed = 0
+        self._window_time = 0.0
+        self.last_processing_time = 0.0
+
+    def on_received(self) -> None:
+        """Count a message that arrived on the input topic."""
+        with self._lock:
+            self.received += 1
+            self._window_received += 1
+
+    def on_rejected(self, reason: str) -> None:
+        """Count a message refused before processing (bad encoding, too large...)."""
+        key = reason.split(':', 1)[0]
+        with self._lock:
+            self.rejected += 1
+            self.rejected_reasons[key] += 1
+            self.last_reject_reason = reason
+
+    def on_failed(self, reason: str) -> None:
+        """Count a frame whose processing raised (the frame is dropped)."""
+        with self._lock:
+            self.failed += 1
+            self.last_failure = reason
+
+    def on_processed(self, seconds: float, stages: Dict[str, float]) -> None:
+        """Count a frame whose outputs were published, with its stage times."""
+        with self._lock:
+            self.processed += 1
+            self._window_processed += 1
+            self._window_time += seconds
+            self.last_processing_time = seconds
+            for stage, value in stages.items():
+                self.stage_total[stage] += value
+
+    def snapshot(self) -> Dict[str, float]:
+        """Return rates over the time since the previous snapshot, and the totals."""
+        with self._lock:
+            now = self._clock()
+            span = max(now - self._window_start, 1e-9)
+            out = {
+                'input_rate_hz': self._window_received / span,
+                'output_rate_hz': self._window_processed / span,
+                'mean_processing_ms': (1000.0 * self._window_time / self._window_processed
+                                       if self._window_processed else 0.0),
+                'received': self.received,
+                'processed': self.processed,
+                'failed': self.failed,
+                'rejected': self.rejected,
+            }
+            self._window_start = now
+            self._window_received = 0
+            self._window_processed = 0
+            self._window_time = 0.0
+            return out
