@@ -81,7 +81,7 @@ class Graph:
 
 
 def frames(n, seed=0):
-    """Return n distinct textured BGR frames (a bright square moving over noise)."""
+    """Return distinct textured BGR frames: a bright square moving over noise."""
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 60, size=(H, W, 3), dtype=np.uint8)
     out = []
@@ -196,9 +196,12 @@ def test_parameter_change_applies_to_the_next_frame_and_bad_values_are_rejected(
 def test_failed_segmenter_reload_keeps_the_old_one(graph, tmp_path):
     g = graph
     activate(g)
-    ok, reason = g.lifecycle.set_parameters({
-        'segmenter': 'rvm', 'models.auto_fetch': False,
-        'models.model_path': str(tmp_path / 'missing.onnx')})[0]
+    # set one by one, in order: the model settings first, then the segmenter that needs them
+    results = g.lifecycle.set_parameters({
+        'models.auto_fetch': False, 'models.model_path': str(tmp_path / 'missing.onnx'),
+        'segmenter': 'rvm'})
+    assert results[:2] == [(True, ''), (True, '')]
+    ok, reason = results[2]
     assert not ok and 'missing.onnx' in reason
     f = frames(2)
     g.send(f[0], 50)

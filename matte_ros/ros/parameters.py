@@ -25,7 +25,7 @@ _TYPES = {
 
 
 def descriptor(spec: params.Param) -> ParameterDescriptor:
-    """Build the ROS descriptor (type, range, description, read_only) of one parameter."""
+    """Build the ROS ParameterDescriptor of one entry: type, range, description, read_only."""
     text = spec.description
     if spec.choices:
         text += ' One of: %s.' % ', '.join(map(str, spec.choices))
