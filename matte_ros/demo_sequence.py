@@ -28,19 +28,29 @@ def _pictures(size):
 
 
 def frames(count: int = 90, size=(640, 480)) -> Iterator[Tuple[str, np.ndarray, np.ndarray]]:
-    """Yield (stem, BGR frame, ground-truth mask 0/255) for ``count`` frames."""
+    """
+    Yield (stem, BGR frame, ground-truth mask 0/255) for ``count`` frames.
+
+    The first sixth of the frames show the empty scene (as a static camera would before
+    someone walks in, so background subtraction can learn it); then the cut-out enters
+    from the left, crosses and leaves on the right.
+    """
     background, person, cutout = _pictures(size)
     width, height = size
     ph, pw = person.shape[:2]
     top = height - ph
-    span = max(width - pw, 1)
+    lead = count // 6
     for i in range(count):
-        phase = (i / max(count - 1, 1)) * 2.0
-        left = int(round(span * (phase if phase <= 1.0 else 2.0 - phase)))
         frame = background.copy()
         truth = np.zeros((height, width), np.uint8)
-        region = frame[top:top + ph, left:left + pw]
-        inside = cutout > 0
-        region[inside] = person[inside]
-        truth[top:top + ph, left:left + pw] = cutout
+        if i >= lead:
+            t = (i - lead) / max(count - 1 - lead, 1)
+            left = int(round(-pw + t * (width + pw)))
+            x0, x1 = max(left, 0), min(left + pw, width)
+            if x1 > x0:
+                part = slice(x0 - left, x1 - left)
+                inside = cutout[:, part] > 0
+                region = frame[top:top + ph, x0:x1]
+                region[inside] = person[:, part][inside]
+                truth[top:top + ph, x0:x1] = cutout[:, part]
         yield '%06d' % i, frame, truth

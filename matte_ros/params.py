@@ -3,7 +3,7 @@ The parameter schema: the one source of truth for every knob of matte_ros.
 
 The node declares its ROS parameters from :data:`PARAMS` (type, range, description,
 read-only), ``config/matte.yaml`` and the README table are generated from it
-(``matte-ros params --yaml`` / ``--markdown``) and tested against it, and the CLI's
+(``matte-ros params --format yaml|markdown``) and tested against it, and the CLI's
 ``--param key=value`` goes through :func:`coerce` and :func:`validate` here too.
 
 Everything in this module is ROS-free; ``matte_ros.ros.parameters`` turns a
@@ -314,9 +314,14 @@ def needs_reload(old: Config, new: Config) -> bool:
     return any(old[p.name] != new[p.name] for p in PARAMS if p.reload)
 
 
-def to_yaml(node_name: str = 'matte') -> str:
-    """Return the ``config/matte.yaml`` text: every parameter at its default, described."""
-    lines = ['# Generated from matte_ros/params.py by `matte-ros params --yaml`; '
+def to_yaml(node_name: str = '/**/matte') -> str:
+    """
+    Return the ``config/matte.yaml`` text: every parameter at its default, described.
+
+    The key ``/**/matte`` matches a node named ``matte`` in any namespace; a bare ``matte:``
+    key would only reach ``/matte``, not ``/cam/matte`` (measured with rclpy here).
+    """
+    lines = ['# Generated from matte_ros/params.py by `matte-ros params --format yaml`; '
              'test/test_params.py checks it.',
              '%s:' % node_name, '  ros__parameters:']
     for p in PARAMS:
