@@ -291,3 +291,31 @@ def test_sigint_exits_cleanly(client_node, start_node):
     code = proc.stop(timeout=5.0)
     assert code == 0, proc.output()
     assert time.monotonic() - start < 5.0
+
+
+def test_console_script_with_bgsub_serves_vga_frames(client_node, start_node):
+    """
+    Check the issue's case: ``matte_node --ros-args -r __ns:=/cam -p segmenter:=bgsub``.
+
+    640×480 bgr8 frames (900 KB, beyond Fast DDS's default best-effort limit) go in on
+    /cam/image and come back on /cam/matte/{mask,alpha,composite} with their headers.
+    """
+    start_node(namespace=NS, params={'segmenter': 'bgsub'}, console_script=True)
+    g = Graph(client_node)
+    assert g.lifecycle.state() == 'unconfigured'
+    activate(g)
+    rng = np.random.default_rng(3)
+    background = rng.integers(0, 80, size=(480, 640, 3), dtype=np.uint8)
+    for i in range(15):
+        frame = background.copy()
+        if i >= 10:
+            frame[200:300, 40 * i - 300:40 * i - 200] = 255
+        header = g.send(frame, 200 + i, frame_id='cam_vga')
+        got = g.outputs_for(200 + i)
+        for name in OUTPUTS:
+            assert got[name] is not None, (name, i)
+            assert got[name].header == header
+            assert (got[name].height, got[name].width) == (480, 640)
+    mask = as_array(got['mask'])
+    assert set(np.unique(mask)) <= {0, 255}
+    assert mask[200:300, 260:360].mean() > 200 and mask[:150].mean() < 10

@@ -77,9 +77,18 @@ class ManagedProcess:
 
 
 def node_command(namespace: str = '', params: Optional[Dict[str, object]] = None,
-                 remaps: Optional[Dict[str, str]] = None, params_file: str = '') -> List[str]:
-    """Return argv that runs ``matte_node`` with the given ROS arguments."""
-    argv = [sys.executable, '-m', 'matte_ros.ros.node', '--ros-args']
+                 remaps: Optional[Dict[str, str]] = None, params_file: str = '',
+                 console_script: bool = False) -> List[str]:
+    """
+    Return argv that runs ``matte_node`` with the given ROS arguments.
+
+    By default through this interpreter (``python -m``); with ``console_script`` through
+    the installed ``matte_node`` entry point beside it, as a user would start it.
+    """
+    if console_script:
+        argv = [os.path.join(os.path.dirname(sys.executable), 'matte_node'), '--ros-args']
+    else:
+        argv = [sys.executable, '-m', 'matte_ros.ros.node', '--ros-args']
     if namespace:
         argv += ['-r', '__ns:=' + namespace]
     for src, dst in (remaps or {}).items():
