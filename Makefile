@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Second environment: ROS 2 Jazzy wheels (rclpy 7, Fast DDS 2) for the node integration tests.
+JAZZY_VENV := .venv-jazzy
+JAZZY_PY := $(JAZZY_VENV)/bin/python
+JAZZY_STAMP := $(JAZZY_VENV)/.installed
+# Only the files marked ros_integration are collected there (the others import Kilted-only tools).
+JAZZY_TESTS = $(shell grep -l 'pytest.mark.ros_integration' test/test_*.py)
 
-.PHONY: setup demo test lint params clean reliability bench
+.PHONY: setup setup-jazzy demo test test-jazzy lint params clean reliability bench
 
 setup: $(STAMP)
 
@@ -15,11 +21,31 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+setup-jazzy: $(JAZZY_STAMP)
+
+$(JAZZY_STAMP): requirements-jazzy.txt setup.py
+	test -x $(JAZZY_PY) || $(PYTHON) -m venv $(JAZZY_VENV)
+	$(JAZZY_PY) -m pip install --quiet -r requirements-jazzy.txt
+	$(JAZZY_PY) -m pip install --quiet --no-deps -e .
+	touch $(JAZZY_STAMP)
+
 demo: setup
 	$(PY) -m matte_ros.demo $(DEMO_ARGS)
 
-test: setup
+# Everything on Kilted (.venv), then the node integration tests again on Jazzy (.venv-jazzy).
+test: setup setup-jazzy
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(JAZZY_PY) -m pytest -q -ra -m ros_integration $(PYTEST_ARGS) $(JAZZY_TESTS)
+
+test-jazzy: setup-jazzy
+	$(JAZZY_PY) -m pytest -q -ra -m ros_integration $(PYTEST_ARGS) $(JAZZY_TESTS)
+
+bench: setup
+	$(PY) -m matte_ros.cli.main bench $(BENCH_ARGS)
+
+# Full-size robustness scenarios against the live node (~15 min); writes docs/reliability.md.
+reliability: setup
+	$(PY) -m matte_ros.ros.reliability --out docs/reliability.md $(RELIABILITY_ARGS)
 
 lint: setup
 	$(PY) -m pytest -q -m linter

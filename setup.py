@@ -17,6 +17,7 @@ setup(
         ('share/' + PACKAGE, ['package.xml']),
         (os.path.join('share', PACKAGE, 'launch'), glob('launch/*.launch.py')),
         (os.path.join('share', PACKAGE, 'config'), glob('config/*.yaml') + glob('config/*.xml')),
+        (os.path.join('share', PACKAGE, 'rviz'), glob('rviz/*.rviz')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -24,7 +25,7 @@ setup(
     maintainer_email='dev@matte-ros.invalid',
     description='Foreground masks, alpha mattes and composites for ROS 2 camera streams.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},   # colcon test picks pytest from here
     entry_points={
         'console_scripts': [
             'matte_node = matte_ros.ros.node:main',

@@ -8,59 +8,88 @@ newer distributions' ``autostart``).  The Fast DDS large-frame profile shipped i
 the same profile for best-effort frames above ~512 KB.
 
     ros2 launch matte_ros matte.launch.py namespace:=/cam camera_topic:=/cam/image_raw
+    ros2 launch matte_ros matte.launch.py input_transport:=compressed camera_topic:=/cam/raw
+    (the node then reads /cam/raw/compressed)
+
+``launch`` and ``launch_ros`` are imported inside the functions, so that this module's
+table of arguments can be read (and tested) where they are not installed.
 """
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.actions import EmitEvent
-from launch.actions import RegisterEventHandler
-from launch.actions import SetEnvironmentVariable
-from launch.events import matches_action
-from launch.substitutions import EnvironmentVariable
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
-from lifecycle_msgs.msg import Transition
-
 PACKAGE = 'matte_ros'
+NODE_NAME = 'matte'
+EXECUTABLE = 'matte_node'
 
-#: Launch arguments: name → (default, description).  Tests read this table.
+#: Launch arguments: name → (default, description).  ``{share}`` is the package's share
+#: directory.  Tests read this table.
 ARGUMENTS = {
     'namespace': ('', 'Namespace of the node, e.g. /cam (topics become /cam/matte/mask ...).'),
-    'camera_topic': ('image', 'Image topic to segment (remapped onto the node\'s "image").'),
+    'camera_topic': ('image', 'Raw image topic to segment (remapped onto the node topic image; '
+                              'with input_transport compressed the node reads '
+                              '<camera_topic>/compressed).'),
+    'camera_info_topic': ('camera_info', 'CameraInfo topic of the camera, republished as '
+                                         '~/camera_info with the header of each output frame.'),
+    'input_transport': ('raw', 'Input transport: raw (sensor_msgs/Image) or compressed '
+                               '(CompressedImage, jpeg/png, on <camera_topic>/compressed).'),
     'params_file': (os.path.join('{share}', 'config', 'matte.yaml'),
-                    'Parameter file (matte: ros__parameters: ...).'),
+                    'Parameter file (/**/matte: ros__parameters: ...).'),
     'segmenter': ('bgsub', 'Segmenter: bgsub, framediff, rvm, selfie or instance.'),
     'backend': ('auto', 'Backend: auto, cpu, cuda, tensorrt or vpi.'),
     'log_level': ('info', 'Log level of the node: debug, info, warn, error.'),
 }
 
 
-def _profile_variable():
+def profile_variable():
+    """Return the Fast DDS profile variable this distribution reads."""
     distro = os.environ.get('ROS_DISTRO', '')
     return ('FASTRTPS_DEFAULT_PROFILES_FILE' if distro in ('humble', 'iron', 'jazzy')
             else 'FASTDDS_DEFAULT_PROFILES_FILE')
 
 
-def generate_launch_description():
-    """Declare the arguments, the node, and the configure → activate sequence."""
-    share = get_package_share_directory(PACKAGE)
-    arguments = [DeclareLaunchArgument(name, default_value=default.format(share=share),
-                                       description=description)
-                 for name, (default, description) in ARGUMENTS.items()]
-    profile = _profile_variable()
+def declare_arguments(share, names=None):
+    """Return a DeclareLaunchArgument for each entry of ARGUMENTS (or of ``names``)."""
+    from launch.actions import DeclareLaunchArgument
+    return [DeclareLaunchArgument(name, default_value=default.format(share=share),
+                                  description=description)
+            for name, (default, description) in ARGUMENTS.items()
+            if names is None or name in names]
+
+
+def fastdds_profile(share):
+    """Return the action that exports the shipped Fast DDS profile unless one is set."""
+    from launch.actions import SetEnvironmentVariable
+    from launch.substitutions import EnvironmentVariable
+    variable = profile_variable()
+    return SetEnvironmentVariable(variable, EnvironmentVariable(
+        variable, default_value=os.path.join(share, 'config', 'fastdds.xml')))
+
+
+def node_actions(namespace, camera_topic, camera_info_topic, input_transport, params_file,
+                 segmenter, backend, log_level):
+    """
+    Return the node and its configure → activate sequence as launch actions.
+
+    Each argument is a string or a substitution; :func:`generate_launch_description`
+    passes LaunchConfigurations, ``multi_camera.launch.py`` one namespace per camera.
+    """
+    from launch.actions import EmitEvent
+    from launch.actions import RegisterEventHandler
+    from launch.events import matches_action
+    from launch_ros.actions import LifecycleNode
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState
+    from lifecycle_msgs.msg import Transition
+
     node = LifecycleNode(
-        package=PACKAGE, executable='matte_node', name='matte',
-        namespace=LaunchConfiguration('namespace'), output='screen',
-        parameters=[LaunchConfiguration('params_file'),
-                    {'segmenter': LaunchConfiguration('segmenter'),
-                     'backend': LaunchConfiguration('backend')}],
-        remappings=[('image', LaunchConfiguration('camera_topic'))],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')])
+        package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=namespace,
+        output='screen',
+        parameters=[params_file, {'segmenter': segmenter, 'backend': backend,
+                                  'input_transport': input_transport}],
+        remappings=[('image', camera_topic),
+                    ('image/compressed', [camera_topic, '/compressed']),
+                    ('camera_info', camera_info_topic)],
+        arguments=['--ros-args', '--log-level', log_level])
     configure = EmitEvent(event=ChangeState(
         lifecycle_node_matcher=matches_action(node),
         transition_id=Transition.TRANSITION_CONFIGURE))
@@ -69,10 +98,15 @@ def generate_launch_description():
         entities=[EmitEvent(event=ChangeState(
             lifecycle_node_matcher=matches_action(node),
             transition_id=Transition.TRANSITION_ACTIVATE))]))
-    return LaunchDescription(arguments + [
-        SetEnvironmentVariable(profile, EnvironmentVariable(
-            profile, default_value=os.path.join(share, 'config', 'fastdds.xml'))),
-        activate_when_inactive,
-        node,
-        configure,
-    ])
+    return [activate_when_inactive, node, configure]
+
+
+def generate_launch_description():
+    """Declare the arguments, the node, and the configure → activate sequence."""
+    from ament_index_python.packages import get_package_share_directory
+    from launch import LaunchDescription
+    from launch.substitutions import LaunchConfiguration
+    share = get_package_share_directory(PACKAGE)
+    config = {name: LaunchConfiguration(name) for name in ARGUMENTS}
+    return LaunchDescription(declare_arguments(share) + [fastdds_profile(share)]
+                             + node_actions(**config))

@@ -1,16 +1,28 @@
 """
 Which compute backends exist on this machine, and which one each segmenter gets.
 
-Probing imports the GPU libraries lazily (they exist only on the robot): ONNX
-Runtime's execution providers, ``torch.cuda``, and NVIDIA VPI.  The PyPI package
-called ``vpi`` is an unrelated Raspberry Pi library, so NVIDIA VPI is recognised by
-its API (``vpi.Backend``, ``vpi.BackgroundSubtractor``), not by the module name.
+Probing imports the GPU libraries lazily (they exist only on the robot) and looks for
+*capabilities*, because each segmenter needs a different library for the same backend
+name:
+
+* ``ort_cuda`` / ``ort_tensorrt`` -- ONNX Runtime's CUDA / TensorRT execution
+  providers (``rvm`` on ``cuda`` / ``tensorrt``);
+* ``torch_cuda`` -- ``torch.cuda.is_available()`` (``instance`` on ``cuda``);
+* ``vpi_cuda`` -- NVIDIA VPI with a working CUDA backend (``bgsub`` on ``vpi`` with
+  ``bgsub.algorithm mog2``, the only model VPI implements; and the composite's blur).
+
+The PyPI package called ``vpi`` is an unrelated Raspberry Pi library, so NVIDIA VPI is
+recognised by its API (``vpi.Backend``, ``vpi.BackgroundSubtractor``), not by the name.
+Tests replace :func:`probe`'s result (a :class:`Probe`) to exercise the GPU choices on
+machines without a GPU.
 """
 
 from dataclasses import dataclass
 import functools
 import importlib
+from typing import Any
 from typing import Dict
+from typing import Mapping
 from typing import Optional
 from typing import Tuple
 
@@ -28,16 +40,60 @@ SUPPORTED: Dict[str, Tuple[str, ...]] = {
     'instance': ('cuda', 'cpu'),
 }
 
+#: (segmenter, backend) → the capability it needs (see the module docstring).
+NEEDS: Dict[Tuple[str, str], str] = {
+    ('bgsub', 'vpi'): 'vpi_cuda',
+    ('rvm', 'tensorrt'): 'ort_tensorrt',
+    ('rvm', 'cuda'): 'ort_cuda',
+    ('instance', 'cuda'): 'torch_cuda',
+}
+
+#: What each capability is, in the words a user installs it by.
+NEED_TEXT: Dict[str, str] = {
+    'ort_cuda': "ONNX Runtime's CUDAExecutionProvider (onnxruntime-gpu)",
+    'ort_tensorrt': "ONNX Runtime's TensorrtExecutionProvider (onnxruntime-gpu with TensorRT)",
+    'torch_cuda': 'torch with CUDA (torch.cuda.is_available())',
+    'vpi_cuda': 'NVIDIA VPI with its CUDA backend (JetPack: python3-vpi3)',
+}
+
+#: bgsub algorithms VPI implements (its BackgroundSubtractor is a MOG2-like mixture).
+VPI_BGSUB_ALGORITHMS = ('mog2',)
+
+#: Attributes NVIDIA VPI's module has and the PyPI ``vpi`` package lacks.
+VPI_API = ('Backend', 'BackgroundSubtractor', 'Format', 'asimage')
+
 
 @dataclass(frozen=True)
 class Probe:
-    """What was found: backend name → (available, detail)."""
+    """
+    What was found: capability → (available, detail).
+
+    A ``lazy`` probe (what :func:`probe` returns) looks a capability up the first time
+    it is asked for, so choosing a backend for bgsub never imports torch or ONNX Runtime
+    (importing torch alone costs seconds and hundreds of MB).  Tests pass a full table.
+    """
 
     found: Dict[str, Tuple[bool, str]]
+    lazy: bool = False
+
+    def _entry(self, capability: str) -> Tuple[bool, str]:
+        if capability not in self.found and self.lazy and capability in _PROBERS:
+            self.found.update(_PROBERS[capability]())
+        return self.found.get(capability, (False, 'not probed'))
+
+    def has(self, capability: str) -> bool:
+        """Tell whether a capability (``ort_cuda``, ``vpi_cuda``, ...) was found."""
+        return self._entry(capability)[0]
+
+    def detail(self, capability: str) -> str:
+        """Return what probing said about a capability (version, or why it is missing)."""
+        return self._entry(capability)[1]
 
     def available(self, backend: str) -> bool:
-        """Tell whether ``backend`` can be used here."""
-        return self.found.get(backend, (False, ''))[0]
+        """Tell whether any segmenter can use ``backend`` here."""
+        if backend == 'cpu':
+            return True
+        return any(self.has(need) for (_, name), need in NEEDS.items() if name == backend)
 
 
 @dataclass(frozen=True)
@@ -49,7 +105,10 @@ class Choice:
     warning: str = ''
 
 
-def _ort_providers():
+# --- probing ------------------------------------------------------------------------------
+
+def ort_providers() -> Tuple[Optional[list], str]:
+    """Return (ONNX Runtime's available providers or None, version or import error)."""
     try:
         ort = importlib.import_module('onnxruntime')
     except ImportError as exc:
@@ -57,18 +116,21 @@ def _ort_providers():
     return list(ort.get_available_providers()), 'onnxruntime %s' % ort.__version__
 
 
-def _torch_cuda():
+def torch_cuda() -> Tuple[bool, str]:
+    """Return (``torch.cuda.is_available()``, torch version and CUDA devices or why not)."""
     try:
         torch = importlib.import_module('torch')
     except ImportError:
         return False, 'torch not installed'
     try:
         if torch.cuda.is_available():
-            return True, 'torch %s, %d CUDA device(s): %s' % (
-                torch.__version__, torch.cuda.device_count(), torch.cuda.get_device_name(0))
+            names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            return True, 'torch %s, CUDA %s, %d device(s): %s' % (
+                torch.__version__, torch.version.cuda, len(names), '; '.join(names))
     except Exception as exc:  # noqa: B902 - a broken CUDA install must not stop probing
         return False, 'torch %s: CUDA probe failed (%s)' % (torch.__version__, exc)
-    return False, 'torch %s without CUDA' % torch.__version__
+    return False, 'torch %s without CUDA (torch.cuda.is_available() is false)' % (
+        torch.__version__)
 
 
 def nvidia_vpi():
@@ -77,56 +139,126 @@ def nvidia_vpi():
         vpi = importlib.import_module('vpi')
     except Exception:  # noqa: B902 - any import failure means "no VPI"
         return None
-    if hasattr(vpi, 'Backend') and hasattr(vpi, 'BackgroundSubtractor'):
+    if all(hasattr(vpi, name) for name in VPI_API):
         return vpi
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def probe() -> Probe:
-    """Look for every backend once per process (imports are lazy and cached)."""
-    found = {'cpu': (True, 'always available')}
-    providers, detail = _ort_providers()
-    providers = providers or []
-    found['cuda'] = ('CUDAExecutionProvider' in providers,
-                     '%s, providers: %s' % (detail, ', '.join(providers) or 'none'))
-    found['tensorrt'] = ('TensorrtExecutionProvider' in providers, found['cuda'][1])
-    torch_ok, torch_detail = _torch_cuda()
-    found['torch_cuda'] = (torch_ok, torch_detail)
-    if torch_ok and not found['cuda'][0]:
-        found['cuda'] = (True, torch_detail)
+def vpi_backends(vpi) -> Dict[str, Tuple[bool, str]]:
+    """
+    Return VPI backend name → (usable, detail) for CPU, CUDA, PVA, VIC, OFA.
+
+    CUDA is tried for real (a 16×16 conversion to float, which needs a CUDA context);
+    the accelerators (PVA, VIC, OFA) are only listed as present in ``vpi.Backend``,
+    because each runs a different subset of algorithms and formats.
+    """
+    import numpy as np
+    out = {}
+    for name in ('CPU', 'CUDA', 'PVA', 'VIC', 'OFA'):
+        backend = getattr(vpi.Backend, name, None)
+        if backend is None:
+            out[name] = (False, 'not in vpi.Backend')
+        elif name == 'CUDA':
+            try:
+                with backend:
+                    vpi.asimage(np.zeros((16, 16), np.uint8)).convert(vpi.Format.F32)
+                out[name] = (True, 'ran a test conversion')
+            except Exception as exc:  # noqa: B902 - any VPI/CUDA failure = unusable
+                out[name] = (False, 'test conversion failed: %s' % exc)
+        else:
+            out[name] = (True, 'listed (not exercised)')
+    return out
+
+
+def _vpi_found() -> Dict[str, Tuple[bool, str]]:
     vpi = nvidia_vpi()
     if vpi is None:
-        found['vpi'] = (False, 'NVIDIA VPI python module not found')
-    else:
-        found['vpi'] = (True, 'NVIDIA VPI %s' % getattr(vpi, '__version__', '?'))
-    return Probe(found)
+        return {'vpi': (False, 'NVIDIA VPI python module not found (JetPack: python3-vpi3)'),
+                'vpi_cuda': (False, 'NVIDIA VPI python module not found')}
+    version = 'NVIDIA VPI %s' % getattr(vpi, '__version__', '?')
+    listed = vpi_backends(vpi)
+    names = ', '.join('%s%s' % (n, '' if ok else ' (no)') for n, (ok, _) in listed.items())
+    cuda_ok, cuda_detail = listed['CUDA']
+    return {'vpi': (True, '%s, backends: %s' % (version, names)),
+            'vpi_cuda': (cuda_ok, '%s, CUDA backend: %s' % (version, cuda_detail))}
+
+
+def _ort_found() -> Dict[str, Tuple[bool, str]]:
+    providers, detail = ort_providers()
+    listed = '%s, providers: %s' % (detail, ', '.join(providers or []) or 'none')
+    providers = providers or []
+    return {'onnxruntime': (bool(providers), listed),
+            'ort_cuda': ('CUDAExecutionProvider' in providers, listed),
+            'ort_tensorrt': ('TensorrtExecutionProvider' in providers, listed)}
+
+
+#: capability → the function that probes it (and its siblings).
+_PROBERS = {
+    'onnxruntime': _ort_found, 'ort_cuda': _ort_found, 'ort_tensorrt': _ort_found,
+    'torch_cuda': lambda: {'torch_cuda': torch_cuda()},
+    'vpi': _vpi_found, 'vpi_cuda': _vpi_found,
+}
+
+
+@functools.lru_cache(maxsize=1)
+def probe() -> Probe:
+    """Return this process's probe; each capability is looked up once, when first asked."""
+    return Probe({'cpu': (True, 'always available')}, lazy=True)
+
+
+# --- choosing -----------------------------------------------------------------------------
+
+def supported(segmenter: str, config: Optional[Mapping[str, Any]] = None) -> Tuple[str, ...]:
+    """Return the backends ``segmenter`` can use with these parameter values, best first."""
+    names = SUPPORTED.get(segmenter, ('cpu',))
+    if segmenter == 'bgsub' and config is not None \
+            and config.get('bgsub.algorithm') not in VPI_BGSUB_ALGORITHMS:
+        names = tuple(n for n in names if n != 'vpi')
+    return names
+
+
+def _unsupported_reason(segmenter, requested, config) -> str:
+    if segmenter == 'bgsub' and requested == 'vpi' and config is not None:
+        return ('bgsub.algorithm %s has no VPI implementation (VPI offers a Gaussian '
+                'mixture: bgsub.algorithm mog2)' % config.get('bgsub.algorithm'))
+    return '%s does not run on %s (supported: %s)' % (
+        segmenter, requested, ', '.join(SUPPORTED.get(segmenter, ('cpu',))))
 
 
 def choose(segmenter: str, requested: str, strict: bool = False,
-           found: Optional[Probe] = None) -> Choice:
+           found: Optional[Probe] = None,
+           config: Optional[Mapping[str, Any]] = None) -> Choice:
     """
     Pick the backend ``segmenter`` runs on.
 
-    ``auto`` takes the best available one the segmenter supports.  An explicit request
-    that cannot be met falls back to cpu with a warning naming what was missing, or
-    raises :class:`BackendError` when ``strict``.
+    ``auto`` takes the best backend the segmenter supports whose capability was found
+    (never an error).  An explicit request that cannot be met falls back to cpu with a
+    warning naming what was missing, or raises :class:`BackendError` when ``strict``.
+    ``config`` (parameter values) narrows what is supported: bgsub runs on vpi only
+    with ``bgsub.algorithm mog2``.
     """
     found = found or probe()
-    supported = SUPPORTED.get(segmenter, ('cpu',))
+    names = supported(segmenter, config)
     if requested == 'auto':
-        for name in supported:
-            if found.available(name):
+        for name in names:
+            if name == 'cpu' or found.has(NEEDS.get((segmenter, name), '')):
                 return Choice(requested, name)
         return Choice(requested, 'cpu')
-    if requested in supported and found.available(requested):
-        return Choice(requested, requested)
-    if requested not in supported:
-        why = '%s does not run on %s (supported: %s)' % (
-            segmenter, requested, ', '.join(supported))
+    if requested == 'cpu':
+        return Choice(requested, 'cpu')
+    if requested not in names:
+        why = _unsupported_reason(segmenter, requested, config)
     else:
-        why = 'backend %s not available: %s' % (requested, found.found.get(
-            requested, (False, 'unknown backend'))[1])
+        need = NEEDS[(segmenter, requested)]
+        if found.has(need):
+            return Choice(requested, requested)
+        why = 'backend %s for %s needs %s, which is missing (found: %s)' % (
+            requested, segmenter, NEED_TEXT.get(need, need), found.detail(need))
     if strict:
-        raise BackendError(why)
+        raise BackendError(why + ' (backend_strict is true)')
     return Choice(requested, 'cpu', why + '; falling back to cpu')
+
+
+def wants_gpu_blur(requested: str, found: Optional[Probe] = None) -> bool:
+    """Tell whether the composite's blur should run on VPI/CUDA (not for backend cpu)."""
+    return requested != 'cpu' and (found or probe()).has('vpi_cuda')

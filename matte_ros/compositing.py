@@ -150,9 +150,14 @@ class Compositor:
 
     :meth:`configure` takes parameter changes atomically: on :class:`CompositeError`
     nothing changes, so the node can reject the change with the error's message.
+    ``blur`` replaces :func:`blur_background` (same signature), e.g. by the GPU one of
+    :mod:`matte_ros.vpi_ops`; when it raises, the CPU blur takes over for good.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, blur=None):
+        self._blur = blur
+        #: Why the replacement blur was abandoned ('' while it works or was never set).
+        self.blur_error = ''
         self._path = None
         self._picture = None
         self._sized = {}
@@ -210,6 +215,11 @@ class Compositor:
         """Return the background to composite ``frame_bgr`` onto (``None`` in mode none)."""
         height, width = frame_bgr.shape[:2]
         if self.mode == 'blur':
+            if self._blur is not None:
+                try:
+                    return self._blur(frame_bgr, self.blur_kernel)
+                except Exception as exc:  # noqa: B902 - a GPU failure must not stop output
+                    self._blur, self.blur_error = None, 'GPU blur failed, using cpu: %s' % exc
             return blur_background(frame_bgr, self.blur_kernel)
         if self.mode == 'color':
             return self._solid_color((height, width))

@@ -9,6 +9,7 @@ SegmenterError instead (the ``backend_strict`` parameter).
 """
 
 from dataclasses import dataclass
+from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Tuple
@@ -107,19 +108,46 @@ def session_options(threads: int = 0, spinning: bool = True):
     return options
 
 
-def provider_list(use: List[str], cache_dir: str = '') -> list:
+def trt_shapes(shapes: Dict[str, Tuple[int, ...]]) -> str:
+    """Return input shapes in the TensorRT EP's profile syntax: ``src:1x3x480x640,r1i:...``."""
+    return ','.join('%s:%s' % (name, 'x'.join(str(int(d)) for d in shape))
+                    for name, shape in shapes.items())
+
+
+def tensorrt_options(cache_dir: str = '', fp16: bool = True,
+                     shapes: Optional[Dict[str, Tuple[int, ...]]] = None) -> Dict[str, object]:
+    """
+    Return TensorRT execution provider options (documented ONNX Runtime names).
+
+    ``cache_dir``: engines (``trt_engine_cache_*``) and tactic timings
+    (``trt_timing_cache_*``) are kept there, so only the first run per model and shape
+    builds an engine (minutes on a Jetson).  ``fp16``: ``trt_fp16_enable``.  ``shapes``:
+    one fixed optimisation profile (min = opt = max) for these input shapes, so the
+    engine is built once for the stream's resolution instead of for every new shape.
+    """
+    options = {'trt_fp16_enable': bool(fp16)}
+    if cache_dir:
+        options.update(trt_engine_cache_enable=True, trt_engine_cache_path=cache_dir,
+                       trt_timing_cache_enable=True, trt_timing_cache_path=cache_dir)
+    if shapes:
+        text = trt_shapes(shapes)
+        options.update(trt_profile_min_shapes=text, trt_profile_opt_shapes=text,
+                       trt_profile_max_shapes=text)
+    return options
+
+
+def provider_list(use: List[str], cache_dir: str = '', fp16: bool = True,
+                  shapes: Optional[Dict[str, Tuple[int, ...]]] = None) -> list:
     """
     Return the ``providers`` argument for InferenceSession, with TensorRT options.
 
-    TensorRT builds an engine per input shape, which takes minutes on a Jetson: with a
-    ``cache_dir`` the engines are cached there and reused by later runs; fp16 is on.
+    TensorRT gets :func:`tensorrt_options` (engine cache in ``cache_dir``, fp16, fixed
+    profile ``shapes``); the other providers run with their defaults.
     """
     out = []
     for name in use:
-        if name == TENSORRT and cache_dir:
-            out.append((name, {'trt_engine_cache_enable': True,
-                               'trt_engine_cache_path': cache_dir,
-                               'trt_fp16_enable': True}))
+        if name == TENSORRT:
+            out.append((name, tensorrt_options(cache_dir, fp16, shapes)))
         else:
             out.append(name)
     return out
@@ -127,20 +155,21 @@ def provider_list(use: List[str], cache_dir: str = '') -> list:
 
 def create_session(path: str, backend: str = 'cpu', threads: int = 0,
                    strict: bool = False, options=None, cache_dir: str = '',
-                   spinning: bool = True):
+                   spinning: bool = True, fp16: bool = True,
+                   shapes: Optional[Dict[str, Tuple[int, ...]]] = None):
     """
     Load an ONNX model for ``backend``; return (InferenceSession, SessionInfo).
 
     Raises SegmenterError naming the file when ONNX Runtime cannot load it.
-    ``cache_dir`` is where TensorRT engines are cached (see :func:`provider_list`).
+    ``cache_dir``, ``fp16`` and ``shapes`` are TensorRT's (see :func:`tensorrt_options`).
     """
     ort = _import_ort()
     use, missing = choose_providers(backend, list(ort.get_available_providers()), strict)
     if options is None:
         options = session_options(threads, spinning)
     try:
-        session = ort.InferenceSession(path, sess_options=options,
-                                       providers=provider_list(use, cache_dir))
+        providers = provider_list(use, cache_dir, fp16, shapes)
+        session = ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as exc:  # noqa: B902 - onnxruntime raises its own unrelated types
         raise SegmenterError('onnxruntime cannot load %s: %s' % (path, exc))
     active = list(session.get_providers())

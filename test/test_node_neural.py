@@ -25,6 +25,8 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+pytestmark = pytest.mark.ros_integration   # also run on Jazzy
+
 NS = '/neural'
 TARGET = NS + '/matte'
 SIZE = (320, 180)        # width, height: DAVIS 854×480 scaled down to keep the test quick

@@ -55,7 +55,9 @@ def test_readme_topic_table_names_the_node_topics():
     with open(README, encoding='utf-8') as f:
         text = f.read()
     for topic in (node.INPUT_TOPIC, node.MASK_TOPIC, node.ALPHA_TOPIC, node.COMPOSITE_TOPIC,
-                  node.FOREGROUND_TOPIC, node.RESET_SERVICE, node.DIAGNOSTICS_TOPIC):
+                  node.FOREGROUND_TOPIC, node.RESET_SERVICE, node.DIAGNOSTICS_TOPIC,
+                  node.COMPRESSED_INPUT_TOPIC, node.COMPOSITE_COMPRESSED_TOPIC,
+                  node.CAMERA_INFO_TOPIC, node.CAMERA_INFO_OUTPUT_TOPIC, node.ROI_TOPIC):
         assert re.search(r'\|\s*`%s`' % re.escape(topic), text), topic
 
 

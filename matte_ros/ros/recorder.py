@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     parser.add_argument('--count', type=int, default=0)
     parser.add_argument('--idle', type=float, default=5.0)
     parser.add_argument('--timeout', type=float, default=300.0)
+    parser.add_argument('--no-images', action='store_true',
+                        help='only measure latency (benchmarks): decode and write nothing')
     args = parser.parse_args(argv)
     dds.use_large_frame_profile()
     rclpy.init()
@@ -48,17 +50,19 @@ def main(argv=None) -> int:
     if args.input:
         topics['input'] = args.input
     for name in topics:
-        os.makedirs(os.path.join(args.out, name), exist_ok=True)
+        os.makedirs(args.out if args.no_images else os.path.join(args.out, name),
+                    exist_ok=True)
 
     def on_msg(msg, name):
         now = node.get_clock().now().nanoseconds
         key = _stamp_key(msg.header)
         stamp_ns = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
-        image = image_to_bgr8(msg.encoding, msg.height, msg.width, msg.step,
-                              msg.is_bigendian, msg.data)
-        if name in ('mask', 'alpha'):
-            image = image[..., 0]
-        pending.append((os.path.join(args.out, name, key + '.png'), image.copy()))
+        if not args.no_images:
+            image = image_to_bgr8(msg.encoding, msg.height, msg.width, msg.step,
+                                  msg.is_bigendian, msg.data)
+            if name in ('mask', 'alpha'):
+                image = image[..., 0]
+            pending.append((os.path.join(args.out, name, key + '.png'), image.copy()))
         if name != 'input':
             latencies.setdefault(key, {})[name] = (now - stamp_ns) / 1e6
         if name == 'composite':

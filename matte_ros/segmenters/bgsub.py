@@ -86,6 +86,24 @@ def load_vpi():
     return vpi
 
 
+def vpi_arguments(learn_rate: float, frames: int, variance_threshold: float,
+                  detect_shadows: bool) -> Dict[str, Any]:
+    """
+    Map the bgsub parameters onto ``vpi.BackgroundSubtractor.__call__``'s keywords.
+
+    ``learnrate``: ``bgsub.learn_rate``, or when it is -1 OpenCV MOG2's automatic rate
+    1 / min(frames seen + 1, :data:`HISTORY`) (VPI's own default is a fixed 0.001,
+    which would take minutes to learn a first background).  ``threshold``:
+    ``bgsub.variance_threshold`` (squared Mahalanobis distance, as MOG2's varThreshold).
+    ``shadow``: the mask value for shadows (127, as OpenCV) or None to not detect them.
+    """
+    rate = float(learn_rate)
+    if rate < 0:
+        rate = 1.0 / min(frames + 1, HISTORY)
+    return {'learnrate': rate, 'threshold': float(variance_threshold),
+            'shadow': SHADOW_VALUE if detect_shadows else None}
+
+
 class BackgroundSubtractor(Segmenter):
     """Foreground = pixels the background model does not explain (static camera)."""
 
@@ -188,17 +206,14 @@ class BackgroundSubtractor(Segmenter):
         height, width = frame.shape[:2]
         if self._model is None or self._size != (width, height):
             self._build((width, height))
-        rate = self.learn_rate
-        if rate < 0:
-            rate = 1.0 / min(self._frames + 1, HISTORY)
         with vpi.Backend.CUDA:
             fgmask, bgimage = self._model(
                 vpi.asimage(np.ascontiguousarray(frame), vpi.Format.BGR8),
-                learnrate=rate, threshold=self.variance_threshold,
-                shadow=SHADOW_VALUE if self.detect_shadows else None)
+                **vpi_arguments(self.learn_rate, self._frames, self.variance_threshold,
+                                self.detect_shadows))
         with fgmask.rlock_cpu() as mask, bgimage.rlock_cpu() as background:
             return np.array(mask, dtype=np.uint8), np.array(background, dtype=np.uint8)
 
     def close(self) -> None:
-        """Drop the model."""
+        """Drop the model (on VPI its GPU buffers go with it)."""
         self._model = None

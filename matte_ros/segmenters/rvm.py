@@ -24,12 +24,15 @@ otherwise 480 / long side (so 0.25 at 1920×1080, 0.375 at 1280×720, 0.562 at 8
 
 Model: ``rvm_mobilenetv3_fp32`` (see :mod:`matte_ros.models`).  Inputs ``src``
 [1, 3, H, W] RGB in [0, 1], ``r1i..r4i``, ``downsample_ratio`` [1]; outputs ``fgr``
-(foreground colours), ``pha`` (alpha), ``r1o..r4o``.  On CUDA/TensorRT the state stays
-in GPU memory through I/O binding; on the CPU plain ``run`` is as fast.  Speed against a
-straight ONNX Runtime loop: ``tools/bench_rvm.py``.
+(foreground colours), ``pha`` (alpha), ``r1o..r4o``.  On CUDA/TensorRT the state and
+the ratio stay in GPU memory through I/O binding and only alpha (and ``fgr`` when it
+is published) comes back; TensorRT runs a copy of the model with the ratio fixed per
+resolution (see :mod:`matte_ros.segmenters.rvm_device`).  On the CPU plain ``run`` is
+as fast.  Speed against a straight ONNX Runtime loop: ``tools/bench_rvm.py``.
 """
 
 from dataclasses import dataclass
+import os
 from typing import Any
 from typing import Dict
 from typing import List
@@ -38,8 +41,10 @@ from typing import Optional
 import cv2
 from matte_ros import models
 from matte_ros import onnx_runtime
+from matte_ros.segmenters import rvm_device
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
+from matte_ros.segmenters.base import SegmenterError
 import numpy as np
 
 #: The registry model this segmenter runs.
@@ -51,6 +56,14 @@ AUTO_FULL_SIZE = 512
 
 STATE_INPUTS = ('r1i', 'r2i', 'r3i', 'r4i')
 STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
+
+
+def engine_cache_dir(config) -> str:
+    """Return ``tensorrt.engine_cache``, or ``<model cache>/tensorrt`` when it is empty."""
+    path = config.get('tensorrt.engine_cache', '') if config is not None else ''
+    if path:
+        return os.path.abspath(os.path.expanduser(path))
+    return os.path.join(models.model_dir(config), 'tensorrt')
 
 
 def auto_downsample_ratio(height: int, width: int) -> float:
@@ -120,17 +133,41 @@ class RobustVideoMatting(Segmenter):
     spinning = True
     #: Run through I/O binding even on the CPU (it is always used on CUDA/TensorRT).
     io_binding = False
+    #: Start the state as full-size zeros on the device instead of [1, 1, 1, 1]
+    #: (always on TensorRT, whose engine profile fixes the state's shape).
+    full_zero_state = False
+    #: Device of the TensorRT path's bound state (tests run that path's logic on 'cpu').
+    trt_device = 'cuda'
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         super().__init__(config, backend)
         self.model_path = models.locate(MODEL, config)
-        self.session, self.session_info = onnx_runtime.create_session(
-            self.model_path, backend, strict=bool(config.get('backend_strict', False)),
-            cache_dir=models.model_dir(config), threads=self.threads, spinning=self.spinning)
+        self.engine_cache = engine_cache_dir(config)
+        self._runner: Optional[rvm_device.BoundRunner] = None
+        self._shape_key = None
+        #: Why rvm runs on another backend than asked ('' when as asked).
+        self.warning = ''
+        strict = bool(config.get('backend_strict', False))
+        self.fixed_ratio = (backend == 'tensorrt' and onnx_runtime.TENSORRT
+                            in onnx_runtime.available_providers())
+        if self.fixed_ratio:
+            # The engine needs the ratio and resolution: built at the first frame.
+            self.session = None
+            self.session_info = onnx_runtime.SessionInfo(
+                backend, [onnx_runtime.TENSORRT, onnx_runtime.CUDA, onnx_runtime.CPU], [],
+                self.threads)
+        else:
+            self.session, self.session_info = onnx_runtime.create_session(
+                self.model_path, backend, strict=strict, threads=self.threads,
+                spinning=self.spinning)
         self._output_names = ['fgr', 'pha'] + list(STATE_OUTPUTS)
         self.runtime_info = self.session_info.summary()
+        if self.fixed_ratio:
+            self.runtime_info += ' (engine built at the first frame, fixed ratio)'
         on_gpu = self.session_info.providers[0] in (onnx_runtime.CUDA, onnx_runtime.TENSORRT)
         self.state_device = 'cuda' if on_gpu else ('cpu' if self.io_binding else None)
+        if self.state_device is not None and not self.fixed_ratio:
+            self._runner = rvm_device.BoundRunner(self.session, self.state_device)
         self.state = RecurrentState.zeros()
         self.ratio: Optional[float] = None
         self._src: Optional[np.ndarray] = None  # preallocated [1, 3, H, W] input
@@ -146,27 +183,96 @@ class RobustVideoMatting(Segmenter):
         self.state = RecurrentState.zeros()
 
     def close(self) -> None:
-        """Drop the ONNX Runtime session."""
+        """
+        Release the session and every device buffer (state, ratio, TensorRT engine).
+
+        Deactivation only calls :meth:`reset`, which already drops the device-resident
+        state (it becomes host zeros); ``close`` (cleanup, shutdown, reload) also drops
+        the session, whose CUDA/TensorRT memory ONNX Runtime frees with it.
+        """
+        if self._runner is not None:
+            self._runner.close()
+        self._runner = None
         self.session = None
+        self.state = RecurrentState.zeros()
+        self._src = None
+
+    def _want_foreground(self) -> bool:
+        """Copy ``fgr`` back from the GPU only when it is published."""
+        return self.state_device != 'cuda' or bool(self.config.get('publish_foreground'))
 
     def _segment(self, frame: np.ndarray) -> Matte:
         height, width = frame.shape[:2]
         ratio = downsample_ratio(height, width, float(self.config.get('rvm.downsample_ratio',
                                                                       0.0)))
+        if self.fixed_ratio:
+            ratio = float(rvm_device.ratio_tag(ratio))
         if self.ratio is not None and ratio != self.ratio and self.state.frames:
             self.reset('downsample ratio changed')
         self.ratio = ratio
         src = self._to_src(frame)
-        ratio_input = np.array([ratio], np.float32)
-        if self.state_device is None:
+        if self.fixed_ratio:
+            self._ensure_engine(height, width, ratio)
+        if self._runner is None:
             feed = self.state.feed()
             feed['src'] = src
-            feed['downsample_ratio'] = ratio_input
+            feed['downsample_ratio'] = np.array([ratio], np.float32)
             fgr, pha, *rec = self.session.run(self._output_names, feed)
         else:
-            fgr, pha, rec = self._run_bound(src, ratio_input)
+            if self.state.frames == 0 and (self.fixed_ratio or self.full_zero_state):
+                self.state = RecurrentState(*self._runner.zero_state(height, width, ratio))
+            fgr, pha, rec = self._runner.run(src, self.state.tensors(), ratio,
+                                             self._want_foreground())
         self.state = self.state.advanced(rec)
-        return Matte(alpha=np.clip(pha[0, 0], 0.0, 1.0), foreground=fgr_to_bgr(fgr))
+        return Matte(alpha=np.clip(pha[0, 0], 0.0, 1.0),
+                     foreground=None if fgr is None else fgr_to_bgr(fgr))
+
+    def _ensure_engine(self, height: int, width: int, ratio: float) -> None:
+        """
+        Build (or reuse) the TensorRT session for this resolution and fixed ratio.
+
+        See :mod:`matte_ros.segmenters.rvm_device`: the ratio is baked into a copy of
+        the model and the engine has one profile of exactly these input shapes.
+        """
+        key = (height, width, ratio)
+        if key == self._shape_key and self._runner is not None:
+            return
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+            self.session = None
+        strict = bool(self.config.get('backend_strict', False))
+        try:
+            path = rvm_device.fixed_ratio_model(self.model_path, ratio, self.engine_cache)
+            self.session, self.session_info = onnx_runtime.create_session(
+                path, 'tensorrt', strict=strict, threads=self.threads, spinning=self.spinning,
+                cache_dir=self.engine_cache, fp16=bool(self.config.get('tensorrt.fp16', True)),
+                shapes=rvm_device.input_shapes(height, width, ratio))
+        except (SegmenterError, OSError) as exc:
+            if strict:
+                raise
+            self._leave_tensorrt('TensorRT engine for %dx%d failed: %s' % (width, height, exc))
+            return
+        self.runtime_info = self.session_info.summary() + ' (fixed ratio %s at %dx%d)' % (
+            rvm_device.ratio_tag(ratio), width, height)
+        self._runner = rvm_device.BoundRunner(self.session, self.trt_device, ratio_input=False)
+        self._shape_key = key
+        self.state = RecurrentState.zeros()
+
+    def _leave_tensorrt(self, why: str) -> None:
+        """Continue on CUDA (else CPU) with a runtime ratio when TensorRT cannot be used."""
+        self.fixed_ratio = False
+        self.session, self.session_info = onnx_runtime.create_session(
+            self.model_path, 'cuda', threads=self.threads, spinning=self.spinning)
+        on_gpu = self.session_info.providers[0] == onnx_runtime.CUDA
+        self.backend = 'cuda' if on_gpu else 'cpu'
+        self.state_device = 'cuda' if on_gpu else ('cpu' if self.io_binding else None)
+        self._runner = (rvm_device.BoundRunner(self.session, self.state_device)
+                        if self.state_device else None)
+        self._shape_key = None
+        self.state = RecurrentState.zeros()
+        self.warning = '%s; running on %s' % (why, self.backend)
+        self.runtime_info = self.session_info.summary() + ' (%s)' % self.warning
 
     def _to_src(self, frame: np.ndarray) -> np.ndarray:
         """
@@ -181,24 +287,6 @@ class RobustVideoMatting(Segmenter):
         np.multiply(frame[:, :, ::-1].transpose(2, 0, 1), np.float32(1.0 / 255.0),
                     out=self._src[0], casting='unsafe')
         return self._src
-
-    def _run_bound(self, src: np.ndarray, ratio_input: np.ndarray):
-        """Run with I/O binding: the state outputs stay on ``state_device`` as OrtValues."""
-        binding = self.session.io_binding()
-        binding.bind_cpu_input('src', src)
-        binding.bind_cpu_input('downsample_ratio', ratio_input)
-        for name, tensor in zip(STATE_INPUTS, self.state.tensors()):
-            if isinstance(tensor, np.ndarray):
-                binding.bind_cpu_input(name, tensor)
-            else:
-                binding.bind_ortvalue_input(name, tensor)
-        binding.bind_output('fgr', 'cpu')
-        binding.bind_output('pha', 'cpu')
-        for name in STATE_OUTPUTS:
-            binding.bind_output(name, self.state_device)
-        self.session.run_with_iobinding(binding)
-        outputs = binding.get_outputs()
-        return outputs[0].numpy(), outputs[1].numpy(), list(outputs[2:])
 
 
 def fgr_to_bgr(fgr: np.ndarray) -> np.ndarray:

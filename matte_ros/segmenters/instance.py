@@ -1,0 +1,170 @@
+"""
+Person instance masks from torchvision Mask R-CNN, with user-supplied weights.
+
+No weights ship with matte_ros: ``instance.weights`` names a torchvision state dict
+(``maskrcnn_resnet50_fpn`` or ``maskrcnn_resnet50_fpn_v2``, told apart by their keys;
+the class count comes from the box predictor), loaded with ``torch.load(...,
+weights_only=True)`` so the file can hold tensors only, never pickled code.  Class 1
+is the person (COCO's numbering in torchvision, and the one foreground class of a
+person-only model).
+
+Per frame the model returns scored instances with soft masks; persons scoring at
+least ``instance.confidence`` are candidates and ``instance.select`` picks which form
+the matte: ``best`` (highest score), ``largest`` (most pixels above
+``instance.mask_threshold``) or ``all``.  alpha is the pixel-wise maximum of the chosen
+soft masks, remapped monotonically so that ``instance.mask_threshold`` lands on the
+pipeline's ``threshold``: the published mask is then exactly "mask probability above
+``instance.mask_threshold``" while alpha keeps the network's soft edges.
+No temporal state: each frame stands alone.
+"""
+
+import os
+from typing import Any
+from typing import Dict
+
+from matte_ros.segmenters.base import Matte
+from matte_ros.segmenters.base import Segmenter
+from matte_ros.segmenters.base import SegmenterError
+import numpy as np
+
+#: Label of a person in torchvision's detection models.
+PERSON = 1
+SELECT = ('best', 'largest', 'all')
+#: State-dict keys: the class count, and a key only the v2 architecture has.
+CLASSES_KEY = 'roi_heads.box_predictor.cls_score.weight'
+V2_KEY = 'roi_heads.box_head.0.0.weight'  # v1 has box_head.fc6
+
+
+def select_instances(scores: np.ndarray, masks: np.ndarray, confidence: float,
+                     mask_threshold: float, select: str) -> np.ndarray:
+    """
+    Return the chosen persons' soft masks merged (float32 H×W, pixel-wise max).
+
+    ``scores`` [N] and ``masks`` [N, H, W] (probabilities) are the person detections;
+    those below ``confidence`` never count.  Zeros when no person qualifies.
+    """
+    if select not in SELECT:
+        raise SegmenterError('instance.select must be one of %s, got %r'
+                             % (', '.join(SELECT), select))
+    keep = np.flatnonzero(np.asarray(scores) >= confidence)
+    if keep.size == 0:
+        return np.zeros(masks.shape[1:], np.float32)
+    if select == 'best':
+        keep = keep[[int(np.argmax(scores[keep]))]]
+    elif select == 'largest':
+        areas = [(masks[i] > mask_threshold).sum() for i in keep]
+        keep = keep[[int(np.argmax(areas))]]
+    return masks[keep].max(axis=0).astype(np.float32)
+
+
+def remap(prob: np.ndarray, mask_threshold: float, threshold: float) -> np.ndarray:
+    """
+    Return alpha from probabilities: piecewise linear, 0→0, mask_threshold→threshold, 1→1.
+
+    So ``alpha > threshold`` holds exactly where ``prob > mask_threshold``.
+    """
+    prob = prob.astype(np.float32)
+    t, s = float(mask_threshold), float(threshold)
+    low = prob * np.float32(s / t) if t > 0 else np.zeros_like(prob)
+    high = np.float32(s) + (prob - np.float32(t)) * np.float32((1.0 - s) / max(1.0 - t, 1e-6))
+    alpha = np.where(prob > t, np.maximum(high, np.nextafter(np.float32(s), np.float32(2))),
+                     np.minimum(low, np.float32(s)))
+    return np.clip(alpha, 0.0, 1.0).astype(np.float32)
+
+
+def load_state_dict(path: str) -> Dict[str, Any]:
+    """Return the tensors of a state-dict file (``weights_only``); SegmenterError otherwise."""
+    import torch
+    if not path:
+        raise SegmenterError(
+            'segmenter instance needs weights: set instance.weights to a torchvision Mask '
+            'R-CNN state dict (.pth, e.g. maskrcnn_resnet50_fpn); none ship with matte_ros')
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(path):
+        raise SegmenterError('instance.weights: no file at %s' % path)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # noqa: B902 - torch raises many types for a bad file
+        raise SegmenterError('instance.weights %s is not a tensors-only state dict: %s'
+                             % (path, str(exc).splitlines()[0] if str(exc) else exc))
+    for key in ('model', 'state_dict'):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or CLASSES_KEY not in state:
+        raise SegmenterError('instance.weights %s is not a torchvision Mask R-CNN state dict '
+                             '(no %s)' % (path, CLASSES_KEY))
+    return state
+
+
+class InstanceSegmenter(Segmenter):
+    """Segmenter ``instance``: union of person masks chosen by ``instance.select``."""
+
+    name = 'instance'
+    #: Input scaling of torchvision's detection transform (its defaults; the weights
+    #: were trained at these sizes).  Tests lower them for speed.
+    min_size = 800
+    max_size = 1333
+
+    def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
+        super().__init__(config, backend)
+        try:
+            import torch
+            from matte_ros.segmenters import torchvision_ops
+            torchvision_ops.import_torchvision()
+            from torchvision.models.detection import maskrcnn_resnet50_fpn
+            from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
+        except ImportError as exc:
+            raise SegmenterError('segmenter instance needs torch and torchvision: %s' % exc)
+        self._torch = torch
+        self.weights = config.get('instance.weights', '')
+        state = load_state_dict(self.weights)
+        classes = int(state[CLASSES_KEY].shape[0])
+        v2 = V2_KEY in state
+        build = maskrcnn_resnet50_fpn_v2 if v2 else maskrcnn_resnet50_fpn
+        model = build(weights=None, weights_backbone=None, num_classes=classes,
+                      min_size=self.min_size, max_size=self.max_size)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            why = ' '.join(line.strip() for line in str(exc).splitlines()[1:])
+            raise SegmenterError('instance.weights %s does not fit %s (%d classes): %s'
+                                 % (os.path.abspath(self.weights), build.__name__, classes,
+                                    why if len(why) <= 400 else why[:400] + ' ...'))
+        cuda = backend in ('cuda', 'tensorrt') and torch.cuda.is_available()
+        self.device = 'cuda' if cuda else 'cpu'
+        self.backend = self.device
+        self.model = model.to(self.device).eval()
+        self.runtime_info = 'torchvision %s (%d classes) on %s%s' % (
+            build.__name__, classes, self.device,
+            ', pure-torch NMS/RoIAlign' if torchvision_ops.FALLBACK else '')
+        self.configure(config)
+
+    def configure(self, config: Dict[str, Any]) -> None:
+        """Take new thresholds; detections below ``instance.confidence`` are not even kept."""
+        super().configure(config)
+        self.model.roi_heads.score_thresh = float(config.get('instance.confidence', 0.5))
+
+    def detect(self, frame: np.ndarray):
+        """Return ``(scores [N], masks [N, H, W])`` of the persons found in a BGR frame."""
+        torch = self._torch
+        rgb = np.ascontiguousarray(frame[:, :, ::-1].transpose(2, 0, 1))
+        image = torch.from_numpy(rgb).to(self.device, torch.float32).div_(255.0)
+        with torch.inference_mode():
+            out = self.model([image])[0]
+        person = out['labels'] == PERSON
+        return (out['scores'][person].cpu().numpy(),
+                out['masks'][person][:, 0].cpu().numpy())
+
+    def close(self) -> None:
+        """Drop the model (and its device memory)."""
+        self.model = None
+
+    def _segment(self, frame: np.ndarray) -> Matte:
+        scores, masks = self.detect(frame)
+        if masks.shape[0] == 0:
+            return Matte(alpha=np.zeros(frame.shape[:2], np.float32))
+        cfg = self.config
+        mask_threshold = float(cfg.get('instance.mask_threshold', 0.3))
+        prob = select_instances(scores, masks, float(cfg.get('instance.confidence', 0.5)),
+                                mask_threshold, cfg.get('instance.select', 'best'))
+        return Matte(alpha=remap(prob, mask_threshold, float(cfg.get('threshold', 0.5))))

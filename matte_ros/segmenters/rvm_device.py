@@ -1,0 +1,178 @@
+"""
+RVM on a GPU: device-resident recurrent state (I/O binding) and TensorRT's fixed ratio.
+
+**I/O binding** (:class:`BoundRunner`, used on CUDA and TensorRT): every frame the
+``src`` tensor is copied to the device once; the four recurrent tensors ``r1o..r4o``
+are bound as outputs *on the device* and fed back as the next frame's ``r1i..r4i``
+without ever leaving it; ``downsample_ratio`` is an OrtValue created on the device once
+per ratio.  Only ``pha`` is copied back to the host, plus ``fgr`` when the foreground
+is wanted (``publish_foreground``); otherwise ``fgr`` stays on the device and is
+dropped.  The same code runs with device ``cpu`` (tests do that: it exercises the
+binding logic with the real CPU build of ONNX Runtime).
+
+**TensorRT and downsample_ratio**: RVM's ONNX graph takes the ratio as a runtime tensor
+that decides the size of internal tensors (it feeds a Resize).  TensorRT needs those
+sizes when it builds the engine, so a ratio given at run time cannot be used.  Here the
+ratio is *fixed per resolution*: :func:`fixed_ratio_model` writes a copy of the model
+in which ``downsample_ratio`` is no longer an input but an initializer (a constant)
+holding the ratio that :func:`matte_ros.segmenters.rvm.downsample_ratio` picks for the
+stream's resolution, and the TensorRT session is built from that file with a single
+optimisation profile of that resolution (:func:`input_shapes`).  A new resolution or
+ratio means another fixed model and engine; both are cached in ``tensorrt.engine_cache``
+(files ``<model>.ratio-<r>.onnx`` and TensorRT's own engine files), so only the first
+run at a resolution spends minutes building.  On CPU this transformation is exact (the
+fixed model's outputs equal the original's fed the same ratio; tested).
+"""
+
+import math
+import os
+import tempfile
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Tuple
+
+from matte_ros.segmenters.base import SegmenterError
+import numpy as np
+
+STATE_INPUTS = ('r1i', 'r2i', 'r3i', 'r4i')
+STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
+#: ConvGRU channels of RVM MobileNetV3's four recurrent tensors.
+STATE_CHANNELS = (16, 20, 40, 64)
+
+
+def state_shapes(height: int, width: int, ratio: float) -> List[Tuple[int, int, int, int]]:
+    """
+    Return the shapes of RVM MobileNetV3's ``r1..r4`` for a frame size and ratio.
+
+    The encoder sees ``floor(size * ratio)`` px (ONNX Resize with scales, in float32);
+    the state tensors sit at 1/2, 1/4, 1/8 and 1/16 of that, each halving rounding up.
+    Checked against the real model's outputs in test/test_backends.py.
+    """
+    ratio32 = np.float32(ratio)
+    h = int(np.floor(np.float32(height) * ratio32))
+    w = int(np.floor(np.float32(width) * ratio32))
+    shapes = []
+    for channels in STATE_CHANNELS:
+        h, w = int(math.ceil(h / 2.0)), int(math.ceil(w / 2.0))
+        shapes.append((1, channels, h, w))
+    return shapes
+
+
+def input_shapes(height: int, width: int, ratio: float) -> Dict[str, Tuple[int, ...]]:
+    """Return the fixed-ratio model's input shapes (one TensorRT profile)."""
+    shapes = {'src': (1, 3, height, width)}
+    shapes.update(zip(STATE_INPUTS, state_shapes(height, width, ratio)))
+    return shapes
+
+
+def ratio_tag(ratio: float) -> str:
+    """Return the ratio as written in file names (6 decimals, so 480/854 is stable)."""
+    return '%.6f' % ratio
+
+
+def fixed_ratio_model(model_path: str, ratio: float, directory: str) -> str:
+    """
+    Return a copy of the RVM model with ``downsample_ratio`` fixed to ``ratio``.
+
+    The file ``<directory>/<model>.ratio-<r>.onnx`` is written once (atomically) and
+    reused.  Needs the ``onnx`` package (imported here only).  The ratio is stored
+    rounded to :func:`ratio_tag`'s 6 decimals, the value the caller must also use.
+    """
+    base = os.path.splitext(os.path.basename(model_path))[0]
+    target = os.path.join(directory, '%s.ratio-%s.onnx' % (base, ratio_tag(ratio)))
+    if os.path.isfile(target):
+        return target
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:
+        raise SegmenterError('rvm on tensorrt needs the onnx package to fix the downsample '
+                             'ratio (pip install onnx): %s' % exc)
+    model = onnx.load(model_path)
+    inputs = [i for i in model.graph.input if i.name != 'downsample_ratio']
+    if len(inputs) == len(model.graph.input):
+        raise SegmenterError('%s has no downsample_ratio input; is it RVM?' % model_path)
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    value = np.array([float(ratio_tag(ratio))], np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(value, 'downsample_ratio'))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix='.onnx', dir=directory)
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write(model.SerializeToString())
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+def _ort():
+    import onnxruntime
+    return onnxruntime
+
+
+class BoundRunner:
+    """
+    Run an RVM session through I/O binding with the state kept on ``device``.
+
+    ``device`` is ``cuda`` (robot) or ``cpu`` (tests).  ``ratio_input`` false means the
+    model has the ratio built in (:func:`fixed_ratio_model`).  :meth:`zero_state`
+    returns full-size zero tensors on the device: with TensorRT the state's shape must
+    not change between the first frame and the next (one engine profile).
+    """
+
+    def __init__(self, session, device: str, ratio_input: bool = True, device_id: int = 0):
+        self.session = session
+        self.device = device
+        self.device_id = device_id
+        self.ratio_input = ratio_input
+        self._ratio: Optional[float] = None
+        self._ratio_value = None
+
+    def zero_state(self, height: int, width: int, ratio: float) -> list:
+        """Return four zero OrtValues of the state's real shapes, on the device."""
+        ort = _ort()
+        return [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32), self.device,
+                                                 self.device_id)
+                for shape in state_shapes(height, width, ratio)]
+
+    def _ratio_on_device(self, ratio: float):
+        if self._ratio_value is None or ratio != self._ratio:
+            self._ratio_value = _ort().OrtValue.ortvalue_from_numpy(
+                np.array([ratio], np.float32), self.device, self.device_id)
+            self._ratio = ratio
+        return self._ratio_value
+
+    def run(self, src: np.ndarray, state: list, ratio: float, want_foreground: bool):
+        """
+        Run one frame; return (fgr ndarray or None, pha ndarray, new state OrtValues).
+
+        ``state`` holds ndarrays (copied to the device once) or OrtValues (already there).
+        """
+        binding = self.session.io_binding()
+        binding.bind_cpu_input('src', src)
+        if self.ratio_input:
+            binding.bind_ortvalue_input('downsample_ratio', self._ratio_on_device(ratio))
+        for name, tensor in zip(STATE_INPUTS, state):
+            if isinstance(tensor, np.ndarray):
+                binding.bind_cpu_input(name, tensor)
+            else:
+                binding.bind_ortvalue_input(name, tensor)
+        binding.bind_output('pha', 'cpu')
+        binding.bind_output('fgr', 'cpu' if want_foreground else self.device, self.device_id)
+        for name in STATE_OUTPUTS:
+            binding.bind_output(name, self.device, self.device_id)
+        self.session.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        pha = outputs[0].numpy()
+        fgr = outputs[1].numpy() if want_foreground else None
+        return fgr, pha, list(outputs[2:])
+
+    def close(self) -> None:
+        """Drop the device-resident ratio tensor and the session reference."""
+        self._ratio_value = None
+        self.session = None

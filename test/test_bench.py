@@ -1,0 +1,153 @@
+"""
+``matte-ros bench``: its pieces, and a reduced run of the real command so that it cannot rot.
+
+The reduced run (``--quick``: 2 s per measurement, bgsub at 640x480) starts the real
+node, player and recorder processes over DDS.  It checks that the report and JSON hold
+every field with sane values; speeds are not asserted (they belong to the benchmark).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import cv2
+from matte_ros import benchmark
+import numpy as np
+import pytest
+
+
+def test_parse_sizes_accepts_lists_and_refuses_garbage():
+    assert benchmark.parse_sizes('640x480, 1280X720') == [(640, 480), (1280, 720)]
+    for bad in ('', '640', '640x', 'ax480', '8x8'):
+        with pytest.raises(ValueError):
+            benchmark.parse_sizes(bad)
+
+
+def test_latency_summary_percentiles():
+    summary = benchmark.latency_summary([float(v) for v in range(1, 101)])
+    assert summary['count'] == 100 and summary['mean'] == pytest.approx(50.5)
+    assert summary['p50'] == pytest.approx(50.5)
+    assert summary['p95'] == pytest.approx(95.05)
+    assert summary['p99'] == pytest.approx(99.01)
+    assert summary['max'] == 100.0
+    assert np.isnan(benchmark.latency_summary([])['p50'])
+
+
+def test_stage_means_are_weighted_by_the_frames_of_each_window():
+    diagnostics = [
+        {'processed': '10', 'stage_ms[segment]': '99.0', 'mean_processing_ms': '99.0'},
+        {'processed': '13', 'stage_ms[segment]': '2.0', 'mean_processing_ms': '3.0'},
+        {'processed': '13', 'stage_ms[segment]': '0.000', 'mean_processing_ms': '0.000'},
+        {'processed': '14', 'stage_ms[segment]': '6.0', 'mean_processing_ms': '7.0'},
+    ]
+    means = benchmark.weighted_stage_means(diagnostics)
+    # the first message is the baseline; the empty window weighs nothing
+    assert means['segment'] == pytest.approx((3 * 2.0 + 6.0) / 4)
+    assert means['processing'] == pytest.approx((3 * 3.0 + 7.0) / 4)
+    assert benchmark.weighted_stage_means(diagnostics[:1]) == {}
+
+
+def test_process_monitor_sees_cpu_time_and_memory_of_a_process():
+    monitor = benchmark.ProcessMonitor(os.getpid())
+    monitor.sample()
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    monitor.sample()
+    monitor.sample()
+    usage = monitor.summary()
+    assert usage['cpu_percent'] > 10.0
+    assert usage['rss_peak_mb'] > 1.0
+    gone = benchmark.ProcessMonitor(2 ** 22 + 7)   # above pid_max's default: no such process
+    gone.sample()
+    assert gone.samples == [] and np.isnan(gone.summary()['cpu_percent'])
+
+
+def _results(node_fps, latency_p99, processing_ms, node_added_ms, speedup, growth):
+    run = {'size': [640, 480], 'bare': {'fps': 10.0, 'ms': 100.0},
+           'paced': {'latency_ms': {'p50': 1.0, 'p95': 1.0, 'p99': 1.0},
+                     'node_added_ms': node_added_ms, 'stage_ms': {}, 'process': {}},
+           'overload': {'output_fps': node_fps, 'input_fps': 30.0,
+                        'capacity_fps': 1000.0 / processing_ms,
+                        'latency_ms': {'p50': 1.0, 'p99': latency_p99},
+                        'stage_ms': {'processing': processing_ms},
+                        'process': {'rss_growth_mb': growth}},
+           'rvm_vs_ort': {'speedup': speedup}}
+    return {'segmenters': [{'segmenter': 'rvm', 'sizes': [run]}]}
+
+
+def _verdicts(results):
+    return {row['target']: row['passed'] for row in benchmark.targets(results)}
+
+
+def test_targets_pass_and_fail_from_the_measurements():
+    good = _verdicts(_results(9.5, 150.0, 100.0, 2.0, 1.6, 1.0))
+    assert good == {'node fps / bare fps, rvm at 640x480': True,
+                    'overload: output fps / node capacity': True,
+                    'overload: latency p99 / processing time': True,
+                    'overload: RSS growth (MiB)': True,
+                    'latency added by the node (mean; target: median)': True,
+                    'rvm fps / straight ORT loop fps (same model, CPU)': True}
+    bad = _verdicts(_results(5.0, 250.0, 100.0, 4.0, 1.03, 50.0))
+    assert set(bad) == set(good) and not any(bad.values())
+    unknown = _verdicts(_results(9.5, 150.0, 100.0, float('nan'), 1.6, 1.0))
+    assert unknown['latency added by the node (mean; target: median)'] is None
+
+
+@pytest.fixture(scope='module')
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('bench')
+    argv = [sys.executable, '-m', 'matte_ros.cli.main', 'bench', '--quick',
+            '--segmenter', 'bgsub', '--sizes', '640x480', '--out', str(out / 'bench.md'),
+            '--json', str(out / 'bench.json'), '--workdir', str(out / 'work')]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(out / 'bench.json') as f:
+        results = json.load(f)
+    with open(out / 'bench.md') as f:
+        text = f.read()
+    return out, results, text, done.stdout
+
+
+def test_quick_run_measures_bare_loop_and_live_node(quick_run):
+    _, results, _, _ = quick_run
+    run = results['segmenters'][0]['sizes'][0]
+    assert results['segmenters'][0]['segmenter'] == 'bgsub' and run['size'] == [640, 480]
+    assert run['bare']['frames'] >= 3 and run['bare']['fps'] > 0
+    assert set(run['bare']['stage_ms']) == set(benchmark.PIPELINE_STAGES)
+    assert run['bare_after']['frames'] >= 3 and run['bare_after']['fps'] > 0
+    assert benchmark.bare_fps(run) == pytest.approx(
+        (run['bare']['fps'] + run['bare_after']['fps']) / 2)
+    for name in ('paced', 'overload'):
+        live = run[name]
+        assert live['sent'] > 0 and 0 < live['received'] <= live['sent'], name
+        assert live['input_fps'] > 0 and live['output_fps'] > 0, name
+        lat = live['latency_ms']
+        assert 0 < lat['p50'] <= lat['p95'] <= lat['p99'] <= lat['max'], name
+        assert set(benchmark.STAGES) | {'processing'} <= set(live['stage_ms']), name
+        assert sum(live['stage_ms'][s] for s in benchmark.STAGES) == pytest.approx(
+            live['stage_ms']['processing'], rel=0.2), name
+        assert live['process']['cpu_percent'] > 0 and live['process']['rss_peak_mb'] > 20
+    paced = run['paced']
+    in_pipeline = sum(paced['stage_ms'][s] for s in benchmark.PIPELINE_STAGES)
+    assert paced['node_added_ms'] == pytest.approx(paced['latency_ms']['mean'] - in_pipeline)
+
+
+def test_quick_run_writes_report_with_targets_and_plot(quick_run):
+    out, results, text, stdout = quick_run
+    targets = {row['target'] for row in results['targets']}
+    assert {'node fps / bare fps', 'overload: output fps / node capacity',
+            'overload: latency p99 / processing time', 'overload: RSS growth (MiB)',
+            'latency added by the node (mean; target: median)'} <= targets
+    assert all(row['passed'] in (True, False) for row in results['targets'])
+    for heading in ('## Speed and cost', '## Time per stage', '## Overload', '## Targets'):
+        assert heading in text
+    assert '`matte-ros bench --quick --segmenter bgsub --sizes 640x480 --out %s`' % (
+        out / 'bench.md') in text   # the logs' and JSON's places are left out
+    assert '| bgsub | 640x480 |' in text
+    assert text in stdout
+    image = cv2.imread(str(out / 'bench.png'))
+    assert image is not None and image.shape[0] > 100 and image.std() > 0
+    assert '![fps and latency](bench.png)' in text
