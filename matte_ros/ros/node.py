@@ -13,7 +13,7 @@ States, as in ROS 2 managed nodes:
 
 Frames are processed on a thread of their own; only the latest frame waits
 (:class:`~matte_ros.frame_slot.FrameSlot`), so lifecycle, parameter and reset
-services answer while a frame is in progress.  Every output carries the input's
+services answer on the (single-threaded) executor while a frame is in progress.  Every output carries the input's
 header unchanged.
 """
 
@@ -41,7 +41,7 @@ from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -467,7 +467,11 @@ def main(args=None):
     dds.use_large_frame_profile()
     rclpy.init(args=args)
     node = MatteNode()
-    executor = MultiThreadedExecutor(num_threads=4)
+    # One executor thread is enough: frames are processed on the node's own worker, so
+    # services answer meanwhile.  A MultiThreadedExecutor costs far more Python time per
+    # callback; flooded with VGA frames at 450 Hz it left the worker so little of the GIL
+    # that output fell from 60 to 5 fps (docs/benchmarks.md, overload rows).
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

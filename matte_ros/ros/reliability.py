@@ -48,9 +48,8 @@ from sensor_msgs.msg import Image
 
 #: Largest growth of the node's resident memory a scenario tolerates (MiB).
 RSS_LIMIT_MB = 10.0
-#: Threads the node may gain without leaking: its MultiThreadedExecutor(num_threads=4)
-#: starts pool threads lazily, when callbacks overlap, so up to 3 beyond the first can
-#: appear at any cycle.  A leak of one thread per cycle shows within a few cycles.
+#: Threads the node may gain without leaking (DDS and ONNX Runtime start some lazily).
+#: A leak of one thread per cycle shows within a few cycles.
 POOL_HEADROOM = 3
 #: Seconds the node has to exit after SIGINT / SIGTERM.
 EXIT_LIMIT = 5.0
@@ -169,8 +168,10 @@ def bad_input(bench: Bench, messages: int = 10000, seed: int = 0, max_pixels: in
                 break
     elapsed = time.monotonic() - start
     total = bad + valid + 1
+    # The processed counter is bumped after the outputs go out: wait for it as well.
     node.wait_diagnostics(lambda n: n.counter('received') >= total
-                          and n.counter('rejected') >= bad, timeout=20.0)
+                          and n.counter('rejected') >= bad
+                          and n.counter('processed') >= valid + 1, timeout=20.0)
     after = node.usage() if node.alive() else before
     diag = dict(node.diagnostics)
     reasons = {k[len('rejected['):-1]: int(v) for k, v in diag.items()
