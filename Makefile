@@ -10,7 +10,7 @@ JAZZY_STAMP := $(JAZZY_VENV)/.installed
 # Only the files marked ros_integration are collected there (the others import Kilted-only tools).
 JAZZY_TESTS = $(shell grep -l 'pytest.mark.ros_integration' test/test_*.py)
 
-.PHONY: setup setup-jazzy demo test test-jazzy lint params clean reliability bench
+.PHONY: setup setup-jazzy setup-mediapipe demo test test-jazzy lint params clean reliability bench
 
 setup: $(STAMP)
 
@@ -29,6 +29,17 @@ $(JAZZY_STAMP): requirements-jazzy.txt setup.py
 	$(JAZZY_PY) -m pip install --quiet --no-deps -e .
 	touch $(JAZZY_STAMP)
 
+# MediaPipe's own solution (NumPy < 2), only for `make bench`'s selfie comparison.
+MP_VENV := .venv-mediapipe
+MP_STAMP := $(MP_VENV)/.installed
+
+setup-mediapipe: $(MP_STAMP)
+
+$(MP_STAMP): requirements-mediapipe.txt
+	test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install --quiet -r requirements-mediapipe.txt
+	touch $(MP_STAMP)
+
 demo: setup
 	$(PY) -m matte_ros.demo $(DEMO_ARGS)
 
@@ -40,8 +51,10 @@ test: setup setup-jazzy
 test-jazzy: setup-jazzy
 	$(JAZZY_PY) -m pytest -q -ra -m ros_integration $(PYTEST_ARGS) $(JAZZY_TESTS)
 
-bench: setup
-	$(PY) -m matte_ros.cli.main bench $(BENCH_ARGS)
+# Full benchmark (~10 min): writes docs/benchmarks.md and .png.
+bench: setup setup-mediapipe
+	$(PY) -m matte_ros.cli.main bench --mediapipe-python $(MP_VENV)/bin/python \
+		--davis ../shared/data/davis2016 $(BENCH_ARGS)
 
 # Full-size robustness scenarios against the live node (~15 min); writes docs/reliability.md.
 reliability: setup

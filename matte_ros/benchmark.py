@@ -181,6 +181,99 @@ def rvm_vs_straight_ort(values: Dict[str, Any], frames: List[np.ndarray], second
         segmenter.close()
 
 
+def _reference_json(python: str, args: List[str], timeout: float) -> Dict[str, Any]:
+    """Run mediapipe_reference.py with another environment's ``python``; return its JSON."""
+    import json
+    import subprocess
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mediapipe_reference.py')
+    done = subprocess.run([python, script] + args, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError('MediaPipe reference failed (%s): %s'
+                           % (python, done.stderr.strip().splitlines()[-1:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def segmenter_fps(values: Dict[str, Any], frames: List[np.ndarray], seconds: float,
+                  warmup: int = 5) -> float:
+    """Return the fps of ``Segmenter.process`` alone (frame in, alpha at frame size out)."""
+    from matte_ros.segmenters import create
+    segmenter = create(values['segmenter'], values, 'cpu')
+    try:
+        for frame in frames[:warmup]:
+            segmenter.process(frame)
+        count, busy = 0, 0.0
+        while count < 10 or busy < seconds:
+            start = time.perf_counter()
+            segmenter.process(frames[count % len(frames)])
+            busy += time.perf_counter() - start
+            count += 1
+        return count / busy
+    finally:
+        segmenter.close()
+
+
+def davis_j(values: Dict[str, Any], davis_root: str, mask_dir: str = '') -> Dict[str, float]:
+    """
+    Return DAVIS J per sequence and their ``mean``.
+
+    J of the segmenter in ``values``, or of the masks stored in
+    ``mask_dir/<sequence>/<stem>.png`` when it is given.
+    """
+    from matte_ros import datasets
+    from matte_ros import scoring
+    from matte_ros.cli import eval_cmd
+    if not mask_dir:
+        result = eval_cmd.evaluate('davis', davis_root, dict(values, **{'composite.mode': 'none'}),
+                                   'cpu')
+        scores = {r['sequence']: r['J'] for r in result['sequences']}
+    else:
+        scores = {}
+        for seq in datasets.davis_sequences(davis_root):
+            score = scoring.DavisScore()
+            for stem, _, gt in datasets.iter_davis(davis_root, seq):
+                mask = cv2.imread(os.path.join(mask_dir, seq, stem + '.png'), cv2.IMREAD_GRAYSCALE)
+                if mask is None:
+                    raise FileNotFoundError('no MediaPipe mask for %s/%s' % (seq, stem))
+                score.add(mask > 127, gt)
+            scores[seq] = score.result()['J']
+    scores['mean'] = float(np.mean(list(scores.values())))
+    return scores
+
+
+def selfie_vs_mediapipe(values: Dict[str, Any], frames: List[np.ndarray], seconds: float,
+                        python: str, davis_root: str = '', workdir: str = '') -> Dict[str, Any]:
+    """
+    Compare ``selfie`` with MediaPipe's own Python solution in this run, on these frames.
+
+    MediaPipe runs in its own environment (``python``; see
+    :mod:`matte_ros.mediapipe_reference`).  Speed: ``Segmenter.process`` (frame in,
+    alpha at frame size out, what the solution returns) timed before and after the
+    solution, averaged, against the solution's ``process``.  Quality, when
+    ``davis_root`` is given: DAVIS J of both at probability 0.5.
+    """
+    import tempfile
+    variant = values.get('selfie.model', 'general')
+    work = workdir or tempfile.mkdtemp(prefix='matte_mediapipe_')
+    os.makedirs(work, exist_ok=True)
+    stack = os.path.join(work, 'frames_%dx%d.npy' % (frames[0].shape[1], frames[0].shape[0]))
+    np.save(stack, np.stack(frames))
+    before = segmenter_fps(values, frames, seconds)
+    theirs = _reference_json(python, ['--model', variant, '--frames', stack,
+                                      '--seconds', str(seconds)], timeout=120 + 4 * seconds)
+    after = segmenter_fps(values, frames, seconds)
+    ours = (before + after) / 2.0
+    result = {'variant': variant, 'mediapipe_fps': theirs['fps'], 'project_fps': ours,
+              'project_fps_before_after': [before, after], 'speedup': ours / theirs['fps']}
+    if davis_root:
+        masks = os.path.join(work, 'davis_' + variant)
+        _reference_json(python, ['--model', variant, '--davis', davis_root, '--out', masks],
+                        timeout=900)
+        result['mediapipe_J'] = davis_j(values, davis_root, masks)
+        result['project_J'] = davis_j(values, davis_root)
+    return result
+
+
 class ProcessMonitor:
     """Samples a process's CPU time and resident memory from ``/proc/<pid>``."""
 
@@ -326,7 +419,21 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                              'passed': _verdict(versus['speedup'],
                                                 lambda v: v >= RVM_VS_ORT_MIN),
                              'primary': size == (640, 480)})
-            if name == 'selfie':
+            measured = run.get('selfie_vs_mediapipe')
+            if name == 'selfie' and measured:
+                label_v = '%s (%s)' % (label, measured['variant'])
+                rows.append({'target': 'selfie fps / MediaPipe solution fps (this run)',
+                             'case': label_v, 'measured': measured['speedup'], 'unit': 'x',
+                             'threshold': '>= 1.0',
+                             'passed': _verdict(measured['speedup'], lambda v: v >= 1.0),
+                             'primary': size == (640, 480)})
+                if 'project_J' in measured:
+                    gain = measured['project_J']['mean'] - measured['mediapipe_J']['mean']
+                    rows.append({'target': 'selfie DAVIS J - MediaPipe solution DAVIS J',
+                                 'case': label_v, 'measured': gain, 'unit': '',
+                                 'threshold': '>= 0', 'passed': _verdict(gain, lambda v: v >= 0),
+                                 'primary': size == (640, 480)})
+            elif name == 'selfie':
                 variant = entry.get('selfie_model', 'general')
                 reference = MEDIAPIPE_FPS.get((variant, size))
                 if reference:
@@ -448,6 +555,23 @@ def markdown(results: Dict[str, Any], plot_name: str = '') -> str:
                     lines.append('| %s | %.3f | %s | %s | %s | %.1e |' % (
                         size_label(run['size']), v['ratio'], _f(v['straight_ort_fps']),
                         _f(v['project_fps']), _f(v['speedup'], 2), v['max_alpha_diff']))
+    versus = [(entry, run) for entry in results['segmenters'] for run in entry['sizes']
+              if run.get('selfie_vs_mediapipe')]
+    if versus:
+        lines += ['', "selfie vs MediaPipe's own Python solution (`mediapipe==0.10.14` in its "
+                  'own environment, `SelfieSegmentation.process`), same frames, same run; '
+                  'matte_ros timed as `Segmenter.process` (frame in, alpha at frame size out, '
+                  'what the solution returns) before and after it.  DAVIS J: all frames of '
+                  'the three sequences, probability >= 0.5:', '',
+                  '| size | model | MediaPipe fps | matte_ros fps | speed-up | MediaPipe J '
+                  '| matte_ros J |', '|---|---|---|---|---|---|---|']
+        for entry, run in versus:
+            v = run['selfie_vs_mediapipe']
+            lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
+                size_label(run['size']), v['variant'], _f(v['mediapipe_fps']),
+                _f(v['project_fps']), _f(v['speedup'], 2),
+                _f(v.get('mediapipe_J', {}).get('mean'), 3),
+                _f(v.get('project_J', {}).get('mean'), 3)))
     if plot_name:
         lines += ['', '![fps and latency](%s)' % plot_name]
     return '\n'.join(lines) + '\n'

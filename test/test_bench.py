@@ -151,3 +151,80 @@ def test_quick_run_writes_report_with_targets_and_plot(quick_run):
     image = cv2.imread(str(out / 'bench.png'))
     assert image is not None and image.shape[0] > 100 and image.std() > 0
     assert '![fps and latency](bench.png)' in text
+
+
+FAKE_MEDIAPIPE = '''
+"""Stand-in for the mediapipe package (test only): person = bright pixels."""
+import types
+
+import numpy as np
+
+
+class _Result:
+    def __init__(self, mask):
+        self.segmentation_mask = mask
+
+
+class SelfieSegmentation:
+    def __init__(self, model_selection=0):
+        self.model_selection = model_selection
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def process(self, rgb):
+        return _Result((rgb.mean(axis=2) > 128).astype(np.float32))
+
+
+solutions = types.SimpleNamespace(
+    selfie_segmentation=types.SimpleNamespace(SelfieSegmentation=SelfieSegmentation))
+'''
+
+
+def test_selfie_vs_mediapipe_runs_the_reference_in_another_python(tmp_path, monkeypatch):
+    """
+    The comparison's plumbing, with a stand-in ``mediapipe`` (the real one needs NumPy < 2).
+
+    The stand-in marks bright pixels as the person; the tiny DAVIS tree made here has
+    truth equal to that rule on the middle frame only, so its J is known exactly.  The
+    project side runs the real selfie model from ../shared/models.
+    """
+    model = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'models',
+                         'selfie_segmentation.tflite')
+    if not os.path.exists(model):
+        pytest.skip('../shared/models/selfie_segmentation.tflite is absent')
+    fake = tmp_path / 'fake'
+    (fake / 'mediapipe').mkdir(parents=True)
+    (fake / 'mediapipe' / '__init__.py').write_text(FAKE_MEDIAPIPE)
+    monkeypatch.setenv('PYTHONPATH', str(fake))
+    davis = tmp_path / 'davis'
+    (davis / 'JPEGImages' / '480p' / 'seq').mkdir(parents=True)
+    (davis / 'Annotations' / '480p' / 'seq').mkdir(parents=True)
+    for i in range(3):
+        frame = np.zeros((48, 64, 3), np.uint8)
+        frame[10:30, 20 + 5 * i:40 + 5 * i] = 250
+        truth = (frame[:, :, 0] > 128).astype(np.uint8) * 255
+        if i != 1:
+            truth[:] = 0
+            truth[0:20, 0:10] = 255  # disjoint from the bright block: J 0
+        cv2.imwrite(str(davis / 'JPEGImages' / '480p' / 'seq' / ('%05d.png' % i)), frame)
+        cv2.imwrite(str(davis / 'Annotations' / '480p' / 'seq' / ('%05d.png' % i)), truth)
+    values = {p.name: p.default for p in __import__('matte_ros.params').params.PARAMS}
+    values.update({'segmenter': 'selfie', 'models.model_path': model})
+    frames = [np.full((48, 64, 3), 200, np.uint8)] * 4
+    result = benchmark.selfie_vs_mediapipe(values, frames, 0.05, sys.executable,
+                                           davis_root=str(davis), workdir=str(tmp_path / 'w'))
+    assert result['variant'] == 'general'
+    assert result['mediapipe_fps'] > 0 and result['project_fps'] > 0
+    assert result['speedup'] == pytest.approx(result['project_fps'] / result['mediapipe_fps'])
+    # DAVIS 2016 leaves out the first and last frame (J 0 here): only frame 1 (J 1) counts.
+    assert result['mediapipe_J'] == {'seq': 1.0, 'mean': 1.0}
+    assert 0.0 <= result['project_J']['mean'] <= 1.0
+    rows = benchmark.targets({'segmenters': [{'segmenter': 'selfie', 'selfie_model': 'general',
+                                              'sizes': [{'size': [640, 480],
+                                                         'bare': {'fps': 1.0},
+                                                         'selfie_vs_mediapipe': result}]}]})
+    assert any(r['target'].startswith('selfie fps / MediaPipe') for r in rows)

@@ -56,7 +56,7 @@ def selfie_config(variant, **extra):
 
 def plain_input(frame, height, width):
     """Return the model input computed step by step in NumPy order (RGB, [0, 1], NHWC)."""
-    small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
     return (small[:, :, ::-1].astype(np.float32) / 255.0)[None]
 
 

@@ -57,6 +57,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help='reduced run: 2 s per measurement (checks the command works)')
     parser.add_argument('--no-node', action='store_true',
                         help='bare loops only (no DDS graph)')
+    parser.add_argument('--mediapipe-python', default='', metavar='PYTHON',
+                        help='python of an environment with mediapipe==0.10.14 (make '
+                             "setup-mediapipe): selfie is then compared with MediaPipe's "
+                             'own solution in this run (speed, and DAVIS J with --davis)')
+    parser.add_argument('--davis', default='', metavar='DIR',
+                        help='DAVIS 2016 root for the selfie vs MediaPipe J comparison')
     parser.add_argument('--out', default='docs/benchmarks.md', help='markdown report')
     parser.add_argument('--plot', default='', help='PNG plot (default: beside --out)')
     parser.add_argument('--json', default='', metavar='FILE',
@@ -130,6 +136,13 @@ def measure(args, values: Dict[str, Any], names, sizes, workdir: str) -> Dict[st
                 _progress('bench: rvm %s vs straight ORT loop' % benchmark.size_label(size))
                 run['rvm_vs_ort'] = benchmark.rvm_vs_straight_ort(
                     seg_values, frames[size], args.seconds, min_frames=_min_frames(args))
+            if name == 'selfie' and args.mediapipe_python:
+                _progress('bench: selfie %s vs MediaPipe solution' % benchmark.size_label(size))
+                run['selfie_vs_mediapipe'] = benchmark.selfie_vs_mediapipe(
+                    seg_values, frames[size], args.seconds, args.mediapipe_python,
+                    davis_root=(args.davis if size == sizes[0] and os.path.isdir(args.davis)
+                                else ''),
+                    workdir=os.path.join(workdir, 'mediapipe'))
             entry['sizes'].append(run)
         if not args.no_node:
             _node_runs(args, seg_values, entry, os.path.join(workdir, name))

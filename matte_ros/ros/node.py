@@ -13,8 +13,8 @@ States, as in ROS 2 managed nodes:
 
 Frames are processed on a thread of their own; only the latest frame waits
 (:class:`~matte_ros.frame_slot.FrameSlot`), so lifecycle, parameter and reset
-services answer on the (single-threaded) executor while a frame is in progress.  Every output carries the input's
-header unchanged.
+services answer on the (single-threaded) executor while a frame is in
+progress.  Every output carries the input's header unchanged.
 """
 
 import threading

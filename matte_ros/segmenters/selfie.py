@@ -12,6 +12,7 @@ Per frame: BGR → resized (stretched, as MediaPipe does) to the model's input, 
 probability; cleared by :meth:`SelfieSegmenter.reset`) → resized back to the frame.
 """
 
+import os
 from typing import Any
 from typing import Dict
 from typing import Optional
@@ -27,7 +28,12 @@ import numpy as np
 MODELS = {'general': 'selfie_general', 'landscape': 'selfie_landscape'}
 
 
-def load_interpreter(path: str, threads: Optional[int] = None):
+#: LiteRT (XNNPACK) threads: two cut inference from 4.0 to 3.0 ms here; more cores
+#: (a Jetson Orin has 6-12) help little on a 256×256 model.
+THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+def load_interpreter(path: str, threads: Optional[int] = THREADS):
     """
     Return a LiteRT Interpreter for a ``.tflite`` file with tensors allocated.
 
@@ -47,10 +53,14 @@ def load_interpreter(path: str, threads: Optional[int] = None):
 
 
 def to_input(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Return a BGR frame as the model input: [1, height, width, 3] RGB float32 in [0, 1]."""
-    shrink = frame.shape[0] >= height and frame.shape[1] >= width
-    small = cv2.resize(frame, (width, height),
-                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    """
+    Return a BGR frame as the model input: [1, height, width, 3] RGB float32 in [0, 1].
+
+    Bilinear, as MediaPipe's own image-to-tensor step: 0.2 ms at 640×480 against 1.6 ms
+    for INTER_AREA (whose non-integer shrink is slow), and DAVIS J is as good or better
+    (general: 0.650 against 0.630 over the three sequences).
+    """
+    small = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     return (rgb.astype(np.float32) * np.float32(1.0 / 255.0))[None]
 
