@@ -34,7 +34,6 @@ Example::
 
 import argparse
 import glob
-import hashlib
 import os
 import sys
 import time
@@ -44,6 +43,7 @@ sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 from matte_ros import datasets  # noqa: E402
+from matte_ros.models import sha256_file as sha256  # noqa: E402
 from matte_ros import scoring  # noqa: E402
 from matte_ros.segmenters import rvm  # noqa: E402
 import numpy as np  # noqa: E402
@@ -60,15 +60,6 @@ UPSAMPLE_CONVS = ('Conv_200', 'Conv_230', 'Conv_260', 'Conv_290')
 #: The ConvGRU gate convolutions of the four recurrent decoder blocks.
 GRU_CONVS = ('Conv_176', 'Conv_181', 'Conv_206', 'Conv_211', 'Conv_236', 'Conv_241',
              'Conv_266', 'Conv_271')
-
-
-def sha256(path: str) -> str:
-    """Return the hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def calibration_frames(shared: str, calib: str, count: int):
