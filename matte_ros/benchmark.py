@@ -480,19 +480,21 @@ def markdown(results: Dict[str, Any], plot_name: str = '') -> str:
     if meta.get('note'):
         lines += ['> %s' % meta['note'], '']
     lines += ['## Speed and cost', '',
-              '| segmenter | size | bare fps (before / after node) | node fps (overload) | '
-              'node / bare | '
+              '| segmenter | size | backend used | bare fps (before / after node) | '
+              'node fps (overload) | node / bare | '
               'latency p50 / p95 / p99 ms (paced) | node-added ms (mean) | node CPU % | '
               'node peak RSS MiB |',
-              '|---|---|---|---|---|---|---|---|---|']
+              '|---|---|---|---|---|---|---|---|---|---|']
     for entry in results['segmenters']:
         for run in entry['sizes']:
             bare = bare_fps(run)
             over = run.get('overload') or {}
             paced = run.get('paced') or {}
             lat = paced.get('latency_ms', {})
-            lines.append('| %s | %s | %s (%s / %s) | %s | %s | %s / %s / %s | %s | %s | %s |' % (
-                entry['segmenter'], size_label(run['size']), _f(bare), _f(run['bare']['fps']),
+            row = '| %s | %s | %s | %s (%s / %s) | %s | %s | %s / %s / %s | %s | %s | %s |'
+            lines.append(row % (
+                entry['segmenter'], size_label(run['size']), run['bare'].get('backend', '?'),
+                _f(bare), _f(run['bare']['fps']),
                 _f((run.get('bare_after') or {}).get('fps')),
                 _f(over.get('output_fps')),
                 _f(over['output_fps'] / bare if over and bare else None, 2),

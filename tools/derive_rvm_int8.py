@@ -43,8 +43,8 @@ sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 from matte_ros import datasets  # noqa: E402
-from matte_ros.models import sha256_file as sha256  # noqa: E402
 from matte_ros import scoring  # noqa: E402
+from matte_ros.models import sha256_file as sha256  # noqa: E402
 from matte_ros.segmenters import rvm  # noqa: E402
 import numpy as np  # noqa: E402
 
