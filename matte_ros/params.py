@@ -158,6 +158,10 @@ PARAMS: List[Param] = [
     Param('rvm.max_gap', FLOAT, 1.0,
           'Reset the recurrent state when the stamp jumps forward by more than this (s).',
           low=0.0, high=3600.0),
+    Param('rvm.runtime', STRING, 'onnxruntime',
+          'Runtime of rvm: onnxruntime, or torchscript (needs torch and onnx2torch; traced '
+          'from the checksummed ONNX model once per resolution and ratio).',
+          choices=('onnxruntime', 'torchscript'), reload=True),
     # --- tensorrt (rvm on backend tensorrt) -------------------------------------------------
     Param('tensorrt.fp16', BOOL, True,
           'rvm on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
@@ -368,6 +372,8 @@ def to_markdown() -> str:
             '|---|---|---|---|---|---|']
     for p in PARAMS:
         dynamic = 'no (start)' if p.read_only else ('reload' if p.reload else 'yes')
-        rows.append('| `%s` | %s | `%s` | %s | %s | %s |' % (
-            p.name, p.kind, _yaml_value(p.default), p.range_text(), dynamic, p.description))
+        rows.append('| `%s` | %s | `%s` | %s | %s | %s |' % tuple(
+            cell.replace('|', '\\|') for cell in (  # a bare | would split the cell
+                p.name, p.kind, _yaml_value(p.default), p.range_text(), dynamic,
+                p.description)))
     return '\n'.join(rows) + '\n'

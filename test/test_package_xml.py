@@ -17,7 +17,7 @@ ROSDEP_KEYS = {
 #: Imported (lazily) but without a rosdep key: installed with pip from requirements-robot.txt
 #: (or JetPack); package.xml says so in a comment.
 PIP_ONLY = {'rosbags', 'ai_edge_litert', 'onnx', 'vpi', 'tensorrt', 'skimage', 'torch',
-            'torchvision'}
+            'torchvision', 'onnx2torch', 'mediapipe'}
 
 
 def _imported_modules():

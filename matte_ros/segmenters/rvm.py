@@ -29,6 +29,11 @@ the ratio stay in GPU memory through I/O binding and only alpha (and ``fgr`` whe
 is published) comes back; TensorRT runs a copy of the model with the ratio fixed per
 resolution (see :mod:`matte_ros.segmenters.rvm_device`).  On the CPU plain ``run`` is
 as fast.  Speed against a straight ONNX Runtime loop: ``tools/bench_rvm.py``.
+
+Runtime (``rvm.runtime``): onnxruntime (above), or torchscript, where torch and
+onnx2torch are installed: the same model converted and traced once per resolution and
+ratio (see :mod:`matte_ros.segmenters.rvm_torchscript`), the state carried as torch
+tensors with the same reset rules.
 """
 
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ import cv2
 from matte_ros import models
 from matte_ros import onnx_runtime
 from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters import rvm_torchscript
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
@@ -53,6 +59,9 @@ MODEL = 'rvm_mobilenetv3_fp32'
 AUTO_TARGET = 480
 #: Frames whose long side is at most this run at downsample ratio 1.
 AUTO_FULL_SIZE = 512
+#: ``rvm.runtime`` values.
+ONNXRUNTIME = 'onnxruntime'
+TORCHSCRIPT = 'torchscript'
 
 STATE_INPUTS = ('r1i', 'r2i', 'r3i', 'r4i')
 STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
@@ -64,6 +73,11 @@ def engine_cache_dir(config) -> str:
     if path:
         return os.path.abspath(os.path.expanduser(path))
     return os.path.join(models.model_dir(config), 'tensorrt')
+
+
+def torchscript_cache_dir(config) -> str:
+    """Return the directory of saved TorchScript traces: ``<model cache>/torchscript``."""
+    return os.path.join(models.model_dir(config), 'torchscript')
 
 
 def auto_downsample_ratio(height: int, width: int) -> float:
@@ -89,7 +103,8 @@ class RecurrentState:
     ``zeros()`` is the start-of-stream state.  ``frames`` counts the frames that have
     updated it since the last reset (0 = fresh).  The tensors are NumPy arrays, or
     ONNX Runtime OrtValues that stay in GPU memory when the session runs on CUDA or
-    TensorRT (I/O binding: no copy to the host and back per frame).
+    TensorRT (I/O binding: no copy to the host and back per frame), or torch tensors
+    on the TorchScript runtime.
     """
 
     r1: Any
@@ -123,7 +138,9 @@ class RobustVideoMatting(Segmenter):
     The model comes from :func:`matte_ros.models.locate` (``models.*`` parameters);
     the ONNX Runtime providers from the backend (cpu, cuda, tensorrt; see
     :mod:`matte_ros.onnx_runtime`).  ``runtime_info`` (one line) and ``session_info``
-    (providers in use, those missing) say what actually runs.
+    (providers in use, those missing) say what actually runs.  With ``rvm.runtime``
+    torchscript a :class:`~matte_ros.segmenters.rvm_torchscript.TorchScriptRunner` runs
+    the frames instead (``session`` and ``session_info`` are None).
     """
 
     name = 'rvm'
@@ -148,6 +165,13 @@ class RobustVideoMatting(Segmenter):
         #: Why rvm runs on another backend than asked ('' when as asked).
         self.warning = ''
         strict = bool(config.get('backend_strict', False))
+        self.state = RecurrentState.zeros()
+        self.ratio: Optional[float] = None
+        self._src: Optional[np.ndarray] = None  # preallocated [1, 3, H, W] input
+        self.torchscript: Optional[rvm_torchscript.TorchScriptRunner] = None
+        if config.get('rvm.runtime', ONNXRUNTIME) == TORCHSCRIPT:
+            self._init_torchscript(config, backend)
+            return
         self.fixed_ratio = (backend == 'tensorrt' and onnx_runtime.TENSORRT
                             in onnx_runtime.available_providers())
         if self.fixed_ratio:
@@ -168,9 +192,21 @@ class RobustVideoMatting(Segmenter):
         self.state_device = 'cuda' if on_gpu else ('cpu' if self.io_binding else None)
         if self.state_device is not None and not self.fixed_ratio:
             self._runner = rvm_device.BoundRunner(self.session, self.state_device)
-        self.state = RecurrentState.zeros()
-        self.ratio: Optional[float] = None
-        self._src: Optional[np.ndarray] = None  # preallocated [1, 3, H, W] input
+
+    def _init_torchscript(self, config, backend: str) -> None:
+        """Set up the TorchScript runtime (SegmenterError when torch or onnx2torch lack)."""
+        self.fixed_ratio = False
+        self.session = None
+        self.session_info = None
+        self.torchscript = rvm_torchscript.TorchScriptRunner(
+            self.model_path, models.get(MODEL).sha256, backend, torchscript_cache_dir(config))
+        self.state_device = self.torchscript.device
+        self.runtime_info = ('TorchScript (derived from ONNX via onnx2torch) on %s '
+                             '(traced at the first frame, fixed ratio)'
+                             % self.torchscript.device)
+        if backend != 'cpu' and self.torchscript.device == 'cpu':
+            self.backend = 'cpu'
+            self.warning = 'torch sees no CUDA device; TorchScript runs on cpu'
 
     @staticmethod
     def _max_gap(config) -> float:
@@ -193,6 +229,8 @@ class RobustVideoMatting(Segmenter):
         if self._runner is not None:
             self._runner.close()
         self._runner = None
+        if self.torchscript is not None:
+            self.torchscript.close()
         self.session = None
         self.state = RecurrentState.zeros()
         self._src = None
@@ -205,7 +243,7 @@ class RobustVideoMatting(Segmenter):
         height, width = frame.shape[:2]
         ratio = downsample_ratio(height, width, float(self.config.get('rvm.downsample_ratio',
                                                                       0.0)))
-        if self.fixed_ratio:
+        if self.fixed_ratio or self.torchscript is not None:
             ratio = float(rvm_device.ratio_tag(ratio))
         if self.ratio is not None and ratio != self.ratio and self.state.frames:
             self.reset('downsample ratio changed')
@@ -213,7 +251,9 @@ class RobustVideoMatting(Segmenter):
         src = self._to_src(frame)
         if self.fixed_ratio:
             self._ensure_engine(height, width, ratio)
-        if self._runner is None:
+        if self.torchscript is not None:
+            fgr, pha, rec = self._run_torchscript(src, height, width, ratio)
+        elif self._runner is None:
             feed = self.state.feed()
             feed['src'] = src
             feed['downsample_ratio'] = np.array([ratio], np.float32)
@@ -226,6 +266,19 @@ class RobustVideoMatting(Segmenter):
         self.state = self.state.advanced(rec)
         return Matte(alpha=np.clip(pha[0, 0], 0.0, 1.0),
                      foreground=None if fgr is None else fgr_to_bgr(fgr))
+
+    def _run_torchscript(self, src: np.ndarray, height: int, width: int, ratio: float):
+        """Run one frame on the traced module of this size and ratio (traced if new)."""
+        if self.torchscript.prepare(height, width, ratio):
+            self.runtime_info = (
+                'TorchScript (derived from ONNX via onnx2torch) on %s (fixed ratio %s at '
+                '%dx%d)' % (self.torchscript.device, rvm_device.ratio_tag(ratio), width,
+                            height))
+            if self.state.frames:
+                self.reset('TorchScript module changed')
+        if self.state.frames == 0:
+            self.state = RecurrentState(*self.torchscript.zero_state(height, width, ratio))
+        return self.torchscript.run(src, self.state.tensors(), self._want_foreground())
 
     def _ensure_engine(self, height: int, width: int, ratio: float) -> None:
         """

@@ -76,27 +76,14 @@ def fixed_ratio_model(model_path: str, ratio: float, directory: str) -> str:
     Return a copy of the RVM model with ``downsample_ratio`` fixed to ``ratio``.
 
     The file ``<directory>/<model>.ratio-<r>.onnx`` is written once (atomically) and
-    reused.  Needs the ``onnx`` package (imported here only).  The ratio is stored
-    rounded to :func:`ratio_tag`'s 6 decimals, the value the caller must also use.
+    reused.  Needs the ``onnx`` package (see :func:`fixed_ratio_proto`).  The ratio is
+    stored rounded to :func:`ratio_tag`'s 6 decimals, the value the caller must also use.
     """
     base = os.path.splitext(os.path.basename(model_path))[0]
     target = os.path.join(directory, '%s.ratio-%s.onnx' % (base, ratio_tag(ratio)))
     if os.path.isfile(target):
         return target
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError as exc:
-        raise SegmenterError('rvm on tensorrt needs the onnx package to fix the downsample '
-                             'ratio (pip install onnx): %s' % exc)
-    model = onnx.load(model_path)
-    inputs = [i for i in model.graph.input if i.name != 'downsample_ratio']
-    if len(inputs) == len(model.graph.input):
-        raise SegmenterError('%s has no downsample_ratio input; is it RVM?' % model_path)
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    value = np.array([float(ratio_tag(ratio))], np.float32)
-    model.graph.initializer.append(numpy_helper.from_array(value, 'downsample_ratio'))
+    model = fixed_ratio_proto(model_path, ratio, 'rvm on tensorrt')
     os.makedirs(directory, exist_ok=True)
     handle, temporary = tempfile.mkstemp(suffix='.onnx', dir=directory)
     try:
@@ -108,6 +95,32 @@ def fixed_ratio_model(model_path: str, ratio: float, directory: str) -> str:
             os.unlink(temporary)
         raise
     return target
+
+
+def fixed_ratio_proto(model_path: str, ratio: float, user: str = 'rvm'):
+    """
+    Return the RVM model as an in-memory ``onnx.ModelProto`` with the ratio fixed.
+
+    ``downsample_ratio`` becomes an initializer holding ``ratio`` rounded to
+    :func:`ratio_tag`'s 6 decimals (see :func:`fixed_ratio_model`, which writes it to a
+    file; the TorchScript runtime converts it in memory).  ``user`` names who needs the
+    ``onnx`` package in the error raised when it is missing.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:
+        raise SegmenterError('%s needs the onnx package to fix the downsample ratio '
+                             '(pip install onnx): %s' % (user, exc))
+    model = onnx.load(model_path)
+    inputs = [i for i in model.graph.input if i.name != 'downsample_ratio']
+    if len(inputs) == len(model.graph.input):
+        raise SegmenterError('%s has no downsample_ratio input; is it RVM?' % model_path)
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    value = np.array([float(ratio_tag(ratio))], np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(value, 'downsample_ratio'))
+    return model
 
 
 def _ort():

@@ -1,0 +1,205 @@
+"""
+RVM on TorchScript (``rvm.runtime`` torchscript), derived from the official ONNX model.
+
+No registry ships RVM as TorchScript, so it is made here from the checksummed ONNX file
+that :func:`matte_ros.models.locate` verified: the ONNX graph is converted to a torch
+module with ``onnx2torch`` and that module is compiled with ``torch.jit.trace``.
+
+**One trace per (height, width, ratio)**: RVM's ``downsample_ratio`` input drives a
+Resize whose output size a trace freezes, and the trace also records the frame's size.
+The ratio is therefore fixed first, exactly as for TensorRT, with
+:func:`matte_ros.segmenters.rvm_device.fixed_ratio_proto` (the ratio becomes a constant of
+the graph, rounded to :func:`~matte_ros.segmenters.rvm_device.ratio_tag`'s 6 decimals),
+and the trace is taken with full-size zero state tensors
+(:func:`~matte_ros.segmenters.rvm_device.state_shapes`), the shapes every later frame
+feeds.  A new resolution or ratio gets a new trace.
+
+Traces are kept in memory for the stream (a few of them, so switching back to a recent
+size costs nothing) and saved under ``<model cache>/torchscript`` as
+``<model>.<sha256 prefix>.<W>x<H>.ratio-<r>.<device>.pt``: keyed by the model's sha256,
+so another model never reuses them.  They are written with ``torch.jit.save`` and read
+with ``torch.jit.load`` only (a TorchScript archive, no pickled Python objects); an
+unreadable file is traced again and replaced.
+
+Device: ``cpu``; on backends cuda and tensorrt the module and the state go to CUDA when
+``torch.cuda.is_available()``, else they stay on the CPU (the CUDA branch cannot be
+tested on the development machine, which has no GPU).
+"""
+
+from collections import OrderedDict
+import os
+import tempfile
+from typing import List
+from typing import Optional
+from typing import Tuple
+import warnings
+
+from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters.base import SegmenterError
+import numpy as np
+
+#: Traced modules kept in memory per runner (most recently used last).
+MEMORY_TRACES = 4
+
+
+def _import_torch():
+    """Return (torch, onnx2torch.convert), or raise SegmenterError saying what is missing."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise SegmenterError('rvm.runtime torchscript needs torch (pip install torch): %s'
+                             % exc)
+    try:
+        # onnx2torch imports torchvision (for its NMS converter); beside a CPU torch the
+        # PyPI torchvision only imports with the pure-torch operators of torchvision_ops.
+        from matte_ros.segmenters import torchvision_ops
+        torchvision_ops.import_torchvision()
+    except (ImportError, RuntimeError):
+        pass  # onnx2torch's own import below reports it
+    try:
+        from onnx2torch import convert
+    except (ImportError, RuntimeError) as exc:
+        raise SegmenterError('rvm.runtime torchscript needs onnx2torch (pip install '
+                             'onnx2torch): %s' % exc)
+    return torch, convert
+
+
+class TorchScriptRunner:
+    """
+    Run RVM as a traced TorchScript module with the recurrent state as torch tensors.
+
+    ``model_path`` is the verified ONNX model, ``sha256`` its checksum (the disk cache
+    key), ``cache_dir`` where traces are saved ('' = memory only).  :meth:`prepare` makes
+    the module for a frame size and ratio, :meth:`zero_state` the start-of-stream state,
+    :meth:`run` one frame.
+    """
+
+    def __init__(self, model_path: str, sha256: str, backend: str = 'cpu',
+                 cache_dir: str = ''):
+        self.torch, self._convert = _import_torch()
+        self.model_path = model_path
+        self.sha256 = sha256
+        self.cache_dir = cache_dir
+        # cuda (and tensorrt, which TorchScript does not use) run on CUDA when torch sees
+        # a GPU.  Not testable on the development machine (CPU build of torch, no GPU).
+        on_gpu = backend in ('cuda', 'tensorrt') and self.torch.cuda.is_available()
+        self.device = 'cuda' if on_gpu else 'cpu'
+        self._traces: 'OrderedDict[Tuple[int, int, str], object]' = OrderedDict()
+        self.module = None
+        self.key: Optional[Tuple[int, int, str]] = None
+        #: Traces made (not loaded from memory or disk) by this runner; for tests.
+        self.traced = 0
+        #: Where the current module came from: 'trace', 'disk' or 'memory'.
+        self.source = ''
+        # Convert once now (ratio 1, about 0.3 s) so that a model onnx2torch cannot
+        # convert fails configure instead of every frame.
+        self._converted(1.0)
+
+    def _converted(self, ratio: float):
+        """Return the fixed-ratio model converted to torch by onnx2torch, on the device."""
+        proto = rvm_device.fixed_ratio_proto(self.model_path, ratio, 'rvm.runtime torchscript')
+        try:
+            return self._convert(proto).eval().to(self.device)
+        except Exception as exc:  # noqa: B902 - onnx2torch raises many unrelated types
+            raise SegmenterError('rvm.runtime torchscript: onnx2torch cannot convert %s: '
+                                 '%s: %s' % (self.model_path, type(exc).__name__, exc))
+
+    def trace_path(self, height: int, width: int, ratio: float) -> str:
+        """Return the disk cache file of the trace for this size and ratio ('' = none)."""
+        if not self.cache_dir:
+            return ''
+        base = os.path.splitext(os.path.basename(self.model_path))[0]
+        name = '%s.%s.%dx%d.ratio-%s.%s.pt' % (base, self.sha256[:16], width, height,
+                                               rvm_device.ratio_tag(ratio), self.device)
+        return os.path.join(self.cache_dir, name)
+
+    def prepare(self, height: int, width: int, ratio: float) -> bool:
+        """Make the module for this size and ratio current; return True when it changed."""
+        key = (height, width, rvm_device.ratio_tag(ratio))
+        if key == self.key and self.module is not None:
+            return False
+        module = self._traces.pop(key, None)
+        self.source = 'memory'
+        if module is None:
+            module = self._load_or_trace(height, width, ratio)
+        self._traces[key] = module
+        while len(self._traces) > MEMORY_TRACES:
+            self._traces.popitem(last=False)
+        self.module, self.key = module, key
+        return True
+
+    def _load_or_trace(self, height: int, width: int, ratio: float):
+        path = self.trace_path(height, width, ratio)
+        if path and os.path.isfile(path):
+            try:
+                module = self.torch.jit.load(path, map_location=self.device)
+                self.source = 'disk'
+                return module.eval()
+            except (RuntimeError, OSError, ValueError):
+                pass  # damaged or from another torch: trace again and replace it
+        module = self._trace(height, width, ratio)
+        self.source = 'trace'
+        if path:
+            self._save(module, path)
+        return module
+
+    def _trace(self, height: int, width: int, ratio: float):
+        """Convert the fixed-ratio ONNX model with onnx2torch and trace it."""
+        torch = self.torch
+        converted = self._converted(ratio)
+        try:
+            example = [torch.zeros((1, 3, height, width), device=self.device)]
+            example += self.zero_state(height, width, ratio)
+            with warnings.catch_warnings():
+                # onnx2torch's shape arithmetic in Python: exactly what the trace freezes.
+                warnings.simplefilter('ignore', torch.jit.TracerWarning)
+                warnings.simplefilter('ignore', UserWarning)  # its deprecated indexing
+                with torch.no_grad():
+                    module = torch.jit.trace(converted, tuple(example), check_trace=False)
+        except Exception as exc:  # noqa: B902 - any tracer failure
+            raise SegmenterError('rvm.runtime torchscript: tracing %s (converted by '
+                                 'onnx2torch) at %dx%d, ratio %s failed: %s: %s'
+                                 % (self.model_path, width, height,
+                                    rvm_device.ratio_tag(ratio), type(exc).__name__, exc))
+        self.traced += 1
+        return module.eval()
+
+    def _save(self, module, path: str) -> None:
+        """Write the trace atomically with torch.jit.save; a failure only skips the cache."""
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            handle, temporary = tempfile.mkstemp(suffix='.pt', dir=os.path.dirname(path))
+            os.close(handle)
+            try:
+                self.torch.jit.save(module, temporary)
+                os.replace(temporary, path)
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+        except (OSError, RuntimeError):
+            pass
+
+    def zero_state(self, height: int, width: int, ratio: float) -> List:
+        """Return the four zero state tensors of their real shapes, on the device."""
+        return [self.torch.zeros(shape, device=self.device)
+                for shape in rvm_device.state_shapes(height, width, ratio)]
+
+    def run(self, src: np.ndarray, state: List, want_foreground: bool = True):
+        """
+        Run one frame through the current module.
+
+        ``src`` is the [1, 3, H, W] float32 input, ``state`` four tensors on the device.
+        Return (fgr ndarray or None, pha ndarray, successor state tensors on the device).
+        """
+        torch = self.torch
+        with torch.inference_mode():
+            fgr, pha, *rec = self.module(torch.from_numpy(src).to(self.device), *state)
+            pha = pha.cpu().numpy()
+            fgr = fgr.cpu().numpy() if want_foreground else None
+        return fgr, pha, rec
+
+    def close(self) -> None:
+        """Drop every traced module (and with them their device memory)."""
+        self._traces.clear()
+        self.module = None
+        self.key = None

@@ -1,0 +1,167 @@
+"""
+Segmenter rvm on rvm.runtime torchscript: parity with ONNX Runtime, state, resets, retraces.
+
+The TorchScript module is derived here from the real RVM model in ../shared/models
+(onnx2torch, then torch.jit.trace); skips when the model, the DAVIS frames, torch or
+onnx2torch are absent.  Frames are 320×240 (ratio 1) to keep the traces quick.
+"""
+
+import glob
+import os
+import sys
+
+import cv2
+from matte_ros import params
+from matte_ros.segmenters import create
+from matte_ros.segmenters import SegmenterError
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, '..', 'shared')
+RVM_FILE = os.path.join(SHARED, 'models', 'rvm_mobilenetv3_fp32.onnx')
+FRAMES = os.path.join(SHARED, 'data', 'davis2016', 'JPEGImages', '480p', 'parkour')
+SIZE = (320, 240)  # (width, height): long side ≤ 512, so downsample ratio 1
+TOLERANCE = 1e-3
+
+
+def need(path):
+    """Skip the test when a shared file or directory is absent."""
+    if not os.path.exists(path):
+        pytest.skip('%s absent (tests read ../shared beside the repo)' % path)
+
+
+def need_torch():
+    """Skip the test when torch or onnx2torch is not installed."""
+    pytest.importorskip('torch', reason='torch not installed (rvm.runtime torchscript)')
+    from matte_ros.segmenters import torchvision_ops
+    torchvision_ops.import_torchvision()  # onnx2torch imports torchvision
+    pytest.importorskip('onnx2torch', reason='onnx2torch not installed (rvm.runtime '
+                        'torchscript)')
+
+
+def rvm_config(model_dir, runtime):
+    """Return a full config that runs RVM from the shared file on ``runtime``."""
+    need(RVM_FILE)
+    cfg = params.defaults()
+    cfg.update({'models.model_path': RVM_FILE, 'models.model_dir': str(model_dir),
+                'rvm.runtime': runtime})
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def frames():
+    """Return the first five DAVIS parkour images at 320×240 (BGR)."""
+    need(FRAMES)
+    paths = sorted(glob.glob(os.path.join(FRAMES, '*.jpg')))[:5]
+    return [cv2.resize(cv2.imread(p), SIZE, interpolation=cv2.INTER_AREA) for p in paths]
+
+
+@pytest.fixture(scope='module')
+def model_dir(tmp_path_factory):
+    """Return a model cache directory of this module's own (saved traces go there)."""
+    return tmp_path_factory.mktemp('models')
+
+
+@pytest.fixture(scope='module')
+def onnx_alphas(frames, model_dir):
+    """Return the ONNX Runtime segmenter's alphas over the frames (state carried)."""
+    seg = create('rvm', rvm_config(model_dir, 'onnxruntime'), 'cpu')
+    alphas = [seg.process(f, stamp=i / 25.0, frame_id='cam').alpha
+              for i, f in enumerate(frames)]
+    seg.close()
+    return alphas
+
+
+@pytest.fixture(scope='module')
+def torchscript(model_dir):
+    """Return one TorchScript rvm segmenter shared by the module (one trace per size)."""
+    need_torch()
+    seg = create('rvm', rvm_config(model_dir, 'torchscript'), 'cpu')
+    yield seg
+    seg.close()
+
+
+def test_matches_onnxruntime_with_the_state_carried(frames, onnx_alphas, torchscript):
+    import torch
+    torchscript.reset()
+    for i, (frame, expected) in enumerate(zip(frames, onnx_alphas)):
+        matte = torchscript.process(frame, stamp=i / 25.0, frame_id='cam')
+        assert matte.alpha.dtype == np.float32 and matte.alpha.shape == frame.shape[:2]
+        diff = float(np.abs(matte.alpha - expected).max())
+        assert diff <= TOLERANCE, 'frame %d: max alpha diff %g' % (i, diff)
+        assert matte.foreground.dtype == np.uint8 and matte.foreground.shape == frame.shape
+    assert torchscript.state.frames == len(frames) >= 3
+    assert all(isinstance(t, torch.Tensor) for t in torchscript.state.tensors())
+    assert torchscript.state.r1.shape == (1, 16, SIZE[1] // 2, SIZE[0] // 2)
+    assert torchscript.runtime_info.startswith(
+        'TorchScript (derived from ONNX via onnx2torch) on cpu')
+    assert torchscript.session is None
+
+
+def test_reset_reproduces_the_first_frame(frames, torchscript):
+    torchscript.reset()
+    first = torchscript.process(frames[0]).alpha
+    for frame in frames[1:-1]:
+        torchscript.process(frame)
+    carried = torchscript.process(frames[-1]).alpha
+    torchscript.reset('again')
+    assert torchscript.state.frames == 0
+    fresh = torchscript.process(frames[-1]).alpha
+    assert np.abs(carried - fresh).max() > 0.01, 'the carried state changed nothing'
+    torchscript.reset()
+    assert np.array_equal(torchscript.process(frames[0]).alpha, first)
+
+
+def test_a_size_change_retraces_and_resets(frames, onnx_alphas, torchscript, model_dir):
+    torchscript.reset()
+    torchscript.process(frames[0], stamp=0.0, frame_id='cam')
+    torchscript.process(frames[1], stamp=0.04, frame_id='cam')
+    traced = torchscript.torchscript.traced
+    small = cv2.resize(frames[2], (SIZE[0] // 2, SIZE[1] // 2))
+    alpha = torchscript.process(small, stamp=0.08, frame_id='cam').alpha
+    assert alpha.shape == small.shape[:2]
+    assert torchscript.last_reset_reason.startswith('resolution changed')
+    assert torchscript.state.frames == 1
+    assert torchscript.torchscript.traced == traced + 1
+    assert torchscript.torchscript.key[:2] == (SIZE[1] // 2, SIZE[0] // 2)
+    assert 'at 160x120' in torchscript.runtime_info
+    reference = create('rvm', rvm_config(model_dir, 'onnxruntime'), 'cpu')
+    assert np.abs(alpha - reference.process(small).alpha).max() <= TOLERANCE
+    # Back to the first size: the trace kept in memory serves, no new trace.
+    again = torchscript.process(frames[0], stamp=0.12, frame_id='cam').alpha
+    assert torchscript.torchscript.traced == traced + 1
+    assert torchscript.torchscript.source == 'memory'
+    assert np.abs(again - onnx_alphas[0]).max() <= TOLERANCE
+
+
+def test_a_saved_trace_is_loaded_from_the_model_cache(frames, onnx_alphas, torchscript,
+                                                      model_dir):
+    torchscript.reset()
+    torchscript.process(frames[0])  # makes sure the 320×240 trace exists
+    saved = glob.glob(os.path.join(str(model_dir), 'torchscript', '*.320x240.*.pt'))
+    assert len(saved) == 1
+    seg = create('rvm', rvm_config(model_dir, 'torchscript'), 'cpu')
+    alpha = seg.process(frames[0]).alpha
+    assert seg.torchscript.source == 'disk' and seg.torchscript.traced == 0
+    assert np.abs(alpha - onnx_alphas[0]).max() <= TOLERANCE
+    seg.close()
+
+
+def test_missing_onnx2torch_fails_configure_with_a_clear_error(tmp_path, monkeypatch):
+    pytest.importorskip('torch', reason='torch not installed (rvm.runtime torchscript)')
+    monkeypatch.setitem(sys.modules, 'onnx2torch', None)  # import raises ImportError
+    with pytest.raises(SegmenterError, match='needs onnx2torch'):
+        create('rvm', rvm_config(tmp_path, 'torchscript'), 'cpu')
+
+
+def test_a_failed_conversion_fails_configure_with_a_clear_error(tmp_path, monkeypatch):
+    need_torch()
+    import onnx2torch
+
+    def broken(model):
+        raise NotImplementedError('Converter is not implemented (OperationDescription(...))')
+
+    monkeypatch.setattr(onnx2torch, 'convert', broken)
+    with pytest.raises(SegmenterError, match='onnx2torch cannot convert .*NotImplementedError'):
+        create('rvm', rvm_config(tmp_path, 'torchscript'), 'cpu')
