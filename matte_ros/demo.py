@@ -28,6 +28,15 @@ def _module(name, *args):
     return [sys.executable, '-m', name] + [str(a) for a in args]
 
 
+def _wait_for_file(path: str, proc, timeout: float) -> None:
+    """Wait until ``path`` exists (the recorder's sign that it sees the node's outputs)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if not proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError('the recorder did not get ready; see %s' % proc.log_path)
+        time.sleep(0.05)
+
+
 def run_graph(args, out: str) -> dict:
     """Start node, recorder and player; configure and activate the node; wait for the end."""
     env = processes.isolated_env()
@@ -44,6 +53,9 @@ def run_graph(args, out: str) -> dict:
         processes.node_command(namespace=NAMESPACE, params=params), env,
         os.path.join(logs, 'node.log'))
     recorder = player = None
+    ready = os.path.join(logs, 'recorder.ready')
+    if os.path.exists(ready):
+        os.remove(ready)
     rclpy.init()
     client = rclpy.create_node('matte_demo')
     try:
@@ -55,13 +67,14 @@ def run_graph(args, out: str) -> dict:
         recorder = processes.ManagedProcess(
             _module('matte_ros.ros.recorder', '--node', NAMESPACE + '/matte', '--input',
                     NAMESPACE + '/image', '--out', os.path.join(out, 'frames'),
-                    '--count', args.frames, '--idle', 5.0),
+                    '--count', 0, '--idle', 5.0,  # the player's priming frames add a few
+                    '--ready-file', ready),
             env, os.path.join(logs, 'recorder.log'))
-        time.sleep(1.0)
+        _wait_for_file(ready, recorder, 60.0)
         player = processes.ManagedProcess(
             _module('matte_ros.ros.player', '--source', args.source, '--topic',
                     NAMESPACE + '/image', '--rate', args.rate, '--count', args.frames,
-                    '--wait-subscribers', 2),
+                    '--wait-subscribers', 2, '--prime-until', NAMESPACE + '/matte/mask'),
             env, os.path.join(logs, 'player.log'))
         player.proc.wait(timeout=args.frames / max(args.rate, 0.1) + 120)
         recorder.proc.wait(timeout=120)

@@ -5,6 +5,7 @@ Used by the demo, the benchmarks and the integration tests: what ``ros2 lifecycl
 and ``ros2 param set`` would do, from Python (ros2cli is not on PyPI).
 """
 
+import time
 from typing import Any
 from typing import Dict
 from typing import Optional
@@ -26,6 +27,18 @@ TRANSITIONS = {
     'cleanup': Transition.TRANSITION_CLEANUP,
     'shutdown': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
 }
+
+
+#: A transition's state once it succeeded (to recognise one whose answer was lost).
+GOALS = {
+    Transition.TRANSITION_CONFIGURE: 'inactive',
+    Transition.TRANSITION_ACTIVATE: 'active',
+    Transition.TRANSITION_DEACTIVATE: 'inactive',
+    Transition.TRANSITION_CLEANUP: 'unconfigured',
+    Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: 'finalized',
+}
+#: Seconds before a query whose answer did not come is sent again.
+RESEND_AFTER = 3.0
 
 
 class ServiceTimeout(RuntimeError):
@@ -59,7 +72,16 @@ class LifecycleClient:
         self.timeout = timeout
         self._clients = {}
 
-    def _call(self, srv_type, suffix: str, request, timeout: Optional[float] = None):
+    def _call(self, srv_type, suffix: str, request, timeout: Optional[float] = None,
+              resend: bool = False):
+        """
+        Call a service and return its response.
+
+        Right after discovery a request or its answer can be lost (``wait_for_service``
+        sees the server before the server's endpoints have matched the client's).
+        ``resend`` (for queries that may safely run twice) sends the request again every
+        :data:`RESEND_AFTER` seconds until ``timeout``.
+        """
         timeout = self.timeout if timeout is None else timeout
         name = self.target + '/' + suffix
         client = self._clients.get(name)
@@ -67,23 +89,42 @@ class LifecycleClient:
             client = self._clients[name] = self.node.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout):
             raise ServiceTimeout('service %s not available after %.1f s' % (name, timeout))
-        future = client.call_async(request)
-        rclpy.spin_until_future_complete(self.node, future, timeout_sec=timeout)
-        if not future.done():
-            raise ServiceTimeout('service %s did not answer within %.1f s' % (name, timeout))
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            future = client.call_async(request)
+            rclpy.spin_until_future_complete(
+                self.node, future, timeout_sec=min(left, RESEND_AFTER) if resend else left)
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+            if not resend or time.monotonic() >= deadline:
+                raise ServiceTimeout('service %s did not answer within %.1f s'
+                                     % (name, timeout))
 
     def change_state(self, transition, label: str = '', timeout: Optional[float] = None) -> bool:
-        """Request a transition by name ('configure', ...) or id; return the node's success."""
+        """
+        Request a transition by name ('configure', ...) or id; return the node's success.
+
+        When no answer comes, the node's state tells whether the transition happened
+        (its answer was lost): then True; otherwise ServiceTimeout.
+        """
         request = ChangeState.Request()
         request.transition.id = TRANSITIONS.get(transition, transition) if isinstance(
             transition, str) else transition
         request.transition.label = label
-        return self._call(ChangeState, 'change_state', request, timeout).success
+        try:
+            return self._call(ChangeState, 'change_state', request, timeout).success
+        except ServiceTimeout:
+            goal = GOALS.get(request.transition.id)
+            if goal is not None and self.state() == goal:
+                return True
+            raise
 
     def state(self) -> str:
         """Return the current state's label ('unconfigured', 'inactive', 'active', ...)."""
-        return self._call(GetState, 'get_state', GetState.Request()).current_state.label
+        return self._call(GetState, 'get_state', GetState.Request(),
+                          resend=True).current_state.label
 
     def set_parameters(self, values: Dict[str, Any], timeout: Optional[float] = None):
         """Set parameters; return a list of (successful, reason), one per value."""

@@ -40,6 +40,31 @@ def _size(text: str):
     return int(width), int(height)
 
 
+def _prime(node, pub, msg, topic: str, deadline: float) -> int:
+    """
+    Send ``msg`` (fresh stamp) every 0.25 s until an image arrives on ``topic``.
+
+    A publisher that sees its subscriber may still be unknown to that subscriber for a
+    while (discovery is not symmetric); best-effort frames sent meanwhile are lost.  An
+    output of the node proves the path works.  Returns the frames sent.
+    """
+    seen = []
+    sub = node.create_subscription(Image, topic, seen.append,
+                                   QoSProfile(depth=1,
+                                              reliability=ReliabilityPolicy.BEST_EFFORT))
+    sent = 0
+    next_send = time.monotonic()
+    while not seen and time.monotonic() < deadline:
+        if time.monotonic() >= next_send:
+            msg.header.stamp = node.get_clock().now().to_msg()
+            pub.publish(msg)
+            sent += 1
+            next_send += 0.25
+        rclpy.spin_once(node, timeout_sec=0.02)
+    node.destroy_subscription(sub)
+    return sent
+
+
 def main(argv=None) -> int:
     """Publish the frames at ``--rate`` Hz, each stamped with the publish time."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -54,6 +79,11 @@ def main(argv=None) -> int:
                         help='resize frames to this size (demo: render at it)')
     parser.add_argument('--seconds', type=float, default=0.0,
                         help='repeat the frames until this many seconds passed (0 = once)')
+    parser.add_argument('--prime-until', default='', metavar='TOPIC',
+                        help='before the sequence, send its first frame every 0.25 s until '
+                             "an image arrives on TOPIC (the node's output): the node has "
+                             'then matched this publisher, and no frame of the sequence is '
+                             'lost to discovery')
     args = parser.parse_args(argv)
     dds.use_large_frame_profile()
     rclpy.init()
@@ -68,6 +98,9 @@ def main(argv=None) -> int:
     # each gets a fresh stamp (the publish time) just before it is sent
     messages = [make_image_msg(Header(frame_id=args.frame_id), frame, 'bgr8')
                 for frame in source_frames(args.source, args.count, args.size)]
+    if args.prime_until and messages:
+        primed = _prime(node, pub, messages[0], args.prime_until, deadline + 30.0)
+        print('primed with %d frames' % primed, flush=True)
     period = 1.0 / args.rate if args.rate > 0 else 0.0
     start = next_time = time.monotonic()
     sent = 0

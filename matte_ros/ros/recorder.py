@@ -27,6 +27,15 @@ def _stamp_key(header) -> str:
     return '%d.%09d' % (header.stamp.sec, header.stamp.nanosec)
 
 
+def _wait_for_publishers(node, topics, timeout: float = 30.0) -> None:
+    """Spin until each topic has a publisher known to this node (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(node.count_publishers(t) > 0 for t in topics):
+            return
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
 def main(argv=None) -> int:
     """Record until ``--count`` composites arrived or ``--idle`` seconds pass without any."""
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
@@ -36,6 +45,10 @@ def main(argv=None) -> int:
     parser.add_argument('--count', type=int, default=0)
     parser.add_argument('--idle', type=float, default=5.0)
     parser.add_argument('--timeout', type=float, default=300.0)
+    parser.add_argument('--ready-file', default='', metavar='PATH',
+                        help='create PATH once every output topic of the node has a '
+                             'publisher this process knows of (its subscriptions have '
+                             'matched): start the camera after that and no output is lost')
     parser.add_argument('--no-images', action='store_true',
                         help='only measure latency (benchmarks): decode and write nothing')
     args = parser.parse_args(argv)
@@ -74,6 +87,10 @@ def main(argv=None) -> int:
                        else ReliabilityPolicy.RELIABLE)
         node.create_subscription(Image, topic, lambda m, n=name: on_msg(m, n),
                                  QoSProfile(depth=50, reliability=reliability))
+    if args.ready_file:
+        _wait_for_publishers(node, [t for n, t in topics.items() if n != 'input'])
+        with open(args.ready_file, 'w') as f:
+            f.write('ready\n')
     start = time.monotonic()
     try:
         while time.monotonic() - start < args.timeout:
