@@ -189,8 +189,8 @@ def _reference_json(python: str, args: List[str], timeout: float) -> Dict[str, A
     done = subprocess.run([python, script] + args, capture_output=True, text=True,
                           timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError('MediaPipe reference failed (%s): %s'
-                           % (python, done.stderr.strip().splitlines()[-1:]))
+        last = (done.stderr.strip().splitlines() or ['exit status %d' % done.returncode])[-1]
+        raise RuntimeError('MediaPipe reference failed (%s): %s' % (python, last))
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

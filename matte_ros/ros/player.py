@@ -48,7 +48,7 @@ def _prime(node, pub, msg, topic: str, deadline: float) -> int:
     while (discovery is not symmetric); best-effort frames sent meanwhile are lost.  An
     output of the node proves the path works.  Returns the frames sent.
     """
-    seen = []
+    seen = []  # images received on ``topic``
     sub = node.create_subscription(Image, topic, seen.append,
                                    QoSProfile(depth=1,
                                               reliability=ReliabilityPolicy.BEST_EFFORT))
@@ -62,6 +62,9 @@ def _prime(node, pub, msg, topic: str, deadline: float) -> int:
             next_send += 0.25
         rclpy.spin_once(node, timeout_sec=0.02)
     node.destroy_subscription(sub)
+    if not seen:
+        print('no image on %s after %d priming frames; sending the sequence anyway'
+              % (topic, sent), flush=True)
     return sent
 
 

@@ -28,12 +28,14 @@ def _stamp_key(header) -> str:
 
 
 def _wait_for_publishers(node, topics, timeout: float = 30.0) -> None:
-    """Spin until each topic has a publisher known to this node (or ``timeout``)."""
+    """Spin until each topic has a publisher known to this node (or ``timeout``, said)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(node.count_publishers(t) > 0 for t in topics):
             return
         rclpy.spin_once(node, timeout_sec=0.05)
+    print('no publisher after %.0f s on: %s' % (
+        timeout, ', '.join(t for t in topics if node.count_publishers(t) == 0)), flush=True)
 
 
 def main(argv=None) -> int:
