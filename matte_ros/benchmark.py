@@ -38,6 +38,7 @@ MEDIAPIPE_FPS = {('general', (640, 480)): 210.0, ('landscape', (640, 480)): 306.
 NODE_VS_BARE_MIN = 0.9
 NODE_ADDED_MS_MAX = 3.0
 RVM_VS_ORT_MIN = 1.5
+RVM_J_DROP_MAX = 0.01
 OVERLOAD_FACTOR = 3.0
 OVERLOAD_LATENCY_FACTOR = 2.0
 #: RSS growth (MiB) over an overload run still called flat.
@@ -179,6 +180,45 @@ def rvm_vs_straight_ort(values: Dict[str, Any], frames: List[np.ndarray], second
                 'max_alpha_diff': worst}
     finally:
         segmenter.close()
+
+
+def rvm_davis_vs_ort(values: Dict[str, Any], davis_root: str) -> Dict[str, Any]:
+    """
+    Return DAVIS J per sequence of the project's rvm and of a straight ORT loop.
+
+    Both run every frame of every sequence at RVM's automatic ratio for the DAVIS
+    frame size (or ``rvm.downsample_ratio``), each with its own recurrent state, and are
+    scored alike (:class:`~matte_ros.scoring.DavisScore`, ``alpha > 0.5``).  This is
+    the quality side of the rvm speed target: J must stay within 0.01 per sequence.
+    """
+    from matte_ros import datasets
+    from matte_ros import scoring
+    from matte_ros.segmenters import create
+    from matte_ros.segmenters import rvm
+    segmenter = create('rvm', values, 'cpu')
+    out: Dict[str, Any] = {'sequences': {}}
+    try:
+        for seq in datasets.davis_sequences(davis_root):
+            straight, project = None, None
+            scores = [scoring.DavisScore(), scoring.DavisScore()]
+            segmenter.reset('new sequence')
+            for _, frame, truth in datasets.iter_davis(davis_root, seq):
+                if straight is None:
+                    ratio = rvm.downsample_ratio(*frame.shape[:2], float(
+                        values.get('rvm.downsample_ratio', 0.0)))
+                    straight = StraightOrtLoop(segmenter.model_path, ratio)
+                    project = lambda f: segmenter.process(f).alpha  # noqa: E731
+                    out['ratio'] = ratio
+                scores[0].add(straight(frame) > 0.5, truth)
+                scores[1].add(project(frame) > 0.5, truth)
+            j_ort, j_project = (score.result()['J'] for score in scores)
+            out['sequences'][seq] = {'straight_ort_J': j_ort, 'project_J': j_project,
+                                     'delta': j_project - j_ort}
+    finally:
+        segmenter.close()
+    deltas = [v['delta'] for v in out['sequences'].values()]
+    out['worst_delta'] = min(deltas) if deltas else float('nan')
+    return out
 
 
 def _reference_json(python: str, args: List[str], timeout: float) -> Dict[str, Any]:
@@ -411,6 +451,16 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                              'threshold': '<= %.0f' % NODE_ADDED_MS_MAX,
                              'passed': _verdict(added, lambda v: v <= NODE_ADDED_MS_MAX),
                              'primary': True})
+            quality = run.get('rvm_davis_vs_ort')
+            if quality:
+                rows.append({'target': 'rvm DAVIS J - straight ORT loop J (worst sequence)',
+                             'case': '%s config, DAVIS 854x480 ratio %.3f' % (
+                                 label, quality.get('ratio', float('nan'))),
+                             'measured': quality['worst_delta'], 'unit': '',
+                             'threshold': '>= -%.2f' % RVM_J_DROP_MAX,
+                             'passed': _verdict(quality['worst_delta'],
+                                                lambda v: v >= -RVM_J_DROP_MAX),
+                             'primary': True})
             versus = run.get('rvm_vs_ort')
             if versus:
                 rows.append({'target': 'rvm fps / straight ORT loop fps (same model, CPU)',
@@ -557,6 +607,17 @@ def markdown(results: Dict[str, Any], plot_name: str = '') -> str:
                     lines.append('| %s | %.3f | %s | %s | %s | %.1e |' % (
                         size_label(run['size']), v['ratio'], _f(v['straight_ort_fps']),
                         _f(v['project_fps']), _f(v['speedup'], 2), v['max_alpha_diff']))
+    quality = [(entry, run) for entry in results['segmenters'] for run in entry['sizes']
+               if run.get('rvm_davis_vs_ort')]
+    for entry, run in quality:
+        v = run['rvm_davis_vs_ort']
+        lines += ['', 'rvm DAVIS J (all frames of each sequence, alpha > 0.5, ratio %.3f) of '
+                  'the straight ORT loop and of matte_ros rvm as configured for this run:'
+                  % v.get('ratio', float('nan')), '',
+                  '| sequence | straight ORT J | matte_ros rvm J | ΔJ |', '|---|---|---|---|']
+        for seq, j in v['sequences'].items():
+            lines.append('| %s | %.4f | %.4f | %+.4f |' % (
+                seq, j['straight_ort_J'], j['project_J'], j['delta']))
     versus = [(entry, run) for entry in results['segmenters'] for run in entry['sizes']
               if run.get('selfie_vs_mediapipe')]
     if versus:

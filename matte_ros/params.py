@@ -159,9 +159,14 @@ PARAMS: List[Param] = [
           'Reset the recurrent state when the stamp jumps forward by more than this (s).',
           low=0.0, high=3600.0),
     Param('rvm.runtime', STRING, 'onnxruntime',
-          'Runtime of rvm: onnxruntime, or torchscript (needs torch and onnx2torch; traced '
-          'from the checksummed ONNX model once per resolution and ratio).',
-          choices=('onnxruntime', 'torchscript'), reload=True),
+          'Runtime of rvm: onnxruntime; torchscript (needs torch and onnx2torch; traced '
+          'from the checksummed ONNX model once per resolution and ratio); or openvino '
+          '(CPU, compiled once per resolution and ratio; needed for rvm.precision int8).',
+          choices=('onnxruntime', 'torchscript', 'openvino'), reload=True),
+    Param('rvm.precision', STRING, 'fp32',
+          'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
+          '`matte-ros models derive-int8` derived for the ratio in use).',
+          choices=('fp32', 'int8'), reload=True),
     # --- tensorrt (rvm on backend tensorrt) -------------------------------------------------
     Param('tensorrt.fp16', BOOL, True,
           'rvm on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',

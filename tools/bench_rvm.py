@@ -35,6 +35,8 @@ import numpy as np  # noqa: E402
 
 SHARED = os.path.join(ROOT, '..', 'shared')
 SEQUENCES = ('parkour', 'kite-surf', 'dance-twirl')
+#: CDnet pedestrians: people are in view from frame 307 on (its ground truth).
+CALIBRATION_SKIP = 300
 
 
 def load(shared: str, sequences, count: int):
@@ -77,9 +79,10 @@ class StraightLoop:
 class Project:
     """matte_ros's rvm segmenter with the given session tuning."""
 
-    def __init__(self, model: str, ratio: float, threads: int, spinning: bool):
+    def __init__(self, model: str, ratio: float, threads: int, spinning: bool, **extra):
         config = params.defaults()
         config.update({'models.model_path': model, 'rvm.downsample_ratio': ratio})
+        config.update(extra)
         rvm.RobustVideoMatting.threads = threads
         rvm.RobustVideoMatting.spinning = spinning
         try:
@@ -106,6 +109,11 @@ def main(argv=None) -> int:
     parser.add_argument('--warmup', type=int, default=2, help='untimed frames per sequence')
     parser.add_argument('--ratio', type=float, default=0.0,
                         help='downsample ratio (0 = rvm automatic rule: 0.562 at 854x480)')
+    parser.add_argument('--openvino', action='store_true',
+                        help='also time rvm.runtime openvino in fp32 and int8 (the int8 '
+                        'model derived first, if absent, from CDnet pedestrians frames)')
+    parser.add_argument('--model-dir', default='',
+                        help='model cache holding derived int8 models (default: the usual)')
     parser.add_argument('--variants', action='store_true',
                         help='also time session variants (no spin-waiting, one thread)')
     args = parser.parse_args(argv)
@@ -119,14 +127,23 @@ def main(argv=None) -> int:
         ('straight ORT loop (reference)', StraightLoop(model, ratio)),
         ('matte_ros rvm (default session)', Project(model, ratio, 0, True)),
     ]
+    if args.openvino:
+        extra = {'rvm.runtime': 'openvino', 'models.model_dir': args.model_dir}
+        ensure_int8(model, ratio, (width, height), args)
+        runners += [('matte_ros rvm, OpenVINO fp32', Project(model, ratio, 0, True, **extra)),
+                    ('matte_ros rvm, OpenVINO int8', Project(model, ratio, 0, True,
+                                                             **extra,
+                                                             **{'rvm.precision': 'int8'}))]
     if args.variants:
         runners += [('matte_ros rvm, no spin-waiting', Project(model, ratio, 0, False)),
                     ('matte_ros rvm, 1 thread', Project(model, ratio, 1, True))]
     seconds = [0.0] * len(runners)
+    per_sequence = {}
     timed = 0
     scores = [[] for _ in runners]
     worst = [0.0] * len(runners)
-    for frames in data.values():
+    for seq, frames in data.items():
+        first = [len(score) for score in scores]
         for _, runner in runners:
             runner.reset()
         for index, (frame, truth) in enumerate(frames):
@@ -142,6 +159,8 @@ def main(argv=None) -> int:
                 scores[k].append((mask & truth).sum() / max(1, (mask | truth).sum()))
                 worst[k] = max(worst[k], float(np.abs(alpha - alphas[0]).max()))
             timed += index >= args.warmup
+        per_sequence[seq] = [float(np.mean(score[start:]))
+                             for score, start in zip(scores, first)]
     print('RVM mobilenetv3 fp32, CPU, %dx%d, downsample ratio %.3f, %d timed frames '
           '(%s)' % (width, height, ratio, timed, ', '.join(data)))
     print('| runner | fps | ms/frame | speed-up | J | ΔJ | max abs Δalpha |')
@@ -153,7 +172,25 @@ def main(argv=None) -> int:
         j = float(np.mean(scores[k]))
         print('| %s | %.2f | %.1f | %.2f× | %.4f | %+.4f | %.1e |' % (
             label, fps, 1000.0 / fps, fps / base_fps, j, j - base_j, worst[k]))
+    print()
+    print('| J per sequence | %s |' % ' | '.join(label for label, _ in runners))
+    print('|---|%s' % ('---|' * len(runners)))
+    for seq, values in per_sequence.items():
+        print('| %s | %s |' % (seq, ' | '.join('%.4f (%+.4f)' % (v, v - values[0])
+                                               for v in values)))
     return 0
+
+
+def ensure_int8(model: str, ratio: float, size, args) -> None:
+    """Derive the int8 model for ``ratio`` from CDnet pedestrians (people in view) if absent."""
+    from matte_ros import models
+    from matte_ros.segmenters import rvm_int8
+    from matte_ros.segmenters import rvm_openvino
+    calibration = os.path.join(args.shared, 'data', 'cdnet2014', 'baseline', 'pedestrians',
+                               'input')
+    directory = rvm_openvino.openvino_dir({'models.model_dir': args.model_dir})
+    rvm_int8.ensure(model, models.sha256_file(model), ratio, directory, calibration, size,
+                    count=100, skip=CALIBRATION_SKIP)
 
 
 if __name__ == '__main__':

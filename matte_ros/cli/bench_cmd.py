@@ -26,6 +26,8 @@ from matte_ros import params
 
 DEFAULT_SEGMENTERS = 'rvm,selfie,bgsub'
 PACED_MAX_HZ = 30.0
+#: Frame size of the DAVIS 2016 480p sequences (the rvm quality comparison).
+DAVIS_SIZE = (854, 480)
 #: Frames every measurement gets at least (slow segmenters run longer than --seconds),
 #: up to MAX_SECONDS per live run.
 MIN_FRAMES = 20
@@ -63,6 +65,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              'own solution in this run (speed, and DAVIS J with --davis)')
     parser.add_argument('--davis', default='', metavar='DIR',
                         help='DAVIS 2016 root for the selfie vs MediaPipe J comparison')
+    parser.add_argument('--rvm-calibration', default='', metavar='PATH',
+                        help='with --param rvm.precision=int8: frames (video or image '
+                        'directory) to derive missing int8 models from')
+    parser.add_argument('--rvm-calibration-skip', type=int, default=0, metavar='N',
+                        help='calibration frames to pass over first')
     parser.add_argument('--out', default='docs/benchmarks.md', help='markdown report')
     parser.add_argument('--plot', default='', help='PNG plot (default: beside --out)')
     parser.add_argument('--json', default='', metavar='FILE',
@@ -125,6 +132,8 @@ def measure(args, values: Dict[str, Any], names, sizes, workdir: str) -> Dict[st
     frames = {size: benchmark.bench_frames(size) for size in sizes}
     for name in names:
         seg_values = dict(values, segmenter=name)
+        if name == 'rvm' and seg_values.get('rvm.precision') == 'int8':
+            _ensure_int8(args, seg_values, sizes)
         entry = {'segmenter': name, 'selfie_model': seg_values.get('selfie.model'),
                  'sizes': []}
         for size in sizes:
@@ -136,6 +145,10 @@ def measure(args, values: Dict[str, Any], names, sizes, workdir: str) -> Dict[st
                 _progress('bench: rvm %s vs straight ORT loop' % benchmark.size_label(size))
                 run['rvm_vs_ort'] = benchmark.rvm_vs_straight_ort(
                     seg_values, frames[size], args.seconds, min_frames=_min_frames(args))
+                if size == sizes[0] and os.path.isdir(args.davis):
+                    _progress('bench: rvm DAVIS J vs straight ORT loop')
+                    run['rvm_davis_vs_ort'] = benchmark.rvm_davis_vs_ort(seg_values,
+                                                                         args.davis)
             if name == 'selfie' and args.mediapipe_python:
                 _progress('bench: selfie %s vs MediaPipe solution' % benchmark.size_label(size))
                 run['selfie_vs_mediapipe'] = benchmark.selfie_vs_mediapipe(
@@ -154,6 +167,37 @@ def measure(args, values: Dict[str, Any], names, sizes, workdir: str) -> Dict[st
                                                         min_frames=_min_frames(args))
         entries.append(entry)
     return {'segmenters': entries}
+
+
+def _ensure_int8(args, values: Dict[str, Any], sizes) -> None:
+    """
+    Derive rvm's int8 models the run needs (each size's ratio, DAVIS's) if absent.
+
+    Calibration frames come from ``--rvm-calibration`` (``make bench``: CDnet's
+    pedestrians, so that no DAVIS frame is seen), resized to each size.
+    """
+    from matte_ros import models
+    from matte_ros.segmenters import rvm
+    from matte_ros.segmenters import rvm_int8
+    from matte_ros.segmenters import rvm_openvino
+    path = models.locate(rvm.MODEL, values)
+    sha256 = models.get(rvm.MODEL).sha256
+    wanted = list(sizes)
+    if os.path.isdir(args.davis):
+        wanted.append(DAVIS_SIZE)
+    for width, height in wanted:
+        ratio = rvm.downsample_ratio(height, width, float(values.get('rvm.downsample_ratio',
+                                                                     0.0)))
+        stem = rvm_openvino.int8_stem(path, sha256, ratio, rvm_openvino.openvino_dir(values))
+        if os.path.isfile(stem + '.json'):
+            continue
+        if not args.rvm_calibration:
+            raise SystemExit('rvm.precision int8: no int8 model for ratio %.6f; give '
+                             '--rvm-calibration' % ratio)
+        _progress('bench: deriving rvm int8 for %dx%d (ratio %.3f)' % (width, height, ratio))
+        rvm_int8.ensure(path, sha256, ratio, rvm_openvino.openvino_dir(values),
+                        args.rvm_calibration, (width, height), skip=args.rvm_calibration_skip,
+                        log=_progress)
 
 
 def _node_runs(args, values: Dict[str, Any], entry: Dict[str, Any], workdir: str) -> None:

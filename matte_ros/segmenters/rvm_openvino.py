@@ -1,0 +1,210 @@
+"""
+RVM on OpenVINO (``rvm.runtime`` openvino), in fp32 or in a derived int8 model.
+
+OpenVINO's CPU plugin runs the official ONNX model with static shapes, and runs an int8
+copy (``rvm.precision`` int8) on the CPU's int8 instructions (AVX-512 VNNI / AVX-VNNI).
+As for TensorRT and TorchScript, the downsample ratio is **fixed first**: with the ratio
+as a runtime input the Resize output size is data-dependent and every shape behind it
+dynamic, which costs OpenVINO more than it gains (measured: 0.95× ONNX Runtime).  So a
+model is compiled per (height, width, ratio): the fixed-ratio copy of
+:func:`matte_ros.segmenters.rvm_device.fixed_ratio_model` (fp32) or the int8 model that
+``matte-ros models derive-int8`` made for that ratio (:mod:`.rvm_int8`), reshaped to
+the frame size with full-size state tensors.
+
+Derived int8 models live in ``<model cache>/openvino`` as
+``<model>.<sha256 prefix>.int8.ratio-<r>.{xml,bin,json}``.  The JSON manifest records the
+source model's sha256, the derived files' sha256, how they were calibrated and the
+quality check they passed; :func:`int8_model` re-hashes the files against it before
+OpenVINO reads them (a mismatch is an error, never a silent fallback to fp32).  No
+derived model for the ratio a frame needs is a :class:`SegmenterError` naming the
+command that derives it.
+
+OpenVINO is imported lazily: it is only needed with ``rvm.runtime`` openvino.
+"""
+
+import json
+import os
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Tuple
+
+from matte_ros import models
+from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters.base import SegmenterError
+import numpy as np
+
+#: ``rvm.precision`` values.
+FP32 = 'fp32'
+INT8 = 'int8'
+#: Manifest format written by :mod:`.rvm_int8` and read by :func:`int8_model`.
+MANIFEST_FORMAT = 1
+STATE_INPUTS = ('r1i', 'r2i', 'r3i', 'r4i')
+STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
+
+
+def import_openvino():
+    """Return the ``openvino`` module, or raise SegmenterError saying how to get it."""
+    try:
+        import openvino
+    except ImportError as exc:
+        raise SegmenterError('rvm.runtime openvino needs OpenVINO (pip install openvino): %s'
+                             % exc)
+    return openvino
+
+
+def openvino_dir(config) -> str:
+    """Return the directory of OpenVINO models: ``<model cache>/openvino``."""
+    return os.path.join(models.model_dir(config), 'openvino')
+
+
+def int8_stem(model_path: str, sha256: str, ratio: float, directory: str) -> str:
+    """Return the path (without extension) of the derived int8 model for a ratio."""
+    base = os.path.splitext(os.path.basename(model_path))[0]
+    name = '%s.%s.int8.ratio-%s' % (base, sha256[:16], rvm_device.ratio_tag(ratio))
+    return os.path.join(directory, name)
+
+
+def derive_command(ratio: Optional[float] = None) -> str:
+    """Return the command line that derives the int8 model (for ``ratio`` if given)."""
+    ratio_arg = ' --ratio %s' % rvm_device.ratio_tag(ratio) if ratio else ''
+    return ('matte-ros models derive-int8%s --calibration <frames of your camera: a video '
+            'or a directory of images>' % ratio_arg)
+
+
+def read_manifest(stem: str) -> Dict:
+    """Return the manifest of a derived model (SegmenterError when absent or unreadable)."""
+    path = stem + '.json'
+    try:
+        with open(path, encoding='utf-8') as stream:
+            manifest = json.load(stream)
+    except OSError:
+        raise SegmenterError('no int8 model at %s' % path)
+    except ValueError as exc:
+        raise SegmenterError('int8 manifest %s is not valid JSON: %s' % (path, exc))
+    if not isinstance(manifest, dict) or manifest.get('format') != MANIFEST_FORMAT:
+        raise SegmenterError('int8 manifest %s has an unknown format' % path)
+    return manifest
+
+
+def int8_model(model_path: str, sha256: str, ratio: float, directory: str) -> str:
+    """
+    Return the verified ``.xml`` of the int8 model derived for ``ratio``.
+
+    Raises SegmenterError when it is missing (naming the command that derives it), was
+    derived from another source model, or a file's sha256 differs from its manifest.
+    """
+    stem = int8_stem(model_path, sha256, ratio, directory)
+    if not os.path.isfile(stem + '.json'):
+        raise SegmenterError(
+            'rvm.precision int8: no int8 model derived for downsample ratio %s in %s; '
+            'derive it with `%s` (or set rvm.downsample_ratio to a ratio already derived)'
+            % (rvm_device.ratio_tag(ratio), directory, derive_command(ratio)))
+    manifest = read_manifest(stem)
+    if manifest.get('source_sha256') != sha256:
+        raise SegmenterError('int8 model %s was derived from another model (sha256 %s, '
+                             'expected %s); derive it again'
+                             % (stem, manifest.get('source_sha256'), sha256))
+    for ext in ('xml', 'bin'):
+        want = manifest.get('files', {}).get(ext)
+        path = '%s.%s' % (stem, ext)
+        if not os.path.isfile(path):
+            raise SegmenterError('int8 model file %s is missing; derive it again' % path)
+        got = models.sha256_file(path)
+        if got != want:
+            raise SegmenterError('int8 model file %s fails its checksum (sha256 %s, manifest '
+                                 '%s); derive it again' % (path, got, want))
+    return stem + '.xml'
+
+
+def derived_ratios(model_path: str, sha256: str, directory: str) -> List[str]:
+    """Return the ratio tags that have a derived int8 model manifest in ``directory``."""
+    prefix = os.path.basename(int8_stem(model_path, sha256, 1.0, directory)).rsplit(
+        'ratio-', 1)[0] + 'ratio-'
+    if not os.path.isdir(directory):
+        return []
+    return sorted(name[len(prefix):-len('.json')] for name in os.listdir(directory)
+                  if name.startswith(prefix) and name.endswith('.json'))
+
+
+def compile_model(core, path: str, shapes: Dict[str, Tuple[int, ...]], threads: int = 0):
+    """Read ``path``, give it static ``shapes`` and compile it for the CPU (fp32 math)."""
+    model = core.read_model(path)
+    openvino = import_openvino()
+    model.reshape({name: openvino.PartialShape(list(shape)) for name, shape in shapes.items()})
+    config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'}
+    if threads:
+        config['INFERENCE_NUM_THREADS'] = int(threads)
+    return core.compile_model(model, 'CPU', config)
+
+
+class OpenVinoRunner:
+    """
+    Run RVM through OpenVINO with the recurrent state as NumPy arrays.
+
+    ``model_path`` is the verified ONNX model, ``sha256`` its checksum, ``precision``
+    fp32 or int8, ``directory`` where fixed-ratio copies and derived models live.
+    :meth:`prepare` compiles for a frame size and ratio, :meth:`zero_state` gives the
+    start-of-stream state, :meth:`run` one frame.
+    """
+
+    def __init__(self, model_path: str, sha256: str, precision: str = FP32,
+                 directory: str = '', threads: int = 0):
+        self.openvino = import_openvino()
+        if precision not in (FP32, INT8):
+            raise SegmenterError('rvm.precision must be fp32 or int8, not %r' % precision)
+        self.model_path = model_path
+        self.sha256 = sha256
+        self.precision = precision
+        self.directory = directory
+        self.threads = threads
+        self.core = self.openvino.Core()
+        self.key: Optional[Tuple[int, int, str]] = None
+        self._request = None
+        self._outputs: Dict[str, object] = {}
+        #: The model file compiled last (the fixed-ratio ONNX or the int8 .xml).
+        self.model_file = ''
+
+    def prepare(self, height: int, width: int, ratio: float) -> bool:
+        """Compile for this size and ratio unless already current; True when it changed."""
+        key = (height, width, rvm_device.ratio_tag(ratio))
+        if key == self.key and self._request is not None:
+            return False
+        self.close()
+        if self.precision == INT8:
+            path = int8_model(self.model_path, self.sha256, ratio, self.directory)
+        else:
+            path = rvm_device.fixed_ratio_model(self.model_path, ratio, self.directory)
+        try:
+            compiled = compile_model(self.core, path,
+                                     rvm_device.input_shapes(height, width, ratio),
+                                     self.threads)
+        except RuntimeError as exc:
+            raise SegmenterError('OpenVINO cannot compile %s for %dx%d: %s'
+                                 % (path, width, height, exc))
+        self._request = compiled.create_infer_request()
+        self._outputs = {port.get_any_name(): port for port in compiled.outputs}
+        self.key = key
+        self.model_file = path
+        return True
+
+    @staticmethod
+    def zero_state(height: int, width: int, ratio: float) -> List[np.ndarray]:
+        """Return full-size zero state arrays (the compiled shapes are static)."""
+        return [np.zeros(shape, np.float32)
+                for shape in rvm_device.state_shapes(height, width, ratio)]
+
+    def run(self, src: np.ndarray, state: List[np.ndarray]):
+        """Return (fgr, pha, [r1o..r4o]) for one frame; outputs are the caller's copies."""
+        feed = {'src': src}
+        feed.update(zip(STATE_INPUTS, state))
+        result = self._request.infer(feed)
+        out = self._outputs
+        return (result[out['fgr']], result[out['pha']],
+                [result[out[name]] for name in STATE_OUTPUTS])
+
+    def close(self) -> None:
+        """Drop the compiled model and its request."""
+        self._request = None
+        self._outputs = {}
+        self.key = None
