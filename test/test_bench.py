@@ -96,6 +96,27 @@ def test_targets_pass_and_fail_from_the_measurements():
     assert unknown['latency added by the node (mean; target: median)'] is None
 
 
+def test_rvm_davis_quality_target_and_table():
+    results = _results(9.5, 150.0, 100.0, 2.0, 1.6, 1.0)
+    run = results['segmenters'][0]['sizes'][0]
+    run['rvm_davis_vs_ort'] = {
+        'ratio': 0.562, 'worst_delta': -0.012,
+        'sequences': {'parkour': {'straight_ort_J': 0.92, 'project_J': 0.915, 'delta': -0.005},
+                      'kite-surf': {'straight_ort_J': 0.66, 'project_J': 0.648,
+                                    'delta': -0.012}}}
+    name = 'rvm DAVIS J - straight ORT loop J (worst sequence)'
+    assert _verdicts(results)[name] is False
+    run['rvm_davis_vs_ort']['worst_delta'] = -0.009
+    assert _verdicts(results)[name] is True
+    results['targets'] = benchmark.targets(results)
+    run['rvm_vs_ort'] = {'ratio': 0.75, 'straight_ort_fps': 9.0, 'project_fps': 14.4,
+                         'speedup': 1.6, 'max_alpha_diff': 0.5}
+    results['meta'] = {'command': 'x', 'date': 'd', 'machine': 'm', 'cpus': 2, 'loadavg': '0',
+                       'backend': 'cpu', 'onnxruntime': '1', 'seconds': 1, 'quick': True}
+    text = benchmark.markdown(results)
+    assert '| kite-surf | 0.6600 | 0.6480 | -0.0120 |' in text
+
+
 @pytest.fixture(scope='module')
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('bench')

@@ -17,7 +17,7 @@ ROSDEP_KEYS = {
 #: Imported (lazily) but without a rosdep key: installed with pip from requirements-robot.txt
 #: (or JetPack); package.xml says so in a comment.
 PIP_ONLY = {'rosbags', 'ai_edge_litert', 'onnx', 'vpi', 'tensorrt', 'skimage', 'torch',
-            'torchvision', 'onnx2torch', 'mediapipe'}
+            'torchvision', 'onnx2torch', 'mediapipe', 'openvino', 'nncf'}
 
 
 def _imported_modules():
@@ -55,9 +55,9 @@ def test_no_exec_depend_is_unused():
 def test_pip_only_modules_are_in_the_robot_requirements():
     with open(os.path.join(ROOT, 'requirements-robot.txt'), encoding='utf-8') as f:
         text = f.read().lower()
-    for module in ('rosbags', 'ai-edge-litert', 'onnx'):
+    for module in ('rosbags', 'ai-edge-litert', 'onnx', 'openvino', 'nncf'):
         assert module in text, module
     with open(os.path.join(ROOT, 'package.xml'), encoding='utf-8') as f:
         xml_text = f.read()
-    for module in ('rosbags', 'ai-edge-litert', 'onnx'):
+    for module in ('rosbags', 'ai-edge-litert', 'onnx', 'openvino', 'nncf'):
         assert module in xml_text, 'package.xml comment should name pip-only ' + module
