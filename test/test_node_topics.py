@@ -65,10 +65,11 @@ class Topics:
         self.got = {'mask': [], 'roi': [], 'camera_info': [], 'composite/compressed': []}
         types = {'mask': Image, 'roi': RegionOfInterest, 'camera_info': CameraInfo,
                  'composite/compressed': CompressedImage}
+        self.subscriptions = {}
         for name, msg_type in types.items():
-            node.create_subscription(msg_type, '%s/%s' % (TARGET, name),
-                                     lambda msg, name=name: self.got[name].append(msg),
-                                     _reliable())
+            self.subscriptions[name] = node.create_subscription(
+                msg_type, '%s/%s' % (TARGET, name),
+                lambda msg, name=name: self.got[name].append(msg), _reliable())
         self.diagnostics = []
         node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
 
@@ -162,6 +163,34 @@ def test_compressed_input_gives_masks_roi_and_compressed_composite(topics, start
     assert 0.0 <= float(values['foreground_fraction']) < 0.3
     assert values['roi_stamp'].startswith('3.')
     assert proc.alive()
+
+
+def test_without_roi_subscribers_diagnostics_still_carry_the_roi(topics, start_node):
+    # ~/roi and ~/composite/compressed are only built for subscribers; diagnostics then
+    # compute the ROI of the last frame themselves.
+    t = topics
+    for name in ('roi', 'composite/compressed'):
+        t.node.destroy_subscription(t.subscriptions.pop(name))
+    start_node(namespace=NS, params={'segmenter': 'framediff', 'composite.compressed': True})
+    t.activate(t.raw_pub)
+    background, changed = _frames()
+    for sec, frame in ((1, background), (2, changed)):
+        t.raw_pub.publish(make_image_msg(_header(sec), frame, 'bgr8'))
+        assert t.mask_for(sec) is not None
+
+    def tracking():
+        for array in t.diagnostics:
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.startswith(TARGET) and values.get('roi_stamp', '').startswith(
+                        '2.'):
+                    return values
+        return None
+    assert t.spin(10.0, tracking), 'diagnostics never carried the ROI of frame 2'
+    x, y, w, h = (int(v) for v in tracking()['roi'].split())
+    bx, by, bw, bh = BIG   # framediff's mask may be dilated by a pixel or two
+    assert abs(x - bx) <= 3 and abs(y - by) <= 3 and abs(w - bw) <= 6 and abs(h - bh) <= 6
+    assert not t.got['roi'] and not t.got['composite/compressed']
 
 
 def test_camera_info_is_republished_with_each_output_header(topics, start_node):
