@@ -74,6 +74,7 @@ def _results(node_fps, latency_p99, processing_ms, node_added_ms, speedup, growt
                         'latency_ms': {'p50': 1.0, 'p99': latency_p99},
                         'stage_ms': {'processing': processing_ms},
                         'process': {'rss_growth_mb': growth}},
+           'saturated': {'output_fps': node_fps},
            'rvm_vs_ort': {'speedup': speedup}}
     return {'segmenters': [{'segmenter': 'rvm', 'sizes': [run]}]}
 
@@ -84,7 +85,8 @@ def _verdicts(results):
 
 def test_targets_pass_and_fail_from_the_measurements():
     good = _verdicts(_results(9.5, 150.0, 100.0, 2.0, 1.6, 1.0))
-    assert good == {'node fps / bare fps, rvm at 640x480': True,
+    assert good == {'node fps / bare fps (input 1.25x bare), rvm at 640x480': True,
+                    'node fps / bare fps (input 3x), rvm at 640x480': True,
                     'overload: output fps / node capacity': True,
                     'overload: latency p99 / processing time': True,
                     'overload: RSS growth (MiB)': True,
@@ -141,7 +143,7 @@ def test_quick_run_measures_bare_loop_and_live_node(quick_run):
     assert run['bare_after']['frames'] >= 3 and run['bare_after']['fps'] > 0
     assert benchmark.bare_fps(run) == pytest.approx(
         (run['bare']['fps'] + run['bare_after']['fps']) / 2)
-    for name in ('paced', 'overload'):
+    for name in ('paced', 'overload', 'saturated'):
         live = run[name]
         assert live['sent'] > 0 and 0 < live['received'] <= live['sent'], name
         assert live['input_fps'] > 0 and live['output_fps'] > 0, name
@@ -159,7 +161,8 @@ def test_quick_run_measures_bare_loop_and_live_node(quick_run):
 def test_quick_run_writes_report_with_targets_and_plot(quick_run):
     out, results, text, stdout = quick_run
     targets = {row['target'] for row in results['targets']}
-    assert {'node fps / bare fps', 'overload: output fps / node capacity',
+    assert {'node fps / bare fps (input 1.25x bare)', 'node fps / bare fps (input 3x)',
+            'overload: output fps / node capacity',
             'overload: latency p99 / processing time', 'overload: RSS growth (MiB)',
             'latency added by the node (mean; target: median)'} <= targets
     assert all(row['passed'] in (True, False) for row in results['targets'])

@@ -190,7 +190,7 @@ def ensure_int8(model: str, ratio: float, size, args) -> None:
                                'input')
     directory = rvm_openvino.openvino_dir({'models.model_dir': args.model_dir})
     rvm_int8.ensure(model, models.sha256_file(model), ratio, directory, calibration, size,
-                    count=100, skip=CALIBRATION_SKIP)
+                    skip=CALIBRATION_SKIP)
 
 
 if __name__ == '__main__':

@@ -43,8 +43,8 @@ def add_parser(subparsers):
     derive.add_argument('--calibration', required=True, metavar='PATH',
                         help='consecutive frames of the target camera: a video file or a '
                         'directory of images (name order)')
-    derive.add_argument('--frames', type=int, default=120,
-                        help='frames read from the calibration source (default 120; every '
+    derive.add_argument('--frames', type=int, default=100,
+                        help='frames read from the calibration source (default 100; every '
                         '5th is held out for the quality check)')
     derive.add_argument('--skip', type=int, default=0,
                         help='frames of the calibration source to pass over first')
