@@ -470,7 +470,7 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                 rows.append({'target': 'rvm DAVIS J - straight ORT loop J (worst sequence)',
                              'case': '%s config, DAVIS 854x480 ratio %.3f' % (
                                  label, quality.get('ratio', float('nan'))),
-                             'measured': quality['worst_delta'], 'unit': '',
+                             'measured': quality['worst_delta'], 'unit': '', 'digits': 4,
                              'threshold': '>= -%.2f' % RVM_J_DROP_MAX,
                              'passed': _verdict(quality['worst_delta'],
                                                 lambda v: v >= -RVM_J_DROP_MAX),
@@ -611,7 +611,7 @@ def markdown(results: Dict[str, Any], plot_name: str = '') -> str:
               '| target | case | measured | threshold | result |', '|---|---|---|---|---|']
     for row in results['targets']:
         lines.append('| %s | %s | %s %s | %s | %s |' % (
-            row['target'], row['case'], _f(row['measured'], 2), row['unit'],
+            row['target'], row['case'], _f(row['measured'], row.get('digits', 2)), row['unit'],
             row['threshold'], _verdict_text(row['passed'])))
     if any(r.get('rvm_vs_ort') for e in results['segmenters'] for r in e['sizes']):
         lines += ['', 'rvm vs straight ORT: the matte_ros segmenter and a plain '
@@ -630,7 +630,8 @@ def markdown(results: Dict[str, Any], plot_name: str = '') -> str:
                if run.get('rvm_davis_vs_ort')]
     for entry, run in quality:
         v = run['rvm_davis_vs_ort']
-        lines += ['', 'rvm DAVIS J (all frames of each sequence, alpha > 0.5, ratio %.3f) of '
+        lines += ['', 'rvm DAVIS J (DAVIS scoring: every frame but the first and last, '
+                  'alpha > 0.5, ratio %.3f) of '
                   'the straight ORT loop and of matte_ros rvm as configured for this run:'
                   % v.get('ratio', float('nan')), '',
                   '| sequence | straight ORT J | matte_ros rvm J | ΔJ |', '|---|---|---|---|']
