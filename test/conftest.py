@@ -25,6 +25,15 @@ def shared_path(*parts):
     return path
 
 
+def davis_frames(sequence, count, size):
+    """Return the first ``count`` DAVIS 480p frames of ``sequence`` resized to ``size`` (W, H)."""
+    import glob
+    import cv2
+    folder = shared_path('data', 'davis2016', 'JPEGImages', '480p', sequence)
+    paths = sorted(glob.glob(os.path.join(folder, '*.jpg')))[:count]
+    return [cv2.resize(cv2.imread(p), size, interpolation=cv2.INTER_AREA) for p in paths]
+
+
 @pytest.fixture(scope='session')
 def ros_context():
     """Initialise rclpy once for the test process (on the isolated domain)."""

@@ -8,10 +8,10 @@ from DAVIS parkour (ratio 1, quick); they check the files, the manifest, the che
 verification and the quality gate, not int8 quality (that is tools/bench_rvm.py's job).
 """
 
-import glob
 import json
 import os
 
+from conftest import davis_frames
 import cv2
 from matte_ros import models
 from matte_ros import params
@@ -26,7 +26,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, '..', 'shared')
 RVM_FILE = os.path.join(SHARED, 'models', 'rvm_mobilenetv3_fp32.onnx')
-FRAMES = os.path.join(SHARED, 'data', 'davis2016', 'JPEGImages', '480p', 'parkour')
 SIZE = (320, 240)  # (width, height): long side ≤ 512, so downsample ratio 1
 
 
@@ -49,9 +48,7 @@ def rvm_config(model_dir, runtime='openvino', precision='fp32'):
 @pytest.fixture(scope='module')
 def frames():
     """Return the first 17 DAVIS parkour images at 320×240 (BGR)."""
-    need(FRAMES)
-    paths = sorted(glob.glob(os.path.join(FRAMES, '*.jpg')))[:17]
-    return [cv2.resize(cv2.imread(p), SIZE, interpolation=cv2.INTER_AREA) for p in paths]
+    return davis_frames('parkour', 17, SIZE)
 
 
 @pytest.fixture(scope='module')

@@ -10,6 +10,7 @@ import glob
 import os
 import sys
 
+from conftest import davis_frames
 import cv2
 from matte_ros import params
 from matte_ros.segmenters import create
@@ -20,7 +21,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, '..', 'shared')
 RVM_FILE = os.path.join(SHARED, 'models', 'rvm_mobilenetv3_fp32.onnx')
-FRAMES = os.path.join(SHARED, 'data', 'davis2016', 'JPEGImages', '480p', 'parkour')
 SIZE = (320, 240)  # (width, height): long side ≤ 512, so downsample ratio 1
 TOLERANCE = 1e-3
 
@@ -52,9 +52,7 @@ def rvm_config(model_dir, runtime):
 @pytest.fixture(scope='module')
 def frames():
     """Return the first five DAVIS parkour images at 320×240 (BGR)."""
-    need(FRAMES)
-    paths = sorted(glob.glob(os.path.join(FRAMES, '*.jpg')))[:5]
-    return [cv2.resize(cv2.imread(p), SIZE, interpolation=cv2.INTER_AREA) for p in paths]
+    return davis_frames('parkour', 5, SIZE)
 
 
 @pytest.fixture(scope='module')
