@@ -153,6 +153,8 @@ def test_quick_run_measures_bare_loop_and_live_node(quick_run):
         assert sum(live['stage_ms'][s] for s in benchmark.STAGES) == pytest.approx(
             live['stage_ms']['processing'], rel=0.2), name
         assert live['process']['cpu_percent'] > 0 and live['process']['rss_peak_mb'] > 20
+    floor = run['transport_floor']   # the echo node: republished every frame, no stages
+    assert floor['received'] > 0 and floor['latency_ms']['p50'] > 0 and floor['stage_ms'] == {}
     paced = run['paced']
     in_pipeline = sum(paced['stage_ms'][s] for s in benchmark.PIPELINE_STAGES)
     assert paced['node_added_ms'] == pytest.approx(paced['latency_ms']['mean'] - in_pipeline)
@@ -166,7 +168,8 @@ def test_quick_run_writes_report_with_targets_and_plot(quick_run):
             'overload: latency p99 / processing time', 'overload: RSS growth (MiB)',
             'latency added by the node (mean; target: median)'} <= targets
     assert all(row['passed'] in (True, False) for row in results['targets'])
-    for heading in ('## Speed and cost', '## Time per stage', '## Overload', '## Targets'):
+    for heading in ('## Speed and cost', '## Transport floor', '## Time per stage',
+                    '## Overload', '## Targets'):
         assert heading in text
     assert '`matte-ros bench --quick --segmenter bgsub --sizes 640x480 --out %s`' % (
         out / 'bench.md') in text   # the logs' and JSON's places are left out

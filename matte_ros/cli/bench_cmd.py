@@ -236,7 +236,17 @@ def _node_runs(args, values: Dict[str, Any], entry: Dict[str, Any], workdir: str
             pipeline_ms = sum(paced['stage_ms'].get(s, 0.0) for s in benchmark.PIPELINE_STAGES)
             paced['node_added_ms'] = (paced['latency_ms']['mean'] - pipeline_ms
                                       if paced['stage_ms'] else float('nan'))
+            paced['rate_hz'] = rate
             run['paced'] = paced
+        node.stop()
+        node = bench_graph.EchoUnderTest(client, env, os.path.join(workdir, 'echo'))
+        for run in entry['sizes']:
+            size = tuple(run['size'])
+            rate = run['paced']['rate_hz']
+            _progress('bench: %s transport floor (echo node), paced at %.1f Hz'
+                      % (benchmark.size_label(size), rate))
+            run['transport_floor'] = node.run('echo-' + benchmark.size_label(size), size,
+                                              rate, _seconds(args, rate), _idle(rate))
     finally:
         if node is not None:
             node.stop()

@@ -26,6 +26,7 @@ from matte_ros.ros.lifecycle_client import LifecycleClient
 import rclpy
 
 NAMESPACE = '/bench'
+ECHO_NAMESPACE = '/bench_echo'
 _SENT = re.compile(r'sent (\d+) frames on \S+ in ([0-9.]+) s')
 
 
@@ -41,6 +42,7 @@ class NodeUnderTest:
         self.client = client
         self.env = env
         self.workdir = workdir
+        self.namespace = NAMESPACE
         self.target = NAMESPACE + '/matte'
         os.makedirs(workdir, exist_ok=True)
         values = dict(params)
@@ -105,7 +107,7 @@ class NodeUnderTest:
         player = processes.ManagedProcess(
             _module('matte_ros.ros.player', '--source', 'demo', '--count', 60,
                     '--size', benchmark.size_label(size), '--rate', '%.3f' % rate,
-                    '--seconds', seconds, '--topic', NAMESPACE + '/image',
+                    '--seconds', seconds, '--topic', self.namespace + '/image',
                     '--wait-subscribers', 1),
             self.env, os.path.join(self.workdir, label + '.player.log'))
         try:
@@ -129,9 +131,38 @@ class NodeUnderTest:
                          monitor.summary())
 
     def stop(self) -> None:
-        """Stop the node process and detach."""
+        """Stop the node process and detach (once; later calls do nothing)."""
         self.process.stop()
-        self.client.destroy_subscription(self._sub)
+        if self._sub is not None:
+            self.client.destroy_subscription(self._sub)
+            self._sub = None
+
+
+class EchoUnderTest(NodeUnderTest):
+    """
+    The transport floor: :mod:`matte_ros.ros.echo` in place of the node, same graph.
+
+    :meth:`run` measures it like the node (its stage times are empty: it has none).
+    """
+
+    def __init__(self, client, env: Dict[str, str], workdir: str, timeout: float = 60.0):
+        self.client = client
+        self.env = env
+        self.workdir = workdir
+        self.namespace = ECHO_NAMESPACE
+        self.target = ECHO_NAMESPACE + '/echo'
+        os.makedirs(workdir, exist_ok=True)
+        self.process = processes.ManagedProcess(
+            _module('matte_ros.ros.echo', '--namespace', ECHO_NAMESPACE), env,
+            os.path.join(workdir, 'echo.log'))
+        self.diagnostics = []
+        self._sub = client.create_subscription(DiagnosticArray, '/diagnostics',
+                                               self._on_diagnostics, 50)
+        image = ECHO_NAMESPACE + '/image'
+        if not self._spin(timeout, lambda: self.client.count_subscribers(image) >= 1):
+            self.process.stop()
+            raise RuntimeError('the echo node never subscribed to %s; see %s'
+                               % (image, self.process.log_path))
 
 
 def summarise(latencies: Dict[str, Dict[str, float]], sent: int, send_seconds: float,
