@@ -39,25 +39,30 @@ class NodeUnderTest:
 
     def __init__(self, client, params: Dict[str, Any], env: Dict[str, str], workdir: str,
                  timeout: float = 120.0):
-        self.client = client
-        self.env = env
-        self.workdir = workdir
-        self.namespace = NAMESPACE
-        self.target = NAMESPACE + '/matte'
-        os.makedirs(workdir, exist_ok=True)
         values = dict(params)
         values.setdefault('diagnostics_period', 0.5)
-        self.process = processes.ManagedProcess(
-            processes.node_command(namespace=NAMESPACE, params=values), env,
-            os.path.join(workdir, 'node.log'))
-        self.diagnostics: List[Dict[str, str]] = []
-        self._sub = client.create_subscription(DiagnosticArray, '/diagnostics',
-                                               self._on_diagnostics, 50)
+        self._start(client, env, workdir, NAMESPACE, 'matte',
+                    processes.node_command(namespace=NAMESPACE, params=values))
         lifecycle = LifecycleClient(client, self.target, timeout=timeout)
         for transition in ('configure', 'activate'):
             if not lifecycle.change_state(transition):
                 raise RuntimeError('the node refused to %s; see %s'
                                    % (transition, self.process.log_path))
+
+    def _start(self, client, env: Dict[str, str], workdir: str, namespace: str, name: str,
+               argv: List[str]) -> None:
+        """Start the process under test (``name`` in ``namespace``) and watch /diagnostics."""
+        self.client = client
+        self.env = env
+        self.workdir = workdir
+        self.namespace = namespace
+        self.target = '%s/%s' % (namespace, name)
+        os.makedirs(workdir, exist_ok=True)
+        self.process = processes.ManagedProcess(argv, env,
+                                                os.path.join(workdir, name + '.log'))
+        self.diagnostics: List[Dict[str, str]] = []
+        self._sub = client.create_subscription(DiagnosticArray, '/diagnostics',
+                                               self._on_diagnostics, 50)
 
     @property
     def pid(self) -> int:
@@ -146,18 +151,8 @@ class EchoUnderTest(NodeUnderTest):
     """
 
     def __init__(self, client, env: Dict[str, str], workdir: str, timeout: float = 60.0):
-        self.client = client
-        self.env = env
-        self.workdir = workdir
-        self.namespace = ECHO_NAMESPACE
-        self.target = ECHO_NAMESPACE + '/echo'
-        os.makedirs(workdir, exist_ok=True)
-        self.process = processes.ManagedProcess(
-            _module('matte_ros.ros.echo', '--namespace', ECHO_NAMESPACE), env,
-            os.path.join(workdir, 'echo.log'))
-        self.diagnostics = []
-        self._sub = client.create_subscription(DiagnosticArray, '/diagnostics',
-                                               self._on_diagnostics, 50)
+        self._start(client, env, workdir, ECHO_NAMESPACE, 'echo',
+                    _module('matte_ros.ros.echo', '--namespace', ECHO_NAMESPACE))
         image = ECHO_NAMESPACE + '/image'
         if not self._spin(timeout, lambda: self.client.count_subscribers(image) >= 1):
             self.process.stop()

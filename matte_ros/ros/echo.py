@@ -17,11 +17,11 @@ Example::
 import argparse
 import sys
 
+from matte_ros.ros import dds
+from matte_ros.ros import executor
 from matte_ros.ros.image_msgs import make_image_msg
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -55,18 +55,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--namespace', default='/bench_echo')
     args = parser.parse_args(argv)
+    dds.use_large_frame_profile()
     rclpy.init()
-    node = Echo(args.namespace)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    executor.spin(Echo(args.namespace))
     return 0
 
 

@@ -32,6 +32,7 @@ from matte_ros.frame_slot import FrameSlot
 from matte_ros.pipeline import Pipeline
 from matte_ros.ros import dds
 from matte_ros.ros import diagnostics
+from matte_ros.ros import executor
 from matte_ros.ros import parameters
 from matte_ros.ros import service_guard
 from matte_ros.ros.image_msgs import decode_image_msg
@@ -41,8 +42,6 @@ from matte_ros.stats import Stats
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -496,21 +495,7 @@ def main(args=None):
     dds.use_large_frame_profile()
     rclpy.init(args=args)
     node = MatteNode()
-    # One executor thread is enough: frames are processed on the node's own worker, so
-    # services answer meanwhile.  A MultiThreadedExecutor costs far more Python time per
-    # callback; flooded with VGA frames at 450 Hz it left the worker so little of the GIL
-    # that output fell from 60 to 5 fps (docs/benchmarks.md, overload rows).
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop()
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
+    executor.spin(node, on_stop=node.stop)
 
 
 if __name__ == '__main__':

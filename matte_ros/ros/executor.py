@@ -1,0 +1,37 @@
+"""
+How the package's processes spin their node: one SingleThreadedExecutor until shutdown.
+
+One executor thread is enough for the matte node: frames are processed on the node's
+own worker, so services answer meanwhile.  A MultiThreadedExecutor costs far more
+Python time per callback; flooded with VGA frames at 450 Hz it left the worker so little
+of the GIL that output fell from 60 to 5 fps (docs/benchmarks.md, overload rows).  The
+benchmark's echo node spins the same way, so that it measures the same transport.
+"""
+
+from typing import Callable
+from typing import Optional
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
+
+
+def spin(node, on_stop: Optional[Callable[[], None]] = None) -> None:
+    """
+    Spin ``node`` until SIGINT/SIGTERM or an external shutdown, then tear down.
+
+    ``on_stop`` runs before the executor shuts down (the node ends its worker there);
+    then the node is destroyed and rclpy shut down.
+    """
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if on_stop is not None:
+            on_stop()
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
