@@ -199,21 +199,19 @@ def rvm_davis_vs_ort(values: Dict[str, Any], davis_root: str) -> Dict[str, Any]:
     from matte_ros.segmenters import create
     from matte_ros.segmenters import rvm
     segmenter = create('rvm', values, 'cpu')
+    setting = float(values.get('rvm.downsample_ratio', 0.0))
     out: Dict[str, Any] = {'sequences': {}}
     try:
         for seq in datasets.davis_sequences(davis_root):
-            straight, project = None, None
+            straight = None   # made at the first frame: the ratio follows its size
             scores = [scoring.DavisScore(), scoring.DavisScore()]
             segmenter.reset('new sequence')
             for _, frame, truth in datasets.iter_davis(davis_root, seq):
                 if straight is None:
-                    ratio = rvm.downsample_ratio(*frame.shape[:2], float(
-                        values.get('rvm.downsample_ratio', 0.0)))
-                    straight = StraightOrtLoop(segmenter.model_path, ratio)
-                    project = lambda f: segmenter.process(f).alpha  # noqa: E731
-                    out['ratio'] = ratio
+                    out['ratio'] = rvm.downsample_ratio(*frame.shape[:2], setting)
+                    straight = StraightOrtLoop(segmenter.model_path, out['ratio'])
                 scores[0].add(straight(frame) > 0.5, truth)
-                scores[1].add(project(frame) > 0.5, truth)
+                scores[1].add(segmenter.process(frame).alpha > 0.5, truth)
             j_ort, j_project = (score.result()['J'] for score in scores)
             out['sequences'][seq] = {'straight_ort_J': j_ort, 'project_J': j_project,
                                      'delta': j_project - j_ort}

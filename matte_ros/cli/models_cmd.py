@@ -166,12 +166,11 @@ def _derive_int8(args) -> int:
     height, width = frames[0].shape[:2]
     ratio = rvm.downsample_ratio(height, width, args.ratio)
     start = time.monotonic()
-    manifest = rvm_int8.derive(
-        model_path, models.get(rvm.MODEL).sha256, ratio, frames,
-        rvm_openvino.openvino_dir(config), source=os.path.abspath(args.calibration),
-        min_iou=args.min_iou)
-    stem = rvm_openvino.int8_stem(model_path, manifest['source_sha256'], ratio,
-                                  rvm_openvino.openvino_dir(config))
+    sha256 = models.get(rvm.MODEL).sha256
+    derived = rvm_openvino.openvino_dir(config)
+    manifest = rvm_int8.derive(model_path, sha256, ratio, frames, derived,
+                               source=os.path.abspath(args.calibration), min_iou=args.min_iou)
+    stem = rvm_openvino.int8_stem(model_path, sha256, ratio, derived)
     print('derived in %.0f s: %s.xml (ratio %s; use rvm.runtime openvino, rvm.precision '
           'int8)' % (time.monotonic() - start, stem, manifest['ratio']))
     return 0

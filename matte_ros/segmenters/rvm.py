@@ -285,7 +285,7 @@ class RobustVideoMatting(Segmenter):
         height, width = frame.shape[:2]
         ratio = downsample_ratio(height, width, float(self.config.get('rvm.downsample_ratio',
                                                                       0.0)))
-        if self.fixed_ratio or self.torchscript is not None or self.openvino is not None:
+        if self.fixed_ratio or self.torchscript or self.openvino:
             ratio = float(rvm_device.ratio_tag(ratio))
         if self.ratio is not None and ratio != self.ratio and self.state.frames:
             self.reset('downsample ratio changed')
@@ -293,10 +293,9 @@ class RobustVideoMatting(Segmenter):
         src = self._to_src(frame)
         if self.fixed_ratio:
             self._ensure_engine(height, width, ratio)
-        if self.torchscript is not None:
-            fgr, pha, rec = self._run_torchscript(src, height, width, ratio)
-        elif self.openvino is not None:
-            fgr, pha, rec = self._run_openvino(src, height, width, ratio)
+        per_size = self.torchscript or self.openvino
+        if per_size is not None:
+            fgr, pha, rec = self._run_per_size(per_size, src, height, width, ratio)
         elif self._runner is None:
             feed = self.state.feed()
             feed['src'] = src
@@ -311,30 +310,20 @@ class RobustVideoMatting(Segmenter):
         return Matte(alpha=np.clip(pha[0, 0], 0.0, 1.0),
                      foreground=None if fgr is None else fgr_to_bgr(fgr))
 
-    def _run_torchscript(self, src: np.ndarray, height: int, width: int, ratio: float):
-        """Run one frame on the traced module of this size and ratio (traced if new)."""
-        if self.torchscript.prepare(height, width, ratio):
-            self.runtime_info = (
-                'TorchScript (derived from ONNX via onnx2torch) on %s (fixed ratio %s at '
-                '%dx%d)' % (self.torchscript.device, rvm_device.ratio_tag(ratio), width,
-                            height))
-            if self.state.frames:
-                self.reset('TorchScript module changed')
-        if self.state.frames == 0:
-            self.state = RecurrentState(*self.torchscript.zero_state(height, width, ratio))
-        return self.torchscript.run(src, self.state.tensors(), self._want_foreground())
+    def _run_per_size(self, runner, src: np.ndarray, height: int, width: int, ratio: float):
+        """
+        Run one frame on a runner built per size and ratio (TorchScript, OpenVINO).
 
-    def _run_openvino(self, src: np.ndarray, height: int, width: int, ratio: float):
-        """Run one frame on the OpenVINO model of this size and ratio (compiled if new)."""
-        if self.openvino.prepare(height, width, ratio):
-            self.runtime_info = 'OpenVINO %s on cpu (%s, fixed ratio %s at %dx%d)' % (
-                self.openvino.precision, os.path.basename(self.openvino.model_file),
-                rvm_device.ratio_tag(ratio), width, height)
+        A new size or ratio makes the runner prepare another module (and resets the
+        state if the stream had one); ``runtime_info`` then says which.
+        """
+        if runner.prepare(height, width, ratio):
+            self.runtime_info = runner.describe(height, width, ratio)
             if self.state.frames:
-                self.reset('OpenVINO model changed')
+                self.reset(runner.change_reason)
         if self.state.frames == 0:
-            self.state = RecurrentState(*self.openvino.zero_state(height, width, ratio))
-        return self.openvino.run(src, self.state.tensors())
+            self.state = RecurrentState(*runner.zero_state(height, width, ratio))
+        return runner.run(src, self.state.tensors(), self._want_foreground())
 
     def _ensure_engine(self, height: int, width: int, ratio: float) -> None:
         """
@@ -393,9 +382,21 @@ class RobustVideoMatting(Segmenter):
         height, width = frame.shape[:2]
         if self._src is None or self._src.shape[2:] != (height, width):
             self._src = np.empty((1, 3, height, width), np.float32)
-        np.multiply(frame[:, :, ::-1].transpose(2, 0, 1), np.float32(1.0 / 255.0),
-                    out=self._src[0], casting='unsafe')
-        return self._src
+        return to_src(frame, self._src)
+
+
+def to_src(frame: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """
+    Return a BGR uint8 frame as RVM's ``src``: [1, 3, H, W] RGB float32 in [0, 1].
+
+    Written into ``out`` when given (a [1, 3, H, W] float32 buffer), else a new array.
+    The int8 derivation calibrates on exactly what the segmenter feeds.
+    """
+    if out is None:
+        out = np.empty((1, 3) + frame.shape[:2], np.float32)
+    np.multiply(frame[:, :, ::-1].transpose(2, 0, 1), np.float32(1.0 / 255.0),
+                out=out[0], casting='unsafe')
+    return out
 
 
 def fgr_to_bgr(fgr: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ from typing import Optional
 
 import cv2
 from matte_ros import models
+from matte_ros.segmenters import rvm
 from matte_ros.segmenters import rvm_device
 from matte_ros.segmenters import rvm_openvino
 from matte_ros.segmenters.base import SegmenterError
@@ -72,12 +73,6 @@ def import_nncf():
         raise SegmenterError('deriving the int8 model needs NNCF (pip install nncf): %s'
                              % exc)
     return nncf
-
-
-def to_src(frame: np.ndarray) -> np.ndarray:
-    """Return a BGR frame as RVM's ``src`` [1, 3, H, W] RGB in [0, 1]."""
-    return np.ascontiguousarray(frame[:, :, ::-1].transpose(2, 0, 1)[None],
-                                np.float32) / np.float32(255.0)
 
 
 def read_frames(path: str, count: int = DEFAULT_FRAMES, size=None,
@@ -132,12 +127,11 @@ class _Loop:
         self.ports = {port.get_any_name(): port for port in compiled.outputs}
         self.state = rvm_openvino.OpenVinoRunner.zero_state(height, width, ratio)
 
-    def __call__(self, src: np.ndarray):
-        feed = {'src': src}
-        feed.update(zip(rvm_openvino.STATE_INPUTS, self.state))
-        result = self.request.infer(feed)
-        self.state = [result[self.ports[name]] for name in rvm_openvino.STATE_OUTPUTS]
-        return feed, result[self.ports['pha']][0, 0]
+    def __call__(self, frame: np.ndarray):
+        """Return (the feed, alpha H×W) for one BGR frame and advance the state."""
+        feed, _, pha, self.state = rvm_openvino.run_frame(self.request, self.ports,
+                                                          rvm.to_src(frame), self.state)
+        return feed, pha[0, 0]
 
 
 def _digest(frames: Iterable[np.ndarray]) -> str:
@@ -170,13 +164,14 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
     core = openvino.Core()
     fp32 = rvm_openvino.compile_model(core, fixed, shapes)
 
-    # 2. Record the inputs the fp32 model is fed along the sequence (state carried).
+    # 2. Record the inputs the fp32 model is fed along the sequence (state carried), and
+    # its alpha on the held-out frames for the quality check.
     reference = _Loop(fp32, height, width, ratio)
-    calibration, holdout = [], []
+    calibration, holdout = [], {}
     for index, frame in enumerate(frames):
-        feed, _ = reference(to_src(frame))
+        feed, alpha = reference(frame)
         if index % holdout_every == holdout_every - 1:
-            holdout.append(index)
+            holdout[index] = alpha
         else:
             calibration.append(feed)
     log('calibrating on %d frames of %dx%d at ratio %s (%d held out)'
@@ -194,15 +189,15 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
                               fast_bias_correction=FAST_BIAS_CORRECTION,
                               advanced_parameters=advanced)
 
-    # 4. Quality check on the held-out frames: int8 and fp32 side by side, states carried
-    # over every frame (held-out frames are scored, the others only advance the state).
+    # 4. Quality check on the held-out frames: int8 with its own state carried over every
+    # frame (held-out frames are scored against fp32's alpha, the others advance the state).
     int8 = core.compile_model(quantized, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
-    loops = [_Loop(fp32, height, width, ratio), _Loop(int8, height, width, ratio)]
+    loop = _Loop(int8, height, width, ratio)
     ious, diffs = [], []
     for index, frame in enumerate(frames):
-        src = to_src(frame)
-        (_, alpha32), (_, alpha8) = loops[0](src), loops[1](src)
-        if index in holdout:
+        _, alpha8 = loop(frame)
+        alpha32 = holdout.get(index)
+        if alpha32 is not None:
             a, b = alpha32 > 0.5, alpha8 > 0.5
             diffs.append(float(np.abs(alpha32 - alpha8).mean()))
             union = int((a | b).sum())

@@ -60,9 +60,13 @@ def openvino_dir(config) -> str:
 
 def int8_stem(model_path: str, sha256: str, ratio: float, directory: str) -> str:
     """Return the path (without extension) of the derived int8 model for a ratio."""
+    return os.path.join(directory, _int8_prefix(model_path, sha256) + rvm_device.ratio_tag(ratio))
+
+
+def _int8_prefix(model_path: str, sha256: str) -> str:
+    """Return the file name of a derived int8 model up to its ratio tag."""
     base = os.path.splitext(os.path.basename(model_path))[0]
-    name = '%s.%s.int8.ratio-%s' % (base, sha256[:16], rvm_device.ratio_tag(ratio))
-    return os.path.join(directory, name)
+    return '%s.%s.int8.ratio-' % (base, sha256[:16])
 
 
 def derive_command(ratio: Optional[float] = None) -> str:
@@ -119,8 +123,7 @@ def int8_model(model_path: str, sha256: str, ratio: float, directory: str) -> st
 
 def derived_ratios(model_path: str, sha256: str, directory: str) -> List[str]:
     """Return the ratio tags that have a derived int8 model manifest in ``directory``."""
-    prefix = os.path.basename(int8_stem(model_path, sha256, 1.0, directory)).rsplit(
-        'ratio-', 1)[0] + 'ratio-'
+    prefix = _int8_prefix(model_path, sha256)
     if not os.path.isdir(directory):
         return []
     return sorted(name[len(prefix):-len('.json')] for name in os.listdir(directory)
@@ -136,6 +139,20 @@ def compile_model(core, path: str, shapes: Dict[str, Tuple[int, ...]], threads: 
     if threads:
         config['INFERENCE_NUM_THREADS'] = int(threads)
     return core.compile_model(model, 'CPU', config)
+
+
+def run_frame(request, ports: Dict[str, object], src: np.ndarray, state: List[np.ndarray]):
+    """
+    Run one frame on a compiled RVM model's infer request.
+
+    ``ports`` maps output names to the compiled model's output ports.  Returns (the feed,
+    fgr, pha, [r1o..r4o]); the outputs are copies the caller owns.
+    """
+    feed = {'src': src}
+    feed.update(zip(STATE_INPUTS, state))
+    result = request.infer(feed)
+    return (feed, result[ports['fgr']], result[ports['pha']],
+            [result[ports[name]] for name in STATE_OUTPUTS])
 
 
 class OpenVinoRunner:
@@ -164,6 +181,15 @@ class OpenVinoRunner:
         self._outputs: Dict[str, object] = {}
         #: The model file compiled last (the fixed-ratio ONNX or the int8 .xml).
         self.model_file = ''
+
+    #: Why the recurrent state is reset when another compiled model becomes current.
+    change_reason = 'OpenVINO model changed'
+
+    def describe(self, height: int, width: int, ratio: float) -> str:
+        """Return the segmenter's ``runtime_info`` for the current compiled model."""
+        return 'OpenVINO %s on cpu (%s, fixed ratio %s at %dx%d)' % (
+            self.precision, os.path.basename(self.model_file), rvm_device.ratio_tag(ratio),
+            width, height)
 
     def prepare(self, height: int, width: int, ratio: float) -> bool:
         """Compile for this size and ratio unless already current; True when it changed."""
@@ -194,14 +220,10 @@ class OpenVinoRunner:
         return [np.zeros(shape, np.float32)
                 for shape in rvm_device.state_shapes(height, width, ratio)]
 
-    def run(self, src: np.ndarray, state: List[np.ndarray]):
-        """Return (fgr, pha, [r1o..r4o]) for one frame; outputs are the caller's copies."""
-        feed = {'src': src}
-        feed.update(zip(STATE_INPUTS, state))
-        result = self._request.infer(feed)
-        out = self._outputs
-        return (result[out['fgr']], result[out['pha']],
-                [result[out[name]] for name in STATE_OUTPUTS])
+    def run(self, src: np.ndarray, state: List[np.ndarray], want_foreground: bool = True):
+        """Return (fgr, pha, [r1o..r4o]) for one frame (fgr always: it is on the host)."""
+        _, fgr, pha, rec = run_frame(self._request, self._outputs, src, state)
+        return fgr, pha, rec
 
     def close(self) -> None:
         """Drop the compiled model and its request."""

@@ -104,6 +104,14 @@ class TorchScriptRunner:
             raise SegmenterError('rvm.runtime torchscript: onnx2torch cannot convert %s: '
                                  '%s: %s' % (self.model_path, type(exc).__name__, exc))
 
+    #: Why the recurrent state is reset when another module becomes current.
+    change_reason = 'TorchScript module changed'
+
+    def describe(self, height: int, width: int, ratio: float) -> str:
+        """Return the segmenter's ``runtime_info`` for the module of this size and ratio."""
+        return ('TorchScript (derived from ONNX via onnx2torch) on %s (fixed ratio %s at '
+                '%dx%d)' % (self.device, rvm_device.ratio_tag(ratio), width, height))
+
     def trace_path(self, height: int, width: int, ratio: float) -> str:
         """Return the disk cache file of the trace for this size and ratio ('' = none)."""
         if not self.cache_dir:
