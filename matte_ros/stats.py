@@ -10,9 +10,14 @@ import re
 import threading
 import time
 from typing import Dict
+from typing import Optional
+
+import numpy as np
 
 #: Distinct rejection reasons counted separately; later new ones count as ``other``.
 MAX_REASONS = 32
+#: Per-frame latency samples kept per snapshot window (the newest win).
+MAX_LATENCY_SAMPLES = 4096
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _NUMBER = re.compile(r'-?\d+')
 
@@ -48,6 +53,8 @@ class Stats:
         self._window_processed = 0
         self._window_time = 0.0
         self._window_stages: Dict[str, float] = collections.defaultdict(float)
+        self._window_latency = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._window_added = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
         self.last_processing_time = 0.0
 
     def on_received(self) -> None:
@@ -72,9 +79,19 @@ class Stats:
             self.failed += 1
             self.last_failure = reason
 
-    def on_processed(self, seconds: float, stages: Dict[str, float]) -> None:
-        """Count a frame whose outputs were published, with its stage times."""
+    def on_processed(self, seconds: float, stages: Dict[str, float],
+                     latency: Optional[float] = None, added: Optional[float] = None) -> None:
+        """
+        Count a frame whose outputs were published, with its stage times.
+
+        ``latency``: seconds from the input's stamp to its outputs published; ``added``:
+        the part of it that was not the segmenter pipeline (DDS in, waiting, conversion,
+        publishing).  None when the stamp cannot be compared with the node's clock.
+        """
         with self._lock:
+            if latency is not None and added is not None:
+                self._window_latency.append(latency)
+                self._window_added.append(added)
             self.processed += 1
             self._window_processed += 1
             self._window_time += seconds
@@ -102,6 +119,14 @@ class Stats:
             for stage, total in sorted(self._window_stages.items()):
                 out['stage_ms[%s]' % stage] = (1000.0 * total / self._window_processed
                                                if self._window_processed else 0.0)
+            # per-frame medians: stamp to outputs published, and what the node added to it
+            if self._window_latency:
+                out['latency_ms[p50]'] = 1000.0 * float(np.median(self._window_latency))
+                out['latency_ms[max]'] = 1000.0 * max(self._window_latency)
+                out['node_added_ms[p50]'] = 1000.0 * float(np.median(self._window_added))
+                out['latency_samples'] = len(self._window_latency)
+            self._window_latency.clear()
+            self._window_added.clear()
             self._window_start = now
             self._window_received = 0
             self._window_processed = 0

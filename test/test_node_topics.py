@@ -191,6 +191,36 @@ def test_without_roi_subscribers_diagnostics_still_carry_the_roi(topics, start_n
     bx, by, bw, bh = BIG   # framediff's mask may be dilated by a pixel or two
     assert abs(x - bx) <= 3 and abs(y - by) <= 3 and abs(w - bw) <= 6 and abs(h - bh) <= 6
     assert not t.got['roi'] and not t.got['composite/compressed']
+    # stamps of 1970 are another clock's: no latency is made up from them
+    assert not any(key.startswith(('latency_ms', 'node_added_ms')) for key in tracking())
+
+
+def test_diagnostics_carry_the_latency_of_frames_stamped_now(topics, start_node):
+    t = topics
+    start_node(namespace=NS, params={'segmenter': 'framediff'})
+    t.activate(t.raw_pub)
+    background, changed = _frames()
+    sent = []
+    for i in range(6):
+        header = Header(stamp=t.node.get_clock().now().to_msg(), frame_id='cam_optical')
+        t.raw_pub.publish(make_image_msg(header, changed if i % 2 else background, 'bgr8'))
+        sent.append(header.stamp.sec)
+        assert t.mask_for(header.stamp.sec) is not None
+        time.sleep(0.05)
+
+    def latency():
+        for array in t.diagnostics:
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.startswith(TARGET) and 'latency_ms[p50]' in values:
+                    return values
+        return None
+    assert t.spin(10.0, latency), 'diagnostics never carried latency_ms[p50]'
+    values = latency()
+    # stamp to outputs published, per frame; the node's share excludes the segmenter
+    assert 0.0 < float(values['node_added_ms[p50]']) <= float(values['latency_ms[p50]'])
+    assert float(values['latency_ms[p50]']) <= float(values['latency_ms[max]']) < 5000.0
+    assert 1 <= int(values['latency_samples']) <= len(sent)
 
 
 def test_camera_info_is_republished_with_each_output_header(topics, start_node):

@@ -95,8 +95,10 @@ class NodeUnderTest:
         the time between two outputs.
 
         Returns input/output fps, composite latency percentiles (ms), the node's mean
-        stage times from its diagnostics (``processing`` = convert in to publish),
-        node capacity (1000 / processing ms), and its CPU and memory over the run.
+        stage times from its diagnostics (``processing`` = convert in to publish), its
+        per-frame latency medians (``in_node_ms``: stamp to outputs published, and the
+        part of it not spent in the segmenter pipeline), node capacity (1000 /
+        processing ms), and its CPU and memory over the run.
         """
         out = os.path.join(self.workdir, label)
         recorder = processes.ManagedProcess(
@@ -130,10 +132,11 @@ class NodeUnderTest:
             raise RuntimeError('the recorder wrote no %s: %s' % (path, recorder.output()[-500:]))
         with open(path) as f:
             latencies = json.load(f)
-        return summarise(latencies, int(sent.group(1)), float(sent.group(2)),
-                         benchmark.weighted_stage_means(self.diagnostics[start_diag - 1:]
-                                                        if start_diag else self.diagnostics),
-                         monitor.summary())
+        windows = self.diagnostics[start_diag - 1:] if start_diag else self.diagnostics
+        row = summarise(latencies, int(sent.group(1)), float(sent.group(2)),
+                        benchmark.weighted_stage_means(windows), monitor.summary())
+        row['in_node_ms'] = benchmark.weighted_window_medians(windows)
+        return row
 
     def stop(self) -> None:
         """Stop the node process and detach (once; later calls do nothing)."""

@@ -17,6 +17,7 @@ Example::
 import argparse
 import sys
 
+from matte_ros import heap
 from matte_ros.ros import dds
 from matte_ros.ros import executor
 from matte_ros.ros.image_msgs import make_image_msg
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument('--namespace', default='/bench_echo')
     args = parser.parse_args(argv)
     dds.use_large_frame_profile()
+    heap.keep_freed_frames()
     rclpy.init()
     executor.spin(Echo(args.namespace))
     return 0

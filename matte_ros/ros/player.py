@@ -12,6 +12,7 @@ import time
 import cv2
 from matte_ros import datasets
 from matte_ros import demo_sequence
+from matte_ros import heap
 from matte_ros.ros import dds
 from matte_ros.ros.image_msgs import make_image_msg
 import rclpy
@@ -89,6 +90,7 @@ def main(argv=None) -> int:
                              'lost to discovery')
     args = parser.parse_args(argv)
     dds.use_large_frame_profile()
+    heap.keep_freed_frames()
     rclpy.init()
     node = rclpy.create_node('matte_player')
     qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if args.reliable

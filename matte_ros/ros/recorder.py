@@ -13,6 +13,7 @@ import os
 import time
 
 import cv2
+from matte_ros import heap
 from matte_ros.encodings import image_to_bgr8
 from matte_ros.ros import dds
 import rclpy
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
                         help='only measure latency (benchmarks): decode and write nothing')
     args = parser.parse_args(argv)
     dds.use_large_frame_profile()
+    heap.keep_freed_frames()
     rclpy.init()
     node = rclpy.create_node('matte_recorder')
     latencies = {}

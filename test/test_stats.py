@@ -1,0 +1,24 @@
+"""The node's counters: per-frame latency medians per diagnostics window (ROS-free)."""
+
+from matte_ros.stats import Stats
+import pytest
+
+
+def test_latency_medians_cover_one_window_and_skip_unstamped_frames():
+    clock = [0.0]
+    stats = Stats(clock=lambda: clock[0])
+    for latency, added in ((0.010, 0.002), (0.030, 0.004), (0.020, 0.003)):
+        stats.on_processed(0.005, {'segment': 0.004}, latency, added)
+    stats.on_processed(0.005, {'segment': 0.004}, None, None)   # stamp of another clock
+    clock[0] = 1.0
+    snap = stats.snapshot()
+    assert snap['processed'] == 4 and snap['latency_samples'] == 3
+    assert snap['latency_ms[p50]'] == pytest.approx(20.0)
+    assert snap['latency_ms[max]'] == pytest.approx(30.0)
+    assert snap['node_added_ms[p50]'] == pytest.approx(3.0)
+    # the next window starts empty: no sample, no key (rather than a stale value)
+    stats.on_processed(0.005, {'segment': 0.004})
+    clock[0] = 2.0
+    snap = stats.snapshot()
+    assert snap['processed'] == 5
+    assert not any(key.startswith(('latency', 'node_added')) for key in snap)
