@@ -103,7 +103,7 @@ def test_matches_a_plain_onnxruntime_loop(frames, rvm):
         matte = rvm.process(frame, stamp=i / 25.0, frame_id='cam')
         assert matte.alpha.dtype == np.float32 and matte.alpha.shape == frame.shape[:2]
         assert np.abs(matte.alpha - alpha).max() <= 1e-3
-        assert matte.foreground.dtype == np.uint8 and matte.foreground.shape == frame.shape
+        assert matte.foreground is None   # not published: fgr is not converted
     assert rvm.state.frames == len(frames)
     assert rvm.state.r1.shape[1] == 16  # real state from the model, not the zeros
 
@@ -198,18 +198,21 @@ def test_missing_gpu_provider_falls_back_or_fails_when_strict():
         create('rvm', rvm_config(backend_strict=True), 'cuda')
 
 
-def test_io_binding_path_gives_the_same_mattes(small, rvm, monkeypatch):
+def test_io_binding_path_gives_the_same_mattes(small, monkeypatch):
     """The I/O-binding path (used on CUDA/TensorRT, forced here on the CPU) is exact."""
+    reference = create('rvm', rvm_config(publish_foreground=True), 'cpu')
     monkeypatch.setattr(RobustVideoMatting, 'io_binding', True)
-    bound = create('rvm', rvm_config(), 'cpu')
-    assert bound.state_device == 'cpu' and rvm.state_device is None
+    bound = create('rvm', rvm_config(publish_foreground=True), 'cpu')
+    assert bound.state_device == 'cpu' and reference.state_device is None
     for frame in small[:3]:
-        expected = rvm.process(frame)
+        expected = reference.process(frame)
         got = bound.process(frame)
         np.testing.assert_array_equal(got.alpha, expected.alpha)
+        assert expected.foreground.dtype == np.uint8 and expected.foreground.shape == frame.shape
         np.testing.assert_array_equal(got.foreground, expected.foreground)
     assert not isinstance(bound.state.r1, np.ndarray)  # an OrtValue, kept by ORT
-    assert bound.state.r1.shape() == list(rvm.state.r1.shape)
+    assert bound.state.r1.shape() == list(reference.state.r1.shape)
+    reference.close()
     bound.reset()
     np.testing.assert_array_equal(bound.process(small[0]).alpha, fresh_alpha(small[0]))
 
