@@ -1,15 +1,17 @@
 """
 Heap settings for the processes that move camera frames: keep freed frame buffers.
 
-glibc hands a freed block above its mmap threshold back to the kernel and trims the top of
-a heap beyond its trim threshold (128 KiB each at start; only the main arena raises them
-as it goes).  rclpy and Fast DDS allocate and free several frame-sized buffers per message,
-many on their own threads (the serialised payload, the C message, the Python array), so
-every message is copied into fresh pages, faulted in 4 KiB at a time.  Measured here, one
+glibc hands a freed block above its mmap threshold back to the kernel and trims free memory
+at the top of a heap beyond its trim threshold.  It raises both as blocks are freed, but
+only to one block's size (mmap) and twice that (trim), while rclpy and Fast DDS allocate
+and free several frame-sized buffers per message (the serialised payload, the C message,
+the Python array): freed together, they are trimmed, and the next message is copied into
+fresh pages, faulted in 4 KiB at a time.  Measured here, one
 hop of a 640x480 bgr8 image between two rclpy processes: ~650 minor page faults per message
 at the subscriber and 2.3 ms median; with the thresholds below in both processes, 5 faults
-and 1.2 ms.  Freed memory up to the trim threshold then stays with the process (RSS settles
-that much higher; it does not grow).
+and 1.2 ms.  Freed memory up to the trim threshold then stays with the process: its RSS
+can sit up to that much above what it uses (the benchmark's overload runs saw RSS move
+by -1.6 to 7.6 MiB over a run).
 
 Set before the first frame, by each entry point that moves frames (node, player, recorder,
 echo node, ``matte-ros``).  Left alone where the user tuned malloc through the environment,
@@ -17,6 +19,7 @@ on C libraries other than glibc, or with ``MATTE_ROS_HEAP_TUNING=0``.
 """
 
 import ctypes
+import functools
 import os
 import platform
 import sys
@@ -30,14 +33,28 @@ MMAP_THRESHOLD = 32 << 20
 #: Free memory at the top of a heap up to this size is kept for the next frame.
 TRIM_THRESHOLD = 64 << 20
 
-_applied = None
-
 
 def _user_tuned(environ) -> bool:
     """Return True when the environment already tunes malloc (glibc reads these itself)."""
     if any(key.startswith('MALLOC_') for key in environ):
         return True
     return 'glibc.malloc' in environ.get('GLIBC_TUNABLES', '')
+
+
+@functools.lru_cache(maxsize=None)
+def _set_thresholds() -> bool:
+    """Call glibc's mallopt() once per process; return whether both settings took."""
+    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc':
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    # The mmap threshold first: setting it also stops glibc adjusting both on its own.
+    return (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
 
 
 def keep_freed_frames(environ=None) -> bool:
@@ -47,23 +64,7 @@ def keep_freed_frames(environ=None) -> bool:
     Idempotent.  False (and nothing changed) when not on Linux glibc, when the
     environment tunes malloc already, or when ``MATTE_ROS_HEAP_TUNING=0``.
     """
-    global _applied
     environ = os.environ if environ is None else environ
     if environ.get('MATTE_ROS_HEAP_TUNING', '1') == '0' or _user_tuned(environ):
         return False
-    if _applied is not None:
-        return _applied
-    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc':
-        _applied = False
-        return _applied
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        _applied = False
-        return _applied
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    # The mmap threshold first: setting it also stops glibc adjusting both on its own.
-    _applied = (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
-    return _applied
+    return _set_thresholds()
