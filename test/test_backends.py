@@ -245,6 +245,42 @@ def test_fixed_ratio_model_equals_the_original_fed_that_ratio(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_alpha_only_model_gives_the_same_alpha_and_state(tmp_path):
+    import onnxruntime
+    model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
+    full = rvm_device.fixed_ratio_model(model, 0.5, str(tmp_path))
+    path = rvm_device.fixed_ratio_model(model, 0.5, str(tmp_path), alpha_only=True)
+    assert os.path.basename(path) == 'rvm_mobilenetv3_fp32.ratio-0.500000.alpha.onnx'
+    sessions = [onnxruntime.InferenceSession(p, providers=['CPUExecutionProvider'])
+                for p in (full, path)]
+    names = [[o.name for o in s.get_outputs()] for s in sessions]
+    assert names[1] == ['pha', 'r1o', 'r2o', 'r3o', 'r4o'] and 'fgr' in names[0]
+    # a real frame and a carried state, so that every refiner channel is exercised
+    rng = np.random.default_rng(2)
+    feed = {'src': rng.random((1, 3, 240, 320), np.float32)}
+    state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+    for _ in range(2):
+        feed.update(zip(rvm_device.STATE_INPUTS, state))
+        full_out = dict(zip(names[0], sessions[0].run(None, feed)))
+        alpha_out = dict(zip(names[1], sessions[1].run(None, feed)))
+        for name in names[1]:
+            np.testing.assert_array_equal(alpha_out[name], full_out[name])
+        state = [full_out[n] for n in ('r1o', 'r2o', 'r3o', 'r4o')]
+    assert 0 < full_out['pha'].mean() < 1 and full_out['pha'].std() > 0
+
+
+def test_alpha_only_rewrite_refuses_another_graph():
+    pytest.importorskip('onnx')
+    from onnx import helper
+    from onnx import TensorProto
+    graph = helper.make_graph(
+        [helper.make_node('Relu', ['x'], ['pha'])], 'not_rvm',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info('pha', TensorProto.FLOAT, [1])])
+    with pytest.raises(rvm_module.SegmenterError, match='not the official RVM export'):
+        rvm_device.alpha_only_proto(helper.make_model(graph))
+
+
 def test_bound_runner_keeps_state_and_ratio_as_ortvalues_and_skips_fgr():
     import onnxruntime
     session = onnxruntime.InferenceSession(

@@ -53,14 +53,14 @@ def frames():
 
 @pytest.fixture(scope='module')
 def derived(tmp_path_factory, frames):
-    """Derive the int8 model for ratio 1 once; return (model dir, manifest)."""
+    """Derive the int8 model for ratio 1 once (alpha only, as rvm runs); return (dir, manifest)."""
     need(RVM_FILE)
     pytest.importorskip('openvino', reason='OpenVINO not installed')
     pytest.importorskip('nncf', reason='NNCF not installed (matte-ros models derive-int8)')
     model_dir = tmp_path_factory.mktemp('models')
     manifest = rvm_int8.derive(RVM_FILE, models.sha256_file(RVM_FILE), 1.0, frames[:15],
                                rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)}),
-                               source='test frames', log=lambda *_: None)
+                               source='test frames', log=lambda *_: None, alpha_only=True)
     return model_dir, manifest
 
 
@@ -88,6 +88,23 @@ def test_openvino_fp32_matches_onnx_runtime(tmp_path, frames):
         segmenter.close()
 
 
+def test_openvino_without_foreground_runs_the_alpha_only_model(tmp_path, frames):
+    alpha = create('rvm', rvm_config(tmp_path), 'cpu')
+    config = rvm_config(tmp_path)
+    config['publish_foreground'] = True
+    both = create('rvm', config, 'cpu')
+    try:
+        for frame in frames[:3]:
+            a, b = alpha.process(frame), both.process(frame)
+            assert a.foreground is None and b.foreground.shape == frame.shape
+            np.testing.assert_allclose(a.alpha, b.alpha, atol=1e-5)
+        assert alpha.openvino.model_file.endswith('.alpha.onnx')
+        assert not both.openvino.model_file.endswith('.alpha.onnx')
+    finally:
+        alpha.close()
+        both.close()
+
+
 def test_derived_int8_model_runs_and_is_checked(derived, frames):
     model_dir, manifest = derived
     assert manifest['source_sha256'] == models.sha256_file(RVM_FILE)
@@ -95,8 +112,10 @@ def test_derived_int8_model_runs_and_is_checked(derived, frames):
     assert manifest['calibration']['frames'] == 12  # 15 frames, every 5th held out
     assert manifest['quality']['scored_frames'] == 3
     assert manifest['quality']['mean_iou_vs_fp32'] >= rvm_int8.MIN_IOU
+    assert manifest['outputs'] == 'alpha only'
     stem = rvm_openvino.int8_stem(RVM_FILE, manifest['source_sha256'], 1.0,
-                                  rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)}))
+                                  rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)}),
+                                  alpha_only=True)
     with open(stem + '.json', encoding='utf-8') as stream:
         assert json.load(stream)['files']['bin'] == models.sha256_file(stem + '.bin')
     # int8 weights: the .bin is far smaller than the fp32 ONNX.
@@ -129,6 +148,10 @@ def test_tampered_int8_model_is_refused(derived, tmp_path):
                 data = data[:-1] + bytes([data[-1] ^ 1])
             (copy / name).write_bytes(data)
     with pytest.raises(SegmenterError, match='fails its checksum'):
+        rvm_openvino.int8_model(RVM_FILE, manifest['source_sha256'], 1.0, str(copy),
+                                alpha_only=True)
+    # with publish_foreground the model with foreground colours is needed: none derived
+    with pytest.raises(SegmenterError, match='--foreground'):
         rvm_openvino.int8_model(RVM_FILE, manifest['source_sha256'], 1.0, str(copy))
 
 
@@ -177,7 +200,7 @@ def test_derive_int8_command(tmp_path, frames, capsys):
     assert code == 0, out
     assert 'calibrating on 12 frames of 320x240 at ratio 1.000000 (3 held out)' in out
     assert cli_main.main(['models', '--model-dir', str(cache), 'list']) == 0
-    assert 'int8 ratio 1.000000: 12 calibration frames' in capsys.readouterr().out
+    assert 'int8 ratio 1.000000 (alpha only): 12 calibration frames' in capsys.readouterr().out
     assert cli_main.main(['models', '--model-dir', str(cache), 'derive-int8', '--calibration',
                           str(tmp_path / 'nowhere'), '--model', RVM_FILE]) == 1
     assert 'does not exist' in capsys.readouterr().out

@@ -190,7 +190,7 @@ def ensure_int8(model: str, ratio: float, size, args) -> None:
                                'input')
     directory = rvm_openvino.openvino_dir({'models.model_dir': args.model_dir})
     rvm_int8.ensure(model, models.sha256_file(model), ratio, directory, calibration, size,
-                    skip=CALIBRATION_SKIP)
+                    skip=CALIBRATION_SKIP, alpha_only=True)   # rvm without publish_foreground
 
 
 if __name__ == '__main__':

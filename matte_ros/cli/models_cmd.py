@@ -56,6 +56,9 @@ def add_parser(subparsers):
     derive.add_argument('--min-iou', type=float, default=0.9,
                         help='reject the model if the mean IoU of its masks against fp32 on '
                         'held-out frames is lower (default 0.9)')
+    derive.add_argument('--foreground', action='store_true',
+                        help='derive the model that also computes foreground colours, for '
+                        'publish_foreground (default: alpha only, what rvm runs otherwise)')
     derive.add_argument('--model', default='',
                         help='the fp32 RVM ONNX (checksum-verified; default: the cache, '
                         'fetched if absent)')
@@ -168,9 +171,11 @@ def _derive_int8(args) -> int:
     start = time.monotonic()
     sha256 = models.get(rvm.MODEL).sha256
     derived = rvm_openvino.openvino_dir(config)
+    alpha_only = not args.foreground
     manifest = rvm_int8.derive(model_path, sha256, ratio, frames, derived,
-                               source=os.path.abspath(args.calibration), min_iou=args.min_iou)
-    stem = rvm_openvino.int8_stem(model_path, sha256, ratio, derived)
+                               source=os.path.abspath(args.calibration), min_iou=args.min_iou,
+                               alpha_only=alpha_only)
+    stem = rvm_openvino.int8_stem(model_path, sha256, ratio, derived, alpha_only)
     print('derived in %.0f s: %s.xml (ratio %s; use rvm.runtime openvino, rvm.precision '
           'int8)' % (time.monotonic() - start, stem, manifest['ratio']))
     return 0

@@ -231,17 +231,19 @@ class RobustVideoMatting(Segmenter):
         self.state_device = None
         sha256 = models.get(MODEL).sha256
         directory = rvm_openvino.openvino_dir(config)
+        alpha_only = not self._want_foreground()
         self.openvino = rvm_openvino.OpenVinoRunner(self.model_path, sha256, precision,
-                                                    directory, self.threads)
+                                                    directory, self.threads, alpha_only)
         if precision == rvm_openvino.INT8:
             # Fail configure, not every frame, when no derived model can serve.
             fixed = float(config.get('rvm.downsample_ratio', 0.0))
             if fixed > 0:
-                rvm_openvino.int8_model(self.model_path, sha256, fixed, directory)
-            elif not rvm_openvino.derived_ratios(self.model_path, sha256, directory):
+                rvm_openvino.int8_model(self.model_path, sha256, fixed, directory, alpha_only)
+            elif not rvm_openvino.derived_ratios(self.model_path, sha256, directory,
+                                                 alpha_only):
                 raise SegmenterError(
                     'rvm.precision int8: no int8 model derived yet in %s; derive one with '
-                    '`%s`' % (directory, rvm_openvino.derive_command()))
+                    '`%s`' % (directory, rvm_openvino.derive_command(alpha_only=alpha_only)))
         self.runtime_info = 'OpenVINO %s on cpu (compiled at the first frame, fixed ratio)' % (
             precision)
         if backend != 'cpu':

@@ -144,12 +144,14 @@ def _digest(frames: Iterable[np.ndarray]) -> str:
 
 def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
            directory: str, source: str = '', holdout_every: int = HOLDOUT_EVERY,
-           min_iou: float = MIN_IOU, log=print) -> Dict:
+           min_iou: float = MIN_IOU, log=print, alpha_only: bool = False) -> Dict:
     """
     Derive, check and write the int8 model for ``ratio``; return its manifest.
 
     ``frames`` are consecutive BGR frames of one size; ``source`` says where they came
-    from (recorded in the manifest).  Raises SegmenterError (writing nothing) when
+    from (recorded in the manifest).  ``alpha_only`` quantises the model without
+    foreground colours (:func:`.rvm_device.alpha_only_proto`), the one the segmenter runs
+    unless ``publish_foreground`` is set.  Raises SegmenterError (writing nothing) when
     OpenVINO or NNCF lack, there are too few frames, or the quality check fails.
     """
     openvino = rvm_openvino.import_openvino()
@@ -159,7 +161,7 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
         raise SegmenterError('need at least %d calibration frames (got %d)'
                              % (2 * holdout_every, len(frames)))
     height, width = frames[0].shape[:2]
-    fixed = rvm_device.fixed_ratio_model(model_path, ratio, directory)
+    fixed = rvm_device.fixed_ratio_model(model_path, ratio, directory, alpha_only)
     shapes = rvm_device.input_shapes(height, width, ratio)
     core = openvino.Core()
     fp32 = rvm_openvino.compile_model(core, fixed, shapes)
@@ -222,11 +224,12 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
                              % (len(holdout), quality['mean_iou_vs_fp32'], min_iou))
 
     # 5. Write model and manifest.
-    stem = rvm_openvino.int8_stem(model_path, sha256, ratio, directory)
+    stem = rvm_openvino.int8_stem(model_path, sha256, ratio, directory, alpha_only)
     manifest = {
         'format': rvm_openvino.MANIFEST_FORMAT,
         'source': os.path.basename(model_path), 'source_sha256': sha256,
         'ratio': rvm_device.ratio_tag(ratio),
+        'outputs': 'alpha only' if alpha_only else 'alpha and foreground',
         'calibration': {'source': source, 'frames': len(calibration),
                         'size': [width, height], 'sha256': _digest(frames)},
         'quantization': 'nncf.quantize, preset mixed, min-max activation ranges '
@@ -260,18 +263,20 @@ def _write(openvino, model, stem: str, manifest: Dict) -> None:
 
 
 def ensure(model_path: str, sha256: str, ratio: float, directory: str, calibration: str,
-           size, count: int = DEFAULT_FRAMES, skip: int = 0, log=print) -> str:
+           size, count: int = DEFAULT_FRAMES, skip: int = 0, log=print,
+           alpha_only: bool = False) -> str:
     """
     Return the verified int8 model for ``ratio``, deriving it first when there is none.
 
     ``calibration`` frames (see :func:`read_frames`) are resized to ``size`` (width,
     height).  A model that exists but fails its checksum is an error, not re-derived.
     """
-    stem = rvm_openvino.int8_stem(model_path, sha256, ratio, directory)
+    stem = rvm_openvino.int8_stem(model_path, sha256, ratio, directory, alpha_only)
     if not os.path.isfile(stem + '.json'):
         frames = read_frames(calibration, count, size, skip)
-        derive(model_path, sha256, ratio, frames, directory, source=calibration, log=log)
-    return rvm_openvino.int8_model(model_path, sha256, ratio, directory)
+        derive(model_path, sha256, ratio, frames, directory, source=calibration, log=log,
+               alpha_only=alpha_only)
+    return rvm_openvino.int8_model(model_path, sha256, ratio, directory, alpha_only)
 
 
 def summary(manifest: Optional[Dict]) -> str:
@@ -279,7 +284,8 @@ def summary(manifest: Optional[Dict]) -> str:
     if not manifest:
         return ''
     quality = manifest.get('quality', {})
-    return ('int8 ratio %s: %d calibration frames (%s), IoU vs fp32 %.4f'
-            % (manifest.get('ratio'), manifest.get('calibration', {}).get('frames', 0),
+    return ('int8 ratio %s (%s): %d calibration frames (%s), IoU vs fp32 %.4f'
+            % (manifest.get('ratio'), manifest.get('outputs', 'alpha and foreground'),
+               manifest.get('calibration', {}).get('frames', 0),
                manifest.get('calibration', {}).get('source', '?'),
                quality.get('mean_iou_vs_fp32', float('nan'))))

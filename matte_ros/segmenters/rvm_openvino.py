@@ -11,8 +11,10 @@ model is compiled per (height, width, ratio): the fixed-ratio copy of
 ``matte-ros models derive-int8`` made for that ratio (:mod:`.rvm_int8`), reshaped to
 the frame size with full-size state tensors.
 
+Without ``publish_foreground`` the model runs without its foreground colours
+(:func:`.rvm_device.alpha_only_proto`: the same alpha, less full-resolution work).
 Derived int8 models live in ``<model cache>/openvino`` as
-``<model>.<sha256 prefix>.int8.ratio-<r>.{xml,bin,json}``.  The JSON manifest records the
+``<model>.<sha256 prefix>.int8[.alpha].ratio-<r>.{xml,bin,json}``.  The JSON manifest records the
 source model's sha256, the derived files' sha256, how they were calibrated and the
 quality check they passed; :func:`int8_model` re-hashes the files against it before
 OpenVINO reads them (a mismatch is an error, never a silent fallback to fp32).  No
@@ -58,22 +60,26 @@ def openvino_dir(config) -> str:
     return os.path.join(models.model_dir(config), 'openvino')
 
 
-def int8_stem(model_path: str, sha256: str, ratio: float, directory: str) -> str:
+def int8_stem(model_path: str, sha256: str, ratio: float, directory: str,
+              alpha_only: bool = False) -> str:
     """Return the path (without extension) of the derived int8 model for a ratio."""
-    return os.path.join(directory, _int8_prefix(model_path, sha256) + rvm_device.ratio_tag(ratio))
+    return os.path.join(directory, _int8_prefix(model_path, sha256, alpha_only)
+                        + rvm_device.ratio_tag(ratio))
 
 
-def _int8_prefix(model_path: str, sha256: str) -> str:
+def _int8_prefix(model_path: str, sha256: str, alpha_only: bool = False) -> str:
     """Return the file name of a derived int8 model up to its ratio tag."""
     base = os.path.splitext(os.path.basename(model_path))[0]
-    return '%s.%s.int8.ratio-' % (base, sha256[:16])
+    return '%s.%s.int8%s.ratio-' % (base, sha256[:16],
+                                    rvm_device.ALPHA_SUFFIX if alpha_only else '')
 
 
-def derive_command(ratio: Optional[float] = None) -> str:
+def derive_command(ratio: Optional[float] = None, alpha_only: bool = True) -> str:
     """Return the command line that derives the int8 model (for ``ratio`` if given)."""
     ratio_arg = ' --ratio %s' % rvm_device.ratio_tag(ratio) if ratio else ''
-    return ('matte-ros models derive-int8%s --calibration <frames of your camera: a video '
-            'or a directory of images>' % ratio_arg)
+    foreground = '' if alpha_only else ' --foreground'
+    return ('matte-ros models derive-int8%s%s --calibration <frames of your camera: a video '
+            'or a directory of images>' % (ratio_arg, foreground))
 
 
 def read_manifest(stem: str) -> Dict:
@@ -91,19 +97,22 @@ def read_manifest(stem: str) -> Dict:
     return manifest
 
 
-def int8_model(model_path: str, sha256: str, ratio: float, directory: str) -> str:
+def int8_model(model_path: str, sha256: str, ratio: float, directory: str,
+               alpha_only: bool = False) -> str:
     """
     Return the verified ``.xml`` of the int8 model derived for ``ratio``.
 
+    ``alpha_only``: the model without foreground colours (:func:`.rvm_device.alpha_only_proto`).
     Raises SegmenterError when it is missing (naming the command that derives it), was
     derived from another source model, or a file's sha256 differs from its manifest.
     """
-    stem = int8_stem(model_path, sha256, ratio, directory)
+    stem = int8_stem(model_path, sha256, ratio, directory, alpha_only)
     if not os.path.isfile(stem + '.json'):
         raise SegmenterError(
-            'rvm.precision int8: no int8 model derived for downsample ratio %s in %s; '
+            'rvm.precision int8: no int8 model%s derived for downsample ratio %s in %s; '
             'derive it with `%s` (or set rvm.downsample_ratio to a ratio already derived)'
-            % (rvm_device.ratio_tag(ratio), directory, derive_command(ratio)))
+            % ('' if alpha_only else ' with foreground colours (publish_foreground)',
+               rvm_device.ratio_tag(ratio), directory, derive_command(ratio, alpha_only)))
     manifest = read_manifest(stem)
     if manifest.get('source_sha256') != sha256:
         raise SegmenterError('int8 model %s was derived from another model (sha256 %s, '
@@ -121,9 +130,10 @@ def int8_model(model_path: str, sha256: str, ratio: float, directory: str) -> st
     return stem + '.xml'
 
 
-def derived_ratios(model_path: str, sha256: str, directory: str) -> List[str]:
+def derived_ratios(model_path: str, sha256: str, directory: str,
+                   alpha_only: bool = False) -> List[str]:
     """Return the ratio tags that have a derived int8 model manifest in ``directory``."""
-    prefix = _int8_prefix(model_path, sha256)
+    prefix = _int8_prefix(model_path, sha256, alpha_only)
     if not os.path.isdir(directory):
         return []
     return sorted(name[len(prefix):-len('.json')] for name in os.listdir(directory)
@@ -146,12 +156,13 @@ def run_frame(request, ports: Dict[str, object], src: np.ndarray, state: List[np
     Run one frame on a compiled RVM model's infer request.
 
     ``ports`` maps output names to the compiled model's output ports.  Returns (the feed,
-    fgr, pha, [r1o..r4o]); the outputs are copies the caller owns.
+    fgr (None for an alpha-only model), pha, [r1o..r4o]); the outputs are copies the
+    caller owns.
     """
     feed = {'src': src}
     feed.update(zip(STATE_INPUTS, state))
     result = request.infer(feed)
-    return (feed, result[ports['fgr']], result[ports['pha']],
+    return (feed, result[ports['fgr']] if 'fgr' in ports else None, result[ports['pha']],
             [result[ports[name]] for name in STATE_OUTPUTS])
 
 
@@ -166,7 +177,7 @@ class OpenVinoRunner:
     """
 
     def __init__(self, model_path: str, sha256: str, precision: str = FP32,
-                 directory: str = '', threads: int = 0):
+                 directory: str = '', threads: int = 0, alpha_only: bool = False):
         self.openvino = import_openvino()
         if precision not in (FP32, INT8):
             raise SegmenterError('rvm.precision must be fp32 or int8, not %r' % precision)
@@ -175,6 +186,8 @@ class OpenVinoRunner:
         self.precision = precision
         self.directory = directory
         self.threads = threads
+        #: Run the model without foreground colours (``fgr`` is then None).
+        self.alpha_only = alpha_only
         self.core = self.openvino.Core()
         self.key: Optional[Tuple[int, int, str]] = None
         self._request = None
@@ -198,9 +211,11 @@ class OpenVinoRunner:
             return False
         self.close()
         if self.precision == INT8:
-            path = int8_model(self.model_path, self.sha256, ratio, self.directory)
+            path = int8_model(self.model_path, self.sha256, ratio, self.directory,
+                              self.alpha_only)
         else:
-            path = rvm_device.fixed_ratio_model(self.model_path, ratio, self.directory)
+            path = rvm_device.fixed_ratio_model(self.model_path, ratio, self.directory,
+                                                self.alpha_only)
         try:
             compiled = compile_model(self.core, path,
                                      rvm_device.input_shapes(height, width, ratio),
@@ -221,7 +236,7 @@ class OpenVinoRunner:
                 for shape in rvm_device.state_shapes(height, width, ratio)]
 
     def run(self, src: np.ndarray, state: List[np.ndarray], want_foreground: bool = True):
-        """Return (fgr, pha, [r1o..r4o]) for one frame (fgr always: it is on the host)."""
+        """Return (fgr, pha, [r1o..r4o]) for one frame (fgr None for an alpha-only model)."""
         _, fgr, pha, rec = run_frame(self._request, self._outputs, src, state)
         return fgr, pha, rec
 
