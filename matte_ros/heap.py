@@ -9,9 +9,11 @@ the Python array): freed together, they are trimmed, and the next message is cop
 fresh pages, faulted in 4 KiB at a time.  Measured here, one
 hop of a 640x480 bgr8 image between two rclpy processes: ~650 minor page faults per message
 at the subscriber and 2.3 ms median; with the thresholds below in both processes, 5 faults
-and 1.2 ms.  Freed memory up to the trim threshold then stays with the process: its RSS
-can sit up to that much above what it uses (the benchmark's overload runs saw RSS move
-by -1.6 to 7.6 MiB over a run).
+and 1.2 ms.  Freed memory up to the trim threshold then stays at the top of each malloc
+heap (glibc keeps one per thread that allocates, at most 8 per core), so RSS can sit
+above what the process uses and creep towards that bound: the benchmark's overload runs
+saw RSS move by -1.6 to 9.9 MiB over a run (a 16 MiB trim threshold gave the same VGA hop,
+1.3 ms: the way to bound it tighter if that creep matters).
 
 Set before the first frame, by each entry point that moves frames (node, player, recorder,
 echo node, ``matte-ros``).  Left alone where the user tuned malloc through the environment,
