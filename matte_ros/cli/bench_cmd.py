@@ -183,23 +183,22 @@ def _ensure_int8(args, values: Dict[str, Any], sizes) -> None:
     path = models.locate(rvm.MODEL, values)
     sha256 = models.get(rvm.MODEL).sha256
     alpha_only = not values.get('publish_foreground')
+    directory = rvm_openvino.openvino_dir(values)
     wanted = list(sizes)
     if os.path.isdir(args.davis):
         wanted.append(DAVIS_SIZE)
     for width, height in wanted:
         ratio = rvm.downsample_ratio(height, width, float(values.get('rvm.downsample_ratio',
                                                                      0.0)))
-        stem = rvm_openvino.int8_stem(path, sha256, ratio, rvm_openvino.openvino_dir(values),
-                                      alpha_only)
+        stem = rvm_openvino.int8_stem(path, sha256, ratio, directory, alpha_only)
         if os.path.isfile(stem + '.json'):
             continue
         if not args.rvm_calibration:
             raise SystemExit('rvm.precision int8: no int8 model for ratio %.6f; give '
                              '--rvm-calibration' % ratio)
         _progress('bench: deriving rvm int8 for %dx%d (ratio %.3f)' % (width, height, ratio))
-        rvm_int8.ensure(path, sha256, ratio, rvm_openvino.openvino_dir(values),
-                        args.rvm_calibration, (width, height), skip=args.rvm_calibration_skip,
-                        log=_progress, alpha_only=alpha_only)
+        rvm_int8.ensure(path, sha256, ratio, directory, args.rvm_calibration, (width, height),
+                        skip=args.rvm_calibration_skip, log=_progress, alpha_only=alpha_only)
 
 
 def _node_runs(args, values: Dict[str, Any], entry: Dict[str, Any], workdir: str) -> None:
