@@ -22,16 +22,25 @@ def spin(node, on_stop: Optional[Callable[[], None]] = None) -> None:
 
     ``on_stop`` runs before the executor shuts down (the node ends its worker there);
     then the node is destroyed and rclpy shut down.
+
+    rclpy's SIGTERM handler shuts the context down from another thread; when that lands
+    between the executor's ``ok()`` check and building its wait set, rclpy raises an
+    RCLError ("context is not valid") instead of ExternalShutdownException.  Any error
+    raised once the context is down is that shutdown, not a fault: the process exits 0.
     """
-    executor = SingleThreadedExecutor()
+    context = node.context
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: B902 - rclpy's error types differ between distributions
+        if context.ok():
+            raise
     finally:
         if on_stop is not None:
             on_stop()
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=context)

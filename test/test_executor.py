@@ -1,0 +1,68 @@
+"""
+The package's spin loop: a shutdown that races the executor still ends the process cleanly.
+
+The race is made deterministic: the executor's ``spin`` shuts the context down and then
+does one ``spin_once`` — exactly where rclpy's SIGTERM handler can land (after the
+``ok()`` check, before the wait set is built).  A CI run once exited 1 there (RCLError
+"context is not valid"; this sequence raises rclpy's RuntimeError from the guard
+condition instead — both are errors raised after the shutdown).  Also run on Jazzy.
+"""
+
+import conftest  # noqa: F401 - isolates DDS before rclpy is used
+from matte_ros.ros import executor
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+
+pytestmark = pytest.mark.ros_integration
+
+
+class _ShutdownMidSpin(SingleThreadedExecutor):
+    """An executor whose context goes down between its ok() check and its wait set."""
+
+    def spin(self):
+        rclpy.try_shutdown(context=self._context)
+        self.spin_once(timeout_sec=0.1)
+
+
+class _FailsWhileUp(SingleThreadedExecutor):
+    """An executor that fails while its context is still up (a real fault)."""
+
+    def spin(self):
+        raise RuntimeError('a callback failed')
+
+
+def _node():
+    context = Context()
+    rclpy.init(context=context)
+    return rclpy.create_node('matte_executor_probe', context=context), context
+
+
+def test_a_shutdown_racing_the_wait_set_ends_spin_quietly(monkeypatch):
+    node, context = _node()
+    stopped = []
+    monkeypatch.setattr(executor, 'SingleThreadedExecutor', _ShutdownMidSpin)
+    executor.spin(node, on_stop=lambda: stopped.append(True))   # must not raise
+    assert stopped == [True]
+    assert not context.ok()
+
+
+def test_an_error_while_the_context_is_up_is_raised(monkeypatch):
+    node, context = _node()
+    stopped = []
+    monkeypatch.setattr(executor, 'SingleThreadedExecutor', _FailsWhileUp)
+    with pytest.raises(RuntimeError, match='a callback failed'):
+        executor.spin(node, on_stop=lambda: stopped.append(True))
+    assert stopped == [True]                 # the worker is still ended
+    assert not context.ok()                  # and rclpy shut down
+
+
+def test_the_race_is_real_without_the_guard():
+    """Without spin's guard the same sequence raises (so the first test can fail)."""
+    node, context = _node()
+    probe = _ShutdownMidSpin(context=context)
+    probe.add_node(node)
+    with pytest.raises(Exception, match='[Cc]ontext'):
+        probe.spin()
+    node.destroy_node()
