@@ -1,5 +1,5 @@
 """
-The package's spin loop: a shutdown that races the executor still ends the process cleanly.
+The package's spin loop and tools: a shutdown (SIGTERM) ends them cleanly, nothing lost.
 
 The race is made deterministic: the executor's ``spin`` shuts the context down and then
 does one ``spin_once`` — exactly where rclpy's SIGTERM handler can land (after the
@@ -66,3 +66,28 @@ def test_the_race_is_real_without_the_guard():
     with pytest.raises(Exception, match='[Cc]ontext'):
         probe.spin()
     node.destroy_node()
+
+
+def test_the_recorder_keeps_what_it_recorded_on_sigterm(tmp_path):
+    """SIGTERM (what launch and systemd send) ends the recorder with its files written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / 'rec'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'matte_ros.ros.recorder', '--node', '/nobody', '--out',
+         str(out), '--no-images', '--timeout', '120'],
+        env=conftest.ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(4.0)                         # rclpy up, spinning on its subscriptions
+        assert proc.poll() is None, proc.stdout.read().decode()
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output.decode()
+    assert b'recorded 0 frames' in output
+    assert os.path.exists(out / 'latency_ms.json')

@@ -8,7 +8,9 @@ of the GIL that output fell from 60 to 5 fps (docs/benchmarks.md, overload rows)
 benchmark's echo node spins the same way, so that it measures the same transport.
 """
 
+import contextlib
 from typing import Callable
+from typing import Iterator
 from typing import Optional
 
 import rclpy
@@ -16,28 +18,40 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
 
 
-def spin(node, on_stop: Optional[Callable[[], None]] = None) -> None:
+@contextlib.contextmanager
+def until_shutdown(context) -> Iterator[None]:
     """
-    Spin ``node`` until SIGINT/SIGTERM or an external shutdown, then tear down.
-
-    ``on_stop`` runs before the executor shuts down (the node ends its worker there);
-    then the node is destroyed and rclpy shut down.
+    End the block quietly on SIGINT or when ``context`` is shut down (SIGTERM).
 
     rclpy's SIGTERM handler shuts the context down from another thread; when that lands
-    between the executor's ``ok()`` check and building its wait set, rclpy raises an
-    RCLError ("context is not valid") instead of ExternalShutdownException.  Any error
-    raised once the context is down is that shutdown, not a fault: the process exits 0.
+    between an ``ok()`` check and the wait set being built (or a publish), rclpy raises
+    an RCLError or RuntimeError ("context is not valid") rather than
+    ExternalShutdownException.  An error raised once the context is down is that
+    shutdown, not a fault; an error while it is up is re-raised.
     """
-    context = node.context
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
     try:
-        executor.spin()
+        yield
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:  # noqa: B902 - rclpy's error types differ between distributions
         if context.ok():
             raise
+
+
+def spin(node, on_stop: Optional[Callable[[], None]] = None) -> None:
+    """
+    Spin ``node`` until SIGINT/SIGTERM or an external shutdown, then tear down.
+
+    ``on_stop`` runs before the executor shuts down (the node ends its worker there);
+    then the node is destroyed and rclpy shut down.  A shutdown racing the executor ends
+    the process cleanly (:func:`until_shutdown`).
+    """
+    context = node.context
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        with until_shutdown(context):
+            executor.spin()
     finally:
         if on_stop is not None:
             on_stop()

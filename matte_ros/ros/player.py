@@ -14,6 +14,7 @@ from matte_ros import datasets
 from matte_ros import demo_sequence
 from matte_ros import heap
 from matte_ros.ros import dds
+from matte_ros.ros import executor
 from matte_ros.ros.image_msgs import make_image_msg
 import rclpy
 from rclpy.qos import QoSProfile
@@ -109,8 +110,8 @@ def main(argv=None) -> int:
     period = 1.0 / args.rate if args.rate > 0 else 0.0
     start = next_time = time.monotonic()
     sent = 0
-    try:
-        while messages:
+    with executor.until_shutdown(node.context):
+        while messages and node.context.ok():
             for msg in messages:
                 msg.header.stamp = node.get_clock().now().to_msg()
                 pub.publish(msg)
@@ -123,8 +124,6 @@ def main(argv=None) -> int:
                     break
             if not args.seconds or time.monotonic() - start >= args.seconds:
                 break
-    except KeyboardInterrupt:
-        pass
     print('sent %d frames on %s in %.3f s' % (sent, pub.topic_name, time.monotonic() - start),
           flush=True)
     node.destroy_node()

@@ -16,6 +16,7 @@ import cv2
 from matte_ros import heap
 from matte_ros.encodings import image_to_bgr8
 from matte_ros.ros import dds
+from matte_ros.ros import executor
 import rclpy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -96,15 +97,13 @@ def main(argv=None) -> int:
         with open(args.ready_file, 'w') as f:
             f.write('ready\n')
     start = time.monotonic()
-    try:
-        while time.monotonic() - start < args.timeout:
+    with executor.until_shutdown(node.context):
+        while time.monotonic() - start < args.timeout and node.context.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
             if args.count and done[0] >= args.count:
                 break
             if done[0] and time.monotonic() - last[0] > args.idle:
                 break
-    except KeyboardInterrupt:
-        pass
     for path, image in pending:
         cv2.imwrite(path, image)
     with open(os.path.join(args.out, 'latency_ms.json'), 'w') as f:
