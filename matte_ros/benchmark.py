@@ -490,9 +490,14 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                              'passed': _verdict(growth, lambda v: v <= RSS_FLAT_MB)})
             if paced and size == (640, 480):
                 added = paced.get('node_added_ms', float('nan'))
-                floor = (run.get('transport_floor') or {}).get('latency_ms', {}).get('mean')
-                case = '%s (to the recorder: %s ms mean' % (
-                    label, _f(paced.get('receipt_added_ms'), 2))
+                echo = run.get('transport_floor') or {}
+                floor = echo.get('latency_ms', {}).get('mean')
+                echo_in = echo.get('in_node_ms', {}).get('latency')
+                case = label
+                if echo_in is not None:
+                    case += ' (echo node at the same rate, stamp to published: %s ms)' % (
+                        _f(echo_in, 2))
+                case += ' (to the recorder: %s ms mean' % _f(paced.get('receipt_added_ms'), 2)
                 case += ')' if floor is None else '; echo node: %s ms)' % _f(floor, 2)
                 rows.append({'target': 'latency added by the node (median per frame: DDS in, '
                                        'conversion, outputs published)',
@@ -616,17 +621,24 @@ def markdown(results: Dict[str, Any], plot_name: str = '') -> str:
                   'The same player and recorder with an echo node in place of matte_node '
                   '(`matte_ros/ros/echo.py`: each frame republished as mono8 mask and alpha '
                   'and bgr8 composite, no work), at the paced rate of each row: what rclpy '
-                  'and DDS alone cost from the stamp of the player to the receipt of the '
-                  'composite, against the latency of the node to the same receipt minus '
+                  'and DDS alone cost.  In the node: the median time from the player stamp '
+                  'to the three outputs published, on the echo node clock as the node does, '
+                  'beside the in-node figure of the node (the same minus its pipeline '
+                  'stages).  To receipt: from the stamp to the receipt of the composite by '
+                  'the recorder, beside the latency of the node to the same receipt minus '
                   'its segment, postprocess and composite stages.', '',
-                  '| segmenter | size | rate Hz | echo latency p50 / mean ms | '
-                  'node-added ms to receipt (mean) |', '|---|---|---|---|---|']
+                  '| segmenter | size | rate Hz | echo in node p50 ms | node-added in node '
+                  'p50 ms | echo to receipt p50 / mean ms | node-added to receipt (mean) ms |',
+                  '|---|---|---|---|---|---|---|']
         for entry, run in floors:
-            floor = run['transport_floor']['latency_ms']
-            lines.append('| %s | %s | %s | %s / %s | %s |' % (
+            floor = run['transport_floor']
+            lines.append('| %s | %s | %s | %s | %s | %s / %s | %s |' % (
                 entry['segmenter'], size_label(run['size']),
-                _f(run['paced'].get('rate_hz')), _f(floor.get('p50'), 2),
-                _f(floor.get('mean'), 2), _f(run['paced'].get('receipt_added_ms'), 2)))
+                _f(run['paced'].get('rate_hz')),
+                _f(floor.get('in_node_ms', {}).get('latency'), 2),
+                _f(run['paced'].get('node_added_ms'), 2),
+                _f(floor['latency_ms'].get('p50'), 2), _f(floor['latency_ms'].get('mean'), 2),
+                _f(run['paced'].get('receipt_added_ms'), 2)))
     lines += ['', '## Time per stage in the node (ms per frame, paced run)', '',
               '| segmenter | size | %s | total | bare loop total |' % ' | '.join(STAGES),
               '|---|---|%s---|---|' % ('---|' * len(STAGES))]

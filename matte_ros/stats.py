@@ -18,6 +18,8 @@ import numpy as np
 MAX_REASONS = 32
 #: Per-frame latency samples kept per snapshot window (the newest win).
 MAX_LATENCY_SAMPLES = 4096
+#: A stamp older than this (seconds) is taken for another clock's: no latency counted.
+MAX_STAMP_AGE = 60.0
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _NUMBER = re.compile(r'-?\d+')
 
@@ -32,6 +34,20 @@ def reason_key(reason: str) -> str:
     """
     text = _NUMBER.sub('N', _QUOTED.sub('...', reason))
     return text.split(' (', 1)[0].strip()[:80] or 'unknown'
+
+
+def stamp_age(stamp_sec: int, stamp_nanosec: int, now_ns: int) -> Optional[float]:
+    """
+    Return seconds from a header stamp to ``now_ns`` (same clock), or None.
+
+    None for an unset stamp or one more than :data:`MAX_STAMP_AGE` off (a camera
+    stamping with its own clock): no latency is counted then.
+    """
+    stamp_ns = stamp_sec * 1000000000 + stamp_nanosec
+    if stamp_ns == 0:
+        return None
+    age = (now_ns - stamp_ns) * 1e-9
+    return age if 0.0 <= age < MAX_STAMP_AGE else None
 
 
 class Stats:

@@ -1,5 +1,7 @@
 """The node's counters: per-frame latency medians per diagnostics window (ROS-free)."""
 
+from matte_ros.stats import MAX_STAMP_AGE
+from matte_ros.stats import stamp_age
 from matte_ros.stats import Stats
 import pytest
 
@@ -22,3 +24,13 @@ def test_latency_medians_cover_one_window_and_skip_unstamped_frames():
     snap = stats.snapshot()
     assert snap['processed'] == 5
     assert not any(key.startswith(('latency', 'node_added')) for key in snap)
+
+
+def test_stamp_age_counts_only_stamps_on_this_clock():
+    now = 1700000000 * 10 ** 9 + 500000000
+    assert stamp_age(1700000000, 0, now) == pytest.approx(0.5)
+    assert stamp_age(0, 0, now) is None                               # unset stamp
+    assert stamp_age(1700000001, 0, now) is None                      # from the future
+    assert stamp_age(1700000000 - int(MAX_STAMP_AGE), 0, now) is None  # another clock
+    assert stamp_age(1700000000 - int(MAX_STAMP_AGE) + 1, 0, now) == pytest.approx(
+        MAX_STAMP_AGE - 0.5)

@@ -11,6 +11,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from diagnostic_msgs.msg import DiagnosticStatus
 from diagnostic_msgs.msg import KeyValue
 
+#: Where diagnostic_aggregator and rqt_robot_monitor read statuses.
+TOPIC = '/diagnostics'
+
 
 def status_message(stamp, name: str, level: bytes, message: str,
                    values: Dict[str, object]) -> DiagnosticArray:

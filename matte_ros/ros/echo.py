@@ -9,6 +9,11 @@ the input's header, reliable, depth 1, through the same message building
 through it is what rclpy and DDS cost between three processes on this machine, the
 floor of the node's own added latency.
 
+Like the node it measures each frame's stamp-to-published latency on its own clock and
+publishes window medians on ``/diagnostics`` (``latency_ms[p50]``,
+``node_added_ms[p50]``, the same keys and counting rule): with no pipeline, its whole
+latency is "added", the floor of the node's in-node figure at the same frame rate.
+
 Example::
 
     python -m matte_ros.ros.echo --namespace /bench_echo
@@ -17,16 +22,24 @@ Example::
 import argparse
 import sys
 
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
 from matte_ros import heap
 from matte_ros.ros import dds
+from matte_ros.ros import diagnostics
 from matte_ros.ros import executor
 from matte_ros.ros.image_msgs import make_image_msg
+from matte_ros.stats import stamp_age
+from matte_ros.stats import Stats
 import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
+
+#: Seconds between two diagnostics messages (the bench's node uses the same).
+DIAGNOSTICS_PERIOD = 0.5
 
 
 class Echo(Node):
@@ -41,6 +54,10 @@ class Echo(Node):
             Image, 'image', self._on_image,
             QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         self._zeros = np.zeros((0, 0), np.uint8)
+        self.stats = Stats()
+        self._diagnostics = self.create_publisher(
+            DiagnosticArray, diagnostics.TOPIC, 10)
+        self.create_timer(DIAGNOSTICS_PERIOD, self._publish_diagnostics)
 
     def _on_image(self, msg: Image) -> None:
         if self._zeros.shape != (msg.height, msg.width):
@@ -49,6 +66,14 @@ class Echo(Node):
         for publisher, (array, encoding) in zip(self.outputs, (
                 (self._zeros, 'mono8'), (self._zeros, 'mono8'), (frame, 'bgr8'))):
             publisher.publish(make_image_msg(msg.header, array, encoding))
+        age = stamp_age(msg.header.stamp.sec, msg.header.stamp.nanosec,
+                        self.get_clock().now().nanoseconds)
+        self.stats.on_processed(0.0, {}, age, age)
+
+    def _publish_diagnostics(self) -> None:
+        self._diagnostics.publish(diagnostics.status_message(
+            self.get_clock().now().to_msg(), '%s: echo' % self.get_fully_qualified_name(),
+            DiagnosticStatus.OK, 'echo', self.stats.snapshot()))
 
 
 def main(argv=None) -> int:

@@ -39,6 +39,7 @@ from matte_ros.ros import service_guard
 from matte_ros.ros.image_msgs import decode_image_msg
 from matte_ros.ros.image_msgs import image_msg_to_bgr8
 from matte_ros.ros.image_msgs import make_image_msg
+from matte_ros.stats import stamp_age
 from matte_ros.stats import Stats
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
@@ -68,11 +69,9 @@ CAMERA_INFO_TOPIC = 'camera_info'
 CAMERA_INFO_OUTPUT_TOPIC = '~/camera_info'
 ROI_TOPIC = '~/roi'
 RESET_SERVICE = '~/reset'
-DIAGNOSTICS_TOPIC = '/diagnostics'
+DIAGNOSTICS_TOPIC = diagnostics.TOPIC
 #: Seconds between repeats of the same warning (bad input can arrive at frame rate).
 LOG_THROTTLE = 5.0
-#: A stamp older than this (seconds) is taken for another clock's: no latency counted.
-MAX_STAMP_AGE = 60.0
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -336,17 +335,9 @@ class MatteNode(LifecycleNode):
                                 else latency - sum(result.timings.values()))
 
     def _age(self, header) -> Optional[float]:
-        """
-        Return seconds from ``header``'s stamp to now on the node's clock.
-
-        None for an unset stamp or one more than a minute off (a camera stamping with
-        its own clock): no latency is counted then.
-        """
-        stamp_ns = header.stamp.sec * 1000000000 + header.stamp.nanosec
-        if stamp_ns == 0:
-            return None
-        age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
-        return age if 0.0 <= age < MAX_STAMP_AGE else None
+        """Return seconds from ``header``'s stamp to now on the node's clock (or None)."""
+        return stamp_age(header.stamp.sec, header.stamp.nanosec,
+                         self.get_clock().now().nanoseconds)
 
     def _publish(self, msg: Image, result) -> float:
         """Publish every output; return the seconds spent building the messages."""
