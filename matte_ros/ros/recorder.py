@@ -92,12 +92,12 @@ def main(argv=None) -> int:
                        else ReliabilityPolicy.RELIABLE)
         node.create_subscription(Image, topic, lambda m, n=name: on_msg(m, n),
                                  QoSProfile(depth=50, reliability=reliability))
-    if args.ready_file:
-        _wait_for_publishers(node, [t for n, t in topics.items() if n != 'input'])
-        with open(args.ready_file, 'w') as f:
-            f.write('ready\n')
-    start = time.monotonic()
     with executor.until_shutdown(node.context):
+        if args.ready_file:
+            _wait_for_publishers(node, [t for n, t in topics.items() if n != 'input'])
+            with open(args.ready_file, 'w') as f:
+                f.write('ready\n')
+        start = time.monotonic()
         while time.monotonic() - start < args.timeout and node.context.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
             if args.count and done[0] >= args.count:
