@@ -8,12 +8,19 @@ does one ``spin_once`` — exactly where rclpy's SIGTERM handler can land (after
 condition instead — both are errors raised after the shutdown).  Also run on Jazzy.
 """
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import conftest  # noqa: F401 - isolates DDS before rclpy is used
 from matte_ros.ros import executor
 import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
 
 pytestmark = pytest.mark.ros_integration
 
@@ -66,28 +73,32 @@ def test_the_race_is_real_without_the_guard():
     with pytest.raises(Exception, match='[Cc]ontext'):
         probe.spin()
     node.destroy_node()
+    rclpy.try_shutdown(context=context)
 
 
-def test_the_recorder_keeps_what_it_recorded_on_sigterm(tmp_path):
+def test_the_recorder_keeps_what_it_recorded_on_sigterm(tmp_path, client_node):
     """SIGTERM (what launch and systemd send) ends the recorder with its files written."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+    node = '/matte_executor_probe_%d' % os.getpid()
+    publishers = [client_node.create_publisher(Image, '%s/%s' % (node, name), 1)
+                  for name in ('mask', 'alpha', 'composite')]
     out = tmp_path / 'rec'
+    ready = tmp_path / 'ready'
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'matte_ros.ros.recorder', '--node', '/nobody', '--out',
-         str(out), '--no-images', '--timeout', '120'],
+        [sys.executable, '-m', 'matte_ros.ros.recorder', '--node', node, '--out', str(out),
+         '--no-images', '--timeout', '120', '--ready-file', str(ready)],
         env=conftest.ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        time.sleep(4.0)                         # rclpy up, spinning on its subscriptions
-        assert proc.poll() is None, proc.stdout.read().decode()
+        deadline = time.monotonic() + 60.0       # the recorder sees our publishers, then
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            rclpy.spin_once(client_node, timeout_sec=0.05)   # writes the file: it spins
+        assert ready.exists(), 'the recorder never got ready'
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
+        for publisher in publishers:
+            client_node.destroy_publisher(publisher)
     assert proc.returncode == 0, output.decode()
     assert b'recorded 0 frames' in output
     assert os.path.exists(out / 'latency_ms.json')
