@@ -36,14 +36,14 @@ def reason_key(reason: str) -> str:
     return text.split(' (', 1)[0].strip()[:80] or 'unknown'
 
 
-def stamp_age(stamp_sec: int, stamp_nanosec: int, now_ns: int) -> Optional[float]:
+def stamp_age(stamp, now_ns: int) -> Optional[float]:
     """
-    Return seconds from a header stamp to ``now_ns`` (same clock), or None.
+    Return seconds from a header ``stamp`` (``sec``, ``nanosec``) to ``now_ns``, or None.
 
     None for an unset stamp or one more than :data:`MAX_STAMP_AGE` off (a camera
     stamping with its own clock): no latency is counted then.
     """
-    stamp_ns = stamp_sec * 1000000000 + stamp_nanosec
+    stamp_ns = stamp.sec * 1000000000 + stamp.nanosec
     if stamp_ns == 0:
         return None
     age = (now_ns - stamp_ns) * 1e-9

@@ -1,5 +1,7 @@
 """The node's counters: per-frame latency medians per diagnostics window (ROS-free)."""
 
+import types
+
 from matte_ros.stats import MAX_STAMP_AGE
 from matte_ros.stats import stamp_age
 from matte_ros.stats import Stats
@@ -26,11 +28,16 @@ def test_latency_medians_cover_one_window_and_skip_unstamped_frames():
     assert not any(key.startswith(('latency', 'node_added')) for key in snap)
 
 
+def _stamp(sec, nanosec=0):
+    return types.SimpleNamespace(sec=sec, nanosec=nanosec)   # builtin_interfaces/Time's fields
+
+
 def test_stamp_age_counts_only_stamps_on_this_clock():
     now = 1700000000 * 10 ** 9 + 500000000
-    assert stamp_age(1700000000, 0, now) == pytest.approx(0.5)
-    assert stamp_age(0, 0, now) is None                               # unset stamp
-    assert stamp_age(1700000001, 0, now) is None                      # from the future
-    assert stamp_age(1700000000 - int(MAX_STAMP_AGE), 0, now) is None  # another clock
-    assert stamp_age(1700000000 - int(MAX_STAMP_AGE) + 1, 0, now) == pytest.approx(
+    assert stamp_age(_stamp(1700000000), now) == pytest.approx(0.5)
+    assert stamp_age(_stamp(1700000000, 250000000), now) == pytest.approx(0.25)
+    assert stamp_age(_stamp(0), now) is None                               # unset stamp
+    assert stamp_age(_stamp(1700000001), now) is None                      # from the future
+    assert stamp_age(_stamp(1700000000 - int(MAX_STAMP_AGE)), now) is None  # another clock
+    assert stamp_age(_stamp(1700000000 - int(MAX_STAMP_AGE) + 1), now) == pytest.approx(
         MAX_STAMP_AGE - 0.5)

@@ -66,8 +66,7 @@ class Echo(Node):
         for publisher, (array, encoding) in zip(self.outputs, (
                 (self._zeros, 'mono8'), (self._zeros, 'mono8'), (frame, 'bgr8'))):
             publisher.publish(make_image_msg(msg.header, array, encoding))
-        age = stamp_age(msg.header.stamp.sec, msg.header.stamp.nanosec,
-                        self.get_clock().now().nanoseconds)
+        age = stamp_age(msg.header.stamp, self.get_clock().now().nanoseconds)
         self.stats.on_processed(0.0, {}, age, age)
 
     def _publish_diagnostics(self) -> None:

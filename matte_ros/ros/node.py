@@ -330,14 +330,9 @@ class MatteNode(LifecycleNode):
         stages = dict(result.timings)
         stages.update(convert_in=converted - start, convert_out=convert_out,
                       publish=done - processed - convert_out)
-        latency = self._age(msg.header)
+        latency = stamp_age(msg.header.stamp, self.get_clock().now().nanoseconds)
         self.stats.on_processed(done - start, stages, latency, None if latency is None
                                 else latency - sum(result.timings.values()))
-
-    def _age(self, header) -> Optional[float]:
-        """Return seconds from ``header``'s stamp to now on the node's clock (or None)."""
-        return stamp_age(header.stamp.sec, header.stamp.nanosec,
-                         self.get_clock().now().nanoseconds)
 
     def _publish(self, msg: Image, result) -> float:
         """Publish every output; return the seconds spent building the messages."""
