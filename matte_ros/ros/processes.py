@@ -27,6 +27,7 @@ def isolated_env(domain_id: Optional[int] = None, base: Optional[Dict[str, str]]
     if dds.profile_variable() == 'FASTRTPS_DEFAULT_PROFILES_FILE':
         env['ROS_LOCALHOST_ONLY'] = '1'   # Humble/Jazzy honour this one
     env['PYTHONUNBUFFERED'] = '1'
+    env['PYTHONFAULTHANDLER'] = '1'   # a crash in a child logs each thread's Python stack
     dds.use_large_frame_profile(env)
     return env
 

@@ -319,7 +319,7 @@ def shutdown_every_state(bench: Bench) -> Outcome:
         node.process.proc.send_signal(signal.SIGINT)
         code, seconds = _wait_exit(node, EXIT_LIMIT)
         out.check(code == 0 and seconds <= EXIT_LIMIT, 'after shutdown from %s, SIGINT: '
-                  'exit code %s after %.1f s' % (state, code, seconds))
+                  'exit code %s after %.1f s\n%s' % (state, code, seconds, node.log_tail()))
         out.figures['from %s: exit after SIGINT (s)' % state] = round(seconds, 2)
         node.stop()
     return out
