@@ -28,12 +28,12 @@ def settle_after_signal(context, limit: float = SIGNAL_SETTLE_S) -> None:
     Wait until ``context`` is shut down, at most ``limit`` seconds.
 
     rclpy handles SIGINT/SIGTERM on a thread of its own: it wakes the executors first and
-    shuts the contexts down after (Jazzy and newer).  Tearing the node down in between
-    (``destroy_node`` while that thread is in ``rcl_shutdown``) crashed the process with
-    SIGSEGV or left it hung: 5 of 6 runs of 2,000 SIGINTs here (``test/sigint_stress.py
-    --unguarded``); with the wait, 0 of 6.
-    Where the handler does not shut contexts down (Humble), the wait runs to ``limit``,
-    which also lets it finish waking the executors before their guard conditions go.
+    shuts the contexts down after (Jazzy's and Kilted's rclpy, checked here).  Tearing the
+    node down in between (``destroy_node`` while that thread is in ``rcl_shutdown``)
+    crashed the process with SIGSEGV or left it hung: 5 of 6 runs of 2,000 SIGINTs here
+    (``test/sigint_stress.py --unguarded``); with the wait, 0 of 6.  Where the handler
+    does not shut contexts down (Humble), the wait runs to ``limit``, which also lets it
+    finish waking the executors before their guard conditions go.
     """
     end = time.monotonic() + limit
     while context.ok() and time.monotonic() < end:
