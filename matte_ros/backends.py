@@ -1,6 +1,10 @@
 """
 Which compute backends exist on this machine, and which one each segmenter gets.
 
+Each segmenter declares the backends it runs on, best first, with the capability each
+needs (:class:`matte_ros.segmenters.spec.BackendUse`); this module probes the
+capabilities and chooses.
+
 Probing imports the GPU libraries lazily (they exist only on the robot) and looks for
 *capabilities*, because each segmenter needs a different library for the same backend
 name:
@@ -26,27 +30,12 @@ from typing import Mapping
 from typing import Optional
 from typing import Tuple
 
+from matte_ros.segmenters.spec import CPU
+
 
 class BackendError(RuntimeError):
     """The requested backend is missing and ``backend_strict`` forbids a fallback."""
 
-
-#: Backends each segmenter can run on, best first (what ``auto`` tries).
-SUPPORTED: Dict[str, Tuple[str, ...]] = {
-    'bgsub': ('vpi', 'cpu'),
-    'framediff': ('cpu',),
-    'rvm': ('tensorrt', 'cuda', 'cpu'),
-    'selfie': ('cpu',),
-    'instance': ('cuda', 'cpu'),
-}
-
-#: (segmenter, backend) → the capability it needs (see the module docstring).
-NEEDS: Dict[Tuple[str, str], str] = {
-    ('bgsub', 'vpi'): 'vpi_cuda',
-    ('rvm', 'tensorrt'): 'ort_tensorrt',
-    ('rvm', 'cuda'): 'ort_cuda',
-    ('instance', 'cuda'): 'torch_cuda',
-}
 
 #: What each capability is, in the words a user installs it by.
 NEED_TEXT: Dict[str, str] = {
@@ -55,9 +44,6 @@ NEED_TEXT: Dict[str, str] = {
     'torch_cuda': 'torch with CUDA (torch.cuda.is_available())',
     'vpi_cuda': 'NVIDIA VPI with its CUDA backend (JetPack: python3-vpi3)',
 }
-
-#: bgsub algorithms VPI implements (its BackgroundSubtractor is a MOG2-like mixture).
-VPI_BGSUB_ALGORITHMS = ('mog2',)
 
 #: Attributes NVIDIA VPI's module has and the PyPI ``vpi`` package lacks.
 VPI_API = ('Backend', 'BackgroundSubtractor', 'Format', 'asimage')
@@ -93,7 +79,8 @@ class Probe:
         """Tell whether any segmenter can use ``backend`` here."""
         if backend == 'cpu':
             return True
-        return any(self.has(need) for (_, name), need in NEEDS.items() if name == backend)
+        return any(self.has(use.needs) for spec in _specs().values()
+                   for use in spec.backends if use.name == backend and use.needs)
 
 
 @dataclass(frozen=True)
@@ -208,21 +195,29 @@ def probe() -> Probe:
 
 # --- choosing -----------------------------------------------------------------------------
 
+def _specs():
+    """Return the segmenters' declarations (imported on first use: they import this module)."""
+    from matte_ros.segmenters import registry
+    return registry.specs()
+
+
+def _uses(segmenter: str):
+    """Return how ``segmenter`` runs on each backend it declares, best first."""
+    spec = _specs().get(segmenter)
+    return spec.backends if spec is not None else (CPU,)
+
+
 def supported(segmenter: str, config: Optional[Mapping[str, Any]] = None) -> Tuple[str, ...]:
     """Return the backends ``segmenter`` can use with these parameter values, best first."""
-    names = SUPPORTED.get(segmenter, ('cpu',))
-    if segmenter == 'bgsub' and config is not None \
-            and config.get('bgsub.algorithm') not in VPI_BGSUB_ALGORITHMS:
-        names = tuple(n for n in names if n != 'vpi')
-    return names
+    return tuple(use.name for use in _uses(segmenter) if not use.excluded_by(config))
 
 
 def _unsupported_reason(segmenter, requested, config) -> str:
-    if segmenter == 'bgsub' and requested == 'vpi' and config is not None:
-        return ('bgsub.algorithm %s has no VPI implementation (VPI offers a Gaussian '
-                'mixture: bgsub.algorithm mog2)' % config.get('bgsub.algorithm'))
+    for use in _uses(segmenter):
+        if use.name == requested and use.excluded_by(config):
+            return use.excluded_by(config)
     return '%s does not run on %s (supported: %s)' % (
-        segmenter, requested, ', '.join(SUPPORTED.get(segmenter, ('cpu',))))
+        segmenter, requested, ', '.join(use.name for use in _uses(segmenter)))
 
 
 def choose(segmenter: str, requested: str, strict: bool = False,
@@ -234,14 +229,15 @@ def choose(segmenter: str, requested: str, strict: bool = False,
     ``auto`` takes the best backend the segmenter supports whose capability was found
     (never an error).  An explicit request that cannot be met falls back to cpu with a
     warning naming what was missing, or raises :class:`BackendError` when ``strict``.
-    ``config`` (parameter values) narrows what is supported: bgsub runs on vpi only
-    with ``bgsub.algorithm mog2``.
+    ``config`` (parameter values) narrows what is supported through each declared
+    backend's ``unless`` (bgsub runs on vpi only with ``bgsub.algorithm mog2``).
     """
     found = found or probe()
     names = supported(segmenter, config)
     if requested == 'auto':
         for name in names:
-            if name == 'cpu' or found.has(NEEDS.get((segmenter, name), '')):
+            need = _need(segmenter, name)
+            if not need or found.has(need):
                 return Choice(requested, name)
         return Choice(requested, 'cpu')
     if requested == 'cpu':
@@ -249,14 +245,22 @@ def choose(segmenter: str, requested: str, strict: bool = False,
     if requested not in names:
         why = _unsupported_reason(segmenter, requested, config)
     else:
-        need = NEEDS[(segmenter, requested)]
-        if found.has(need):
+        need = _need(segmenter, requested)
+        if not need or found.has(need):
             return Choice(requested, requested)
         why = 'backend %s for %s needs %s, which is missing (found: %s)' % (
             requested, segmenter, NEED_TEXT.get(need, need), found.detail(need))
     if strict:
         raise BackendError(why + ' (backend_strict is true)')
     return Choice(requested, 'cpu', why + '; falling back to cpu')
+
+
+def _need(segmenter: str, backend: str) -> str:
+    """Return the capability ``segmenter`` needs on ``backend`` ('' for none)."""
+    for use in _uses(segmenter):
+        if use.name == backend:
+            return use.needs
+    return ''
 
 
 def wants_gpu_blur(requested: str, found: Optional[Probe] = None) -> bool:

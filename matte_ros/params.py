@@ -12,6 +12,7 @@ Everything in this module is ROS-free; ``matte_ros.ros.parameters`` turns a
 
 from dataclasses import dataclass
 from dataclasses import field
+import functools
 from typing import Any
 from typing import Dict
 from typing import List
@@ -24,10 +25,14 @@ FLOAT = 'float'
 STRING = 'string'
 INT_ARRAY = 'int_array'
 
-#: Segmenters the product offers (``segmenter`` parameter).
-SEGMENTERS = ('bgsub', 'framediff', 'rvm', 'selfie', 'instance')
 #: Backends a user may ask for (``backend`` parameter).
 BACKENDS = ('auto', 'cpu', 'cuda', 'tensorrt', 'vpi')
+
+#: Places in :data:`CORE` filled from the segmenters' declarations
+#: (:mod:`matte_ros.segmenters.spec`): the ``segmenter`` parameter, and every
+#: segmenter's parameter section in registry order.
+SEGMENTER_CHOICE = '<the segmenter parameter>'
+SEGMENTER_SECTIONS = '<the segmenters\' parameter sections>'
 
 
 class ParamError(ValueError):
@@ -79,13 +84,9 @@ def _fmt(value) -> str:
     return str(value)
 
 
-PARAMS: List[Param] = [
+CORE: List[Any] = [
     # --- what runs -------------------------------------------------------------------------
-    Param('segmenter', STRING, 'bgsub',
-          'Foreground segmenter: bgsub (background subtraction, static camera), framediff '
-          '(difference of consecutive frames), rvm (Robust Video Matting, recurrent), '
-          'selfie (MediaPipe selfie segmentation), instance (person instance masks).',
-          choices=SEGMENTERS, reload=True),
+    SEGMENTER_CHOICE,
     Param('backend', STRING, 'auto',
           'Compute backend; probed at configure, falling back to cpu with a warning '
           'unless backend_strict is true.',
@@ -115,86 +116,7 @@ PARAMS: List[Param] = [
     Param('mask.feather', INT, 0,
           'Soften the alpha edge with a blur of this radius (px) before compositing.',
           low=0, high=64),
-    # --- bgsub -----------------------------------------------------------------------------
-    Param('bgsub.algorithm', STRING, 'consensus',
-          'Background model: consensus (per-pixel colour samples with adaptive thresholds '
-          'and a majority filter; best on CDnet), mog2 or knn (OpenCV; VPI '
-          'BackgroundSubtractor, a Gaussian mixture, on the vpi backend with mog2).',
-          choices=('consensus', 'mog2', 'knn'), reload=True),
-    Param('bgsub.learn_rate', FLOAT, -1.0,
-          'Background learning rate per frame (fraction of the model refreshed); -1 lets '
-          'the model choose (mog2/knn: 1/min(frames, 500); consensus: 0.5 / samples).',
-          low=-1.0, high=1.0),
-    Param('bgsub.variance_threshold', FLOAT, 16.0,
-          'mog2 / VPI: squared Mahalanobis distance above which a pixel is foreground; '
-          'knn: squared colour distance below which a sample is a neighbour (OpenCV '
-          'default 400). Not used by consensus.',
-          low=0.0, high=10000.0, reload=True),
-    Param('bgsub.detect_shadows', BOOL, True,
-          'mog2/knn/VPI: mark shadows (and exclude them from the mask).', reload=True),
-    Param('bgsub.consensus.samples', INT, 10,
-          'consensus: background colour samples kept per pixel (memory and time grow '
-          'linearly).', low=2, high=64, reload=True),
-    Param('bgsub.consensus.threshold', FLOAT, 30.0,
-          'consensus: L1 colour distance (sum over B, G, R) within which a sample matches.',
-          low=1.0, high=254.0),
-    Param('bgsub.consensus.min_matches', INT, 2,
-          'consensus: matching samples needed for background.', low=1, high=4),
-    Param('bgsub.consensus.adapt', FLOAT, 0.5,
-          'consensus: per-pixel threshold increase per unit of the average '
-          'nearest-sample distance of the pixel (noise feedback); 0 = fixed threshold.',
-          low=0.0, high=8.0),
-    Param('bgsub.consensus.smooth', INT, 9,
-          'consensus: majority-vote (binary median) window in px; odd, 1 = off.',
-          low=1, high=31, step=2, odd=True),
-    # --- framediff -------------------------------------------------------------------------
-    Param('framediff.threshold', INT, 3,
-          'Grey-level difference above which a pixel changed between frames.',
-          low=0, high=255),
-    # --- rvm -------------------------------------------------------------------------------
-    Param('rvm.downsample_ratio', FLOAT, 0.0,
-          'Downsample ratio inside RVM; 0 picks it so the long side falls in 256-512 px.',
-          low=0.0, high=1.0),
-    Param('rvm.max_gap', FLOAT, 1.0,
-          'Reset the recurrent state when the stamp jumps forward by more than this (s).',
-          low=0.0, high=3600.0),
-    Param('rvm.runtime', STRING, 'onnxruntime',
-          'Runtime of rvm: onnxruntime; torchscript (needs torch and onnx2torch; traced '
-          'from the checksummed ONNX model once per resolution and ratio); or openvino '
-          '(CPU, compiled once per resolution and ratio; needed for rvm.precision int8).',
-          choices=('onnxruntime', 'torchscript', 'openvino'), reload=True),
-    Param('rvm.precision', STRING, 'fp32',
-          'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
-          '`matte-ros models derive-int8` derived for the ratio in use).',
-          choices=('fp32', 'int8'), reload=True),
-    # --- tensorrt (rvm on backend tensorrt) -------------------------------------------------
-    Param('tensorrt.fp16', BOOL, True,
-          'rvm on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
-          reload=True),
-    Param('tensorrt.engine_cache', STRING, '',
-          'Directory of cached TensorRT engines and fixed-ratio models; empty = '
-          '<model cache>/tensorrt. The first run per resolution builds for minutes.',
-          reload=True),
-    # --- selfie ----------------------------------------------------------------------------
-    Param('selfie.model', STRING, 'general',
-          'MediaPipe selfie model: general (256x256) or landscape (144x256).',
-          choices=('general', 'landscape'), reload=True),
-    Param('selfie.smoothing', FLOAT, 0.0,
-          'Temporal smoothing: weight of the previous probability (EMA); 0 = off.',
-          low=0.0, high=0.99),
-    # --- instance --------------------------------------------------------------------------
-    Param('instance.confidence', FLOAT, 0.5,
-          'Minimum detection score of a person.', low=0.0, high=1.0),
-    Param('instance.mask_threshold', FLOAT, 0.3,
-          'Per-pixel mask probability above which a pixel belongs to the person.',
-          low=0.0, high=1.0),
-    Param('instance.select', STRING, 'best',
-          'Which persons form the mask: best (highest score), largest, all.',
-          choices=('best', 'largest', 'all')),
-    Param('instance.weights', STRING, '',
-          'Torchvision Mask R-CNN state dict (.pth: maskrcnn_resnet50_fpn or _v2, tensors '
-          'only); none ship.',
-          reload=True),
+    SEGMENTER_SECTIONS,
     # --- models ----------------------------------------------------------------------------
     Param('models.model_dir', STRING, '',
           'Model cache directory; empty = the user cache (~/.cache/matte_ros/models).',
@@ -232,18 +154,58 @@ PARAMS: List[Param] = [
           'Seconds between /diagnostics messages.', low=0.1, high=60.0, read_only=True),
 ]
 
-BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+def segmenter_param(specs) -> Param:
+    """Return the ``segmenter`` parameter: its choices and text from the declarations."""
+    return Param('segmenter', STRING, 'bgsub',
+                 'Foreground segmenter: %s.' % ', '.join(
+                     '%s (%s)' % (spec.name, spec.summary) for spec in specs.values()),
+                 choices=tuple(specs), reload=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> Tuple[List[Param], Dict[str, Param], Tuple[str, ...]]:
+    """Assemble the full schema once: :data:`CORE` with the segmenters' declarations."""
+    from matte_ros.segmenters import registry
+    specs = registry.specs()
+    out: List[Param] = []
+    for item in CORE:
+        if item == SEGMENTER_CHOICE:
+            out.append(segmenter_param(specs))
+        elif item == SEGMENTER_SECTIONS:
+            for spec in specs.values():
+                out.extend(spec.params)
+        else:
+            out.append(item)
+    return out, {p.name: p for p in out}, tuple(specs)
+
+
+def __getattr__(name: str):
+    """
+    Return the assembled schema (``PARAMS``, ``BY_NAME``, ``SEGMENTERS``) on first use.
+
+    They are built lazily (PEP 562) because the segmenter modules, which import
+    :class:`Param` from here, declare part of them.
+    """
+    if name == 'PARAMS':
+        return _schema()[0]
+    if name == 'BY_NAME':
+        return _schema()[1]
+    if name == 'SEGMENTERS':
+        return _schema()[2]
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
 
 
 def defaults() -> Dict[str, Any]:
     """Return every parameter at its default (a fresh dict; lists copied)."""
     return {p.name: list(p.default) if isinstance(p.default, list) else p.default
-            for p in PARAMS}
+            for p in _schema()[0]}
 
 
 def validate(name: str, value: Any) -> Any:
     """Return ``value`` as the parameter's type, or raise :class:`ParamError` saying why."""
-    spec = BY_NAME.get(name)
+    spec = _schema()[1].get(name)
     if spec is None:
         raise ParamError('unknown parameter %r' % name)
     t = spec.kind
@@ -283,7 +245,7 @@ def validate(name: str, value: Any) -> Any:
 
 def coerce(name: str, text: str) -> Any:
     """Parse a command-line ``key=value`` string into the parameter's type, then validate."""
-    spec = BY_NAME.get(name)
+    spec = _schema()[1].get(name)
     if spec is None:
         raise ParamError('unknown parameter %r (see: matte-ros params)' % name)
     t = spec.kind
@@ -341,7 +303,7 @@ class Config:
 
 def needs_reload(old: Config, new: Config) -> bool:
     """Tell whether a changed parameter requires building a new segmenter."""
-    return any(old[p.name] != new[p.name] for p in PARAMS if p.reload)
+    return any(old[p.name] != new[p.name] for p in _schema()[0] if p.reload)
 
 
 def to_yaml(node_name: str = '/**/matte') -> str:
@@ -354,7 +316,7 @@ def to_yaml(node_name: str = '/**/matte') -> str:
     lines = ['# Generated from matte_ros/params.py by `matte-ros params --format yaml`; '
              'test/test_params.py checks it.',
              '%s:' % node_name, '  ros__parameters:']
-    for p in PARAMS:
+    for p in _schema()[0]:
         lines.append('    # %s%s' % (p.description,
                                      ' (%s)' % p.range_text() if p.range_text() else ''))
         lines.append('    %s: %s' % (p.name, _yaml_value(p.default)))
@@ -375,7 +337,7 @@ def to_markdown() -> str:
     """Return the README parameter table (markdown)."""
     rows = ['| name | type | default | range | dynamic | description |',
             '|---|---|---|---|---|---|']
-    for p in PARAMS:
+    for p in _schema()[0]:
         dynamic = 'no (start)' if p.read_only else ('reload' if p.reload else 'yes')
         rows.append('| `%s` | %s | `%s` | %s | %s | %s |' % tuple(
             cell.replace('|', '\\|') for cell in (  # a bare | would split the cell

@@ -1,40 +1,27 @@
 """
-Segmenter registry: the ``segmenter`` parameter value → the class that implements it.
+Segmenters: the ``segmenter`` parameter value → the declaration and class behind it.
 
-Modules are imported lazily, so choosing ``bgsub`` never imports ONNX Runtime or torch.
+The table comes from :mod:`matte_ros.segmenters.registry` (built-in modules plus
+entry-point plugins); a segmenter's module is imported when the table is first read,
+and each keeps its heavy libraries (ONNX Runtime, torch, LiteRT) to the moment it is
+built, so choosing ``bgsub`` never imports them.
 """
 
-import importlib
-
+from matte_ros.segmenters import registry
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
 
-__all__ = ['Matte', 'Segmenter', 'SegmenterError', 'create', 'REGISTRY']
-
-#: segmenter name → (module, class)
-REGISTRY = {
-    'bgsub': ('matte_ros.segmenters.bgsub', 'BackgroundSubtractor'),
-    'framediff': ('matte_ros.segmenters.framediff', 'FrameDifference'),
-    'rvm': ('matte_ros.segmenters.rvm', 'RobustVideoMatting'),
-    'selfie': ('matte_ros.segmenters.selfie', 'SelfieSegmenter'),
-    'instance': ('matte_ros.segmenters.instance', 'InstanceSegmenter'),
-}
+__all__ = ['Matte', 'Segmenter', 'SegmenterError', 'create', 'segmenter_class']
 
 
 def segmenter_class(name: str):
-    """Return the class behind a segmenter name; SegmenterError if unknown/not importable."""
-    try:
-        module_name, class_name = REGISTRY[name]
-    except KeyError:
+    """Return the class behind a segmenter name; SegmenterError if unknown."""
+    table = registry.specs()
+    if name not in table:
         raise SegmenterError('unknown segmenter %r (choose from %s)'
-                             % (name, ', '.join(sorted(REGISTRY))))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SegmenterError('segmenter %r needs a module that is not installed: %s'
-                             % (name, exc))
-    return getattr(module, class_name)
+                             % (name, ', '.join(sorted(table))))
+    return table[name].factory
 
 
 def create(name: str, config, backend: str = 'cpu') -> Segmenter:

@@ -42,10 +42,19 @@ from typing import Dict
 from typing import Optional
 
 import cv2
+from matte_ros.params import BOOL
+from matte_ros.params import FLOAT
+from matte_ros.params import INT
+from matte_ros.params import Param
+from matte_ros.params import STRING
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
 from matte_ros.segmenters.bgsub_consensus import SampleConsensus
+from matte_ros.segmenters.spec import BackendUse
+from matte_ros.segmenters.spec import CPU
+from matte_ros.segmenters.spec import SegmenterSpec
+from matte_ros.segmenters.spec import Variant
 import numpy as np
 
 #: OpenCV's default history (frames); also the horizon of VPI's automatic learning rate.
@@ -61,6 +70,8 @@ KNN_MAX_RATE = 0.99
 
 OPENCV_ALGORITHMS = ('mog2', 'knn')
 ALGORITHMS = ('consensus',) + OPENCV_ALGORITHMS
+#: Algorithms VPI implements (its BackgroundSubtractor is a MOG2-like mixture).
+VPI_ALGORITHMS = ('mog2',)
 
 
 def load_vpi():
@@ -217,3 +228,65 @@ class BackgroundSubtractor(Segmenter):
     def close(self) -> None:
         """Drop the model (on VPI its GPU buffers go with it)."""
         self._model = None
+
+
+def _vpi_unless(config) -> str:
+    """Say why backend vpi cannot run these values ('' when it can)."""
+    if config.get('bgsub.algorithm') in VPI_ALGORITHMS:
+        return ''
+    return ('bgsub.algorithm %s has no VPI implementation (VPI offers a Gaussian mixture: '
+            'bgsub.algorithm mog2)' % config.get('bgsub.algorithm'))
+
+
+SPEC = SegmenterSpec(
+    name='bgsub',
+    summary='background subtraction, static camera',
+    description='background subtraction for a static camera: pixel-sample consensus '
+                '(default), OpenCV MOG2/KNN, NVIDIA VPI `BackgroundSubtractor` on a Jetson; '
+                'also yields a background image',
+    state='background model',
+    factory=BackgroundSubtractor,
+    params=(
+        Param('bgsub.algorithm', STRING, 'consensus',
+              'Background model: consensus (per-pixel colour samples with adaptive thresholds '
+              'and a majority filter; best on CDnet), mog2 or knn (OpenCV; VPI '
+              'BackgroundSubtractor, a Gaussian mixture, on the vpi backend with mog2).',
+              choices=ALGORITHMS, reload=True),
+        Param('bgsub.learn_rate', FLOAT, -1.0,
+              'Background learning rate per frame (fraction of the model refreshed); -1 lets '
+              'the model choose (mog2/knn: 1/min(frames, 500); consensus: 0.5 / samples).',
+              low=-1.0, high=1.0),
+        Param('bgsub.variance_threshold', FLOAT, 16.0,
+              'mog2 / VPI: squared Mahalanobis distance above which a pixel is foreground; '
+              'knn: squared colour distance below which a sample is a neighbour (OpenCV '
+              'default 400). Not used by consensus.',
+              low=0.0, high=10000.0, reload=True),
+        Param('bgsub.detect_shadows', BOOL, True,
+              'mog2/knn/VPI: mark shadows (and exclude them from the mask).', reload=True),
+        Param('bgsub.consensus.samples', INT, 10,
+              'consensus: background colour samples kept per pixel (memory and time grow '
+              'linearly).', low=2, high=64, reload=True),
+        Param('bgsub.consensus.threshold', FLOAT, 30.0,
+              'consensus: L1 colour distance (sum over B, G, R) within which a sample matches.',
+              low=1.0, high=254.0),
+        Param('bgsub.consensus.min_matches', INT, 2,
+              'consensus: matching samples needed for background.', low=1, high=4),
+        Param('bgsub.consensus.adapt', FLOAT, 0.5,
+              'consensus: per-pixel threshold increase per unit of the average '
+              'nearest-sample distance of the pixel (noise feedback); 0 = fixed threshold.',
+              low=0.0, high=8.0),
+        Param('bgsub.consensus.smooth', INT, 9,
+              'consensus: majority-vote (binary median) window in px; odd, 1 = off.',
+              low=1, high=31, step=2, odd=True),
+    ),
+    backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),
+    variants=(
+        Variant('bgsub (default: consensus)'),
+        # OpenCV's own defaults: MOG2 varThreshold 16, KNN dist2Threshold 400, shadows on,
+        # automatic learning rate (the usual baselines).
+        Variant('bgsub mog2 (OpenCV defaults)', ('bgsub.algorithm=mog2',
+                'bgsub.variance_threshold=16', 'bgsub.learn_rate=-1')),
+        Variant('bgsub knn (OpenCV defaults)', ('bgsub.algorithm=knn',
+                'bgsub.variance_threshold=400', 'bgsub.learn_rate=-1')),
+    ),
+)

@@ -9,8 +9,12 @@ has nothing to compare with and is all background.
 from typing import Optional
 
 import cv2
+from matte_ros.params import INT
+from matte_ros.params import Param
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
+from matte_ros.segmenters.spec import SegmenterSpec
+from matte_ros.segmenters.spec import Variant
 import numpy as np
 
 
@@ -38,3 +42,18 @@ class FrameDifference(Segmenter):
         """Forget the previous frame."""
         super().reset(reason)
         self._previous = None
+
+
+SPEC = SegmenterSpec(
+    name='framediff',
+    summary='difference of consecutive frames',
+    description='grey difference of consecutive frames, the simplest baseline',
+    state='previous frame',
+    factory=FrameDifference,
+    params=(
+        Param('framediff.threshold', INT, 3,
+              'Grey-level difference above which a pixel changed between frames.',
+              low=0, high=255),
+    ),
+    variants=(Variant('framediff'),),
+)

@@ -22,9 +22,16 @@ import os
 from typing import Any
 from typing import Dict
 
+from matte_ros.params import FLOAT
+from matte_ros.params import Param
+from matte_ros.params import STRING
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
+from matte_ros.segmenters.spec import BackendUse
+from matte_ros.segmenters.spec import CPU
+from matte_ros.segmenters.spec import SegmenterSpec
+from matte_ros.segmenters.spec import Variant
 import numpy as np
 
 #: Label of a person in torchvision's detection models.
@@ -168,3 +175,28 @@ class InstanceSegmenter(Segmenter):
         prob = select_instances(scores, masks, float(cfg.get('instance.confidence', 0.5)),
                                 mask_threshold, cfg.get('instance.select', 'best'))
         return Matte(alpha=remap(prob, mask_threshold, float(cfg.get('threshold', 0.5))))
+
+
+SPEC = SegmenterSpec(
+    name='instance',
+    summary='person instance masks',
+    description='person instance masks (Mask R-CNN class), user-supplied weights',
+    state='none',
+    factory=InstanceSegmenter,
+    params=(
+        Param('instance.confidence', FLOAT, 0.5,
+              'Minimum detection score of a person.', low=0.0, high=1.0),
+        Param('instance.mask_threshold', FLOAT, 0.3,
+              'Per-pixel mask probability above which a pixel belongs to the person.',
+              low=0.0, high=1.0),
+        Param('instance.select', STRING, 'best',
+              'Which persons form the mask: best (highest score), largest, all.',
+              choices=SELECT),
+        Param('instance.weights', STRING, '',
+              'Torchvision Mask R-CNN state dict (.pth: maskrcnn_resnet50_fpn or _v2, tensors '
+              'only); none ship.',
+              reload=True),
+    ),
+    backends=(BackendUse('cuda', 'torch_cuda'), CPU),
+    variants=(Variant('instance'),),
+)

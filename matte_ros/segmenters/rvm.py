@@ -50,12 +50,20 @@ from typing import Optional
 import cv2
 from matte_ros import models
 from matte_ros import onnx_runtime
+from matte_ros.params import BOOL
+from matte_ros.params import FLOAT
+from matte_ros.params import Param
+from matte_ros.params import STRING
 from matte_ros.segmenters import rvm_device
 from matte_ros.segmenters import rvm_openvino
 from matte_ros.segmenters import rvm_torchscript
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
+from matte_ros.segmenters.spec import BackendUse
+from matte_ros.segmenters.spec import CPU
+from matte_ros.segmenters.spec import SegmenterSpec
+from matte_ros.segmenters.spec import Variant
 import numpy as np
 
 #: The registry model this segmenter runs.
@@ -407,3 +415,42 @@ def fgr_to_bgr(fgr: np.ndarray) -> np.ndarray:
     """Return RVM's ``fgr`` [1, 3, H, W] RGB in [0, 1] as an H×W×3 BGR uint8 image."""
     planes = [fgr[0, 2], fgr[0, 1], fgr[0, 0]]
     return cv2.convertScaleAbs(cv2.merge(planes), alpha=255.0)
+
+
+SPEC = SegmenterSpec(
+    name='rvm',
+    summary='Robust Video Matting, recurrent',
+    description='Robust Video Matting (MobileNetV3; ONNX Runtime, TorchScript traced from the '
+                'same ONNX with `rvm.runtime: torchscript`, or OpenVINO fp32/int8 with '
+                '`rvm.runtime: openvino`)',
+    state='four ConvGRU states',
+    factory=RobustVideoMatting,
+    params=(
+        Param('rvm.downsample_ratio', FLOAT, 0.0,
+              'Downsample ratio inside RVM; 0 picks it so the long side falls in 256-512 px.',
+              low=0.0, high=1.0),
+        Param('rvm.max_gap', FLOAT, 1.0,
+              'Reset the recurrent state when the stamp jumps forward by more than this (s).',
+              low=0.0, high=3600.0),
+        Param('rvm.runtime', STRING, 'onnxruntime',
+              'Runtime of rvm: onnxruntime; torchscript (needs torch and onnx2torch; traced '
+              'from the checksummed ONNX model once per resolution and ratio); or openvino '
+              '(CPU, compiled once per resolution and ratio; needed for rvm.precision int8).',
+              choices=(ONNXRUNTIME, TORCHSCRIPT, OPENVINO), reload=True),
+        Param('rvm.precision', STRING, 'fp32',
+              'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
+              '`matte-ros models derive-int8` derived for the ratio in use).',
+              choices=(rvm_openvino.FP32, rvm_openvino.INT8), reload=True),
+        # rvm on backend tensorrt
+        Param('tensorrt.fp16', BOOL, True,
+              'rvm on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
+              reload=True),
+        Param('tensorrt.engine_cache', STRING, '',
+              'Directory of cached TensorRT engines and fixed-ratio models; empty = '
+              '<model cache>/tensorrt. The first run per resolution builds for minutes.',
+              reload=True),
+    ),
+    backends=(BackendUse('tensorrt', 'ort_tensorrt'), BackendUse('cuda', 'ort_cuda'), CPU),
+    models=(MODEL,),
+    variants=(Variant('rvm', model=MODEL),),
+)

@@ -19,9 +19,14 @@ from typing import Optional
 
 import cv2
 from matte_ros import models
+from matte_ros.params import FLOAT
+from matte_ros.params import Param
+from matte_ros.params import STRING
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
+from matte_ros.segmenters.spec import SegmenterSpec
+from matte_ros.segmenters.spec import Variant
 import numpy as np
 
 #: ``selfie.model`` value → registry model name.
@@ -114,3 +119,23 @@ class SelfieSegmenter(Segmenter):
         alpha = cv2.resize(prob, (frame.shape[1], frame.shape[0]),
                            interpolation=cv2.INTER_LINEAR)
         return Matte(alpha=np.clip(alpha, 0.0, 1.0, out=alpha))
+
+
+SPEC = SegmenterSpec(
+    name='selfie',
+    summary='MediaPipe selfie segmentation',
+    description='MediaPipe selfie segmentation, general 256×256 or landscape 144×256 (LiteRT)',
+    state='optional EMA',
+    factory=SelfieSegmenter,
+    params=(
+        Param('selfie.model', STRING, 'general',
+              'MediaPipe selfie model: general (256x256) or landscape (144x256).',
+              choices=tuple(MODELS), reload=True),
+        Param('selfie.smoothing', FLOAT, 0.0,
+              'Temporal smoothing: weight of the previous probability (EMA); 0 = off.',
+              low=0.0, high=0.99),
+    ),
+    models=tuple(MODELS.values()),
+    variants=tuple(Variant('selfie (%s)' % key, ('selfie.model=%s' % key,), model)
+                   for key, model in MODELS.items()),
+)
