@@ -12,14 +12,25 @@ the same profile for best-effort frames above ~512 KB.
     (the node then reads /cam/raw/compressed)
 
 ``launch`` and ``launch_ros`` are imported inside the functions, so that this module's
-table of arguments can be read (and tested) where they are not installed.
+table of arguments can be read (and tested) where they are not installed.  The
+``segmenter`` and ``backend`` help lists what the parameter schema offers (plugins
+included).
 """
 
 import os
 
+from matte_ros import params
+
 PACKAGE = 'matte_ros'
 NODE_NAME = 'matte'
 EXECUTABLE = 'matte_node'
+
+
+def _one_of(name):
+    """Return a parameter's choices from the schema as help text: 'a, b or c'."""
+    choices = [str(c) for c in params.BY_NAME[name].choices]
+    return ', '.join(choices[:-1]) + ' or ' + choices[-1]
+
 
 #: Launch arguments: name → (default, description).  ``{share}`` is the package's share
 #: directory.  Tests read this table.
@@ -34,8 +45,8 @@ ARGUMENTS = {
                                '(CompressedImage, jpeg/png, on <camera_topic>/compressed).'),
     'params_file': (os.path.join('{share}', 'config', 'matte.yaml'),
                     'Parameter file (/**/matte: ros__parameters: ...).'),
-    'segmenter': ('bgsub', 'Segmenter: bgsub, framediff, rvm, selfie or instance.'),
-    'backend': ('auto', 'Backend: auto, cpu, cuda, tensorrt or vpi.'),
+    'segmenter': (params.BY_NAME['segmenter'].default, 'Segmenter: %s.' % _one_of('segmenter')),
+    'backend': (params.BY_NAME['backend'].default, 'Backend: %s.' % _one_of('backend')),
     'log_level': ('info', 'Log level of the node: debug, info, warn, error.'),
 }
 

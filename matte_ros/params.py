@@ -1,10 +1,14 @@
 """
 The parameter schema: the one source of truth for every knob of matte_ros.
 
-The node declares its ROS parameters from :data:`PARAMS` (type, range, description,
-read-only), ``config/matte.yaml`` and the README table are generated from it
-(``matte-ros params --format yaml|markdown``) and tested against it, and the CLI's
-``--param key=value`` goes through :func:`coerce` and :func:`validate` here too.
+Core parameters (what runs, compositing, models, ROS I/O) are declared here in
+:data:`CORE`; each segmenter declares its own section in its module
+(``SPEC.params``, :mod:`matte_ros.segmenters.spec`), and :data:`PARAMS` is the two put
+together (built on first use).  The node declares its ROS parameters from
+:data:`PARAMS` (type, range, description, read-only), ``config/matte.yaml`` and the
+README table are generated from it (``matte-ros params --format yaml|markdown``) and
+tested against it, and the CLI's ``--param key=value`` goes through :func:`coerce` and
+:func:`validate` here too.
 
 Everything in this module is ROS-free; ``matte_ros.ros.parameters`` turns a
 :class:`Param` into an ``rcl_interfaces`` descriptor.
@@ -32,7 +36,7 @@ BACKENDS = ('auto', 'cpu', 'cuda', 'tensorrt', 'vpi')
 #: (:mod:`matte_ros.segmenters.spec`): the ``segmenter`` parameter, and every
 #: segmenter's parameter section in registry order.
 SEGMENTER_CHOICE = '<the segmenter parameter>'
-SEGMENTER_SECTIONS = '<the segmenters\' parameter sections>'
+SEGMENTER_SECTIONS = "<the segmenters' parameter sections>"
 
 
 class ParamError(ValueError):
@@ -153,7 +157,6 @@ CORE: List[Any] = [
     Param('diagnostics_period', FLOAT, 1.0,
           'Seconds between /diagnostics messages.', low=0.1, high=60.0, read_only=True),
 ]
-
 
 
 def segmenter_param(specs) -> Param:
@@ -294,11 +297,6 @@ class Config:
         for key, value in updates.items():
             merged[key] = validate(key, value)
         return Config(merged)
-
-    def section(self, prefix: str) -> Dict[str, Any]:
-        """Return the values under ``prefix.`` with the prefix stripped (``bgsub.x`` → ``x``)."""
-        cut = len(prefix) + 1
-        return {k[cut:]: v for k, v in self.values.items() if k.startswith(prefix + '.')}
 
 
 def needs_reload(old: Config, new: Config) -> bool:

@@ -2,7 +2,7 @@
 """
 Print the README's quality table: every available segmenter scored on DAVIS and CDnet.
 
-Runs :func:`matte_ros.cli.eval_cmd.evaluate` for each configuration below on the
+Runs :func:`matte_ros.cli.eval_cmd.evaluate` for each variant the segmenters declare on the
 read-only data beside the repo (``../shared/data``): DAVIS 2016 (J, boundary F) and
 CDnet 2014 baseline (precision, recall, F-measure), with speed (frames per second
 spent in ``Pipeline.process``).  Segmenters that cannot be built here (missing model
@@ -23,27 +23,28 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from matte_ros import models  # noqa: E402
 from matte_ros import params  # noqa: E402
 from matte_ros.cli import eval_cmd  # noqa: E402
+from matte_ros.segmenters import registry  # noqa: E402
 
 SHARED = os.path.join(ROOT, '..', 'shared')
 
-#: (label, segmenter, parameter overrides, model file in ../shared/models or '').
-CONFIGS = [
-    ('bgsub (default: consensus)', 'bgsub', [], ''),
-    # OpenCV's own defaults: MOG2 varThreshold 16, KNN dist2Threshold 400, shadows on,
-    # automatic learning rate; the rows the issue compares against.
-    ('bgsub mog2 (OpenCV defaults)', 'bgsub',
-     ['bgsub.algorithm=mog2', 'bgsub.variance_threshold=16', 'bgsub.learn_rate=-1'], ''),
-    ('bgsub knn (OpenCV defaults)', 'bgsub',
-     ['bgsub.algorithm=knn', 'bgsub.variance_threshold=400', 'bgsub.learn_rate=-1'], ''),
-    ('framediff', 'framediff', [], ''),
-    ('rvm', 'rvm', [], 'rvm_mobilenetv3_fp32.onnx'),
-    ('selfie (general)', 'selfie', ['selfie.model=general'], 'selfie_segmentation.tflite'),
-    ('selfie (landscape)', 'selfie', ['selfie.model=landscape'],
-     'selfie_segmentation_landscape.tflite'),
-    ('instance', 'instance', [], ''),
-]
+
+def configs():
+    """
+    Return (label, segmenter, overrides, model file name or '') for every row.
+
+    The rows are the variants each segmenter declares (``SegmenterSpec.variants``), in
+    registry order; a variant's model is looked for in ``<shared>/models`` under its
+    registry file name.
+    """
+    out = []
+    for spec in registry.specs().values():
+        for variant in spec.variants:
+            filename = models.get(variant.model).filename if variant.model else ''
+            out.append((variant.label, spec.name, list(variant.overrides), filename))
+    return out
 
 
 def _fmt(value, digits=3):
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     only = [s for s in args.only.split(',') if s]
 
     rows, notes = [], []
-    for label, segmenter, overrides, model in CONFIGS:
+    for label, segmenter, overrides, model in configs():
         if only and segmenter not in only:
             continue
         overrides = list(overrides)

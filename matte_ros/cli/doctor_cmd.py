@@ -20,6 +20,7 @@ from matte_ros import __version__
 from matte_ros import backends
 from matte_ros import models
 from matte_ros import params
+from matte_ros.segmenters import registry
 
 Section = Tuple[str, List[Tuple[str, str]]]
 
@@ -122,6 +123,7 @@ def backend_rows(requested: str, config, probe: backends.Probe) -> List[Tuple[st
         rows.append((segmenter, text))
     rows.append(('composite blur', 'vpi/cuda' if backends.wants_gpu_blur(requested, probe)
                  else 'cpu (opencv)'))
+    rows.extend(('plugin left out', why) for why in registry.problems())
     return rows
 
 

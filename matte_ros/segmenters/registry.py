@@ -91,7 +91,7 @@ def _plugin_entry_points():
 @functools.lru_cache(maxsize=1)
 def _load() -> Tuple[Dict[str, SegmenterSpec], Tuple[str, ...]]:
     from matte_ros import params
-    taken = set(p.name for p in params.CORE if hasattr(p, 'name'))
+    taken = {p.name for p in params.CORE if hasattr(p, 'name')}
     taken.add('segmenter')
     table: Dict[str, SegmenterSpec] = {}
     problems: List[str] = []
@@ -129,3 +129,21 @@ def get(name: str) -> SegmenterSpec:
 def problems() -> Tuple[str, ...]:
     """Return why each plugin that was left out was refused (empty when none)."""
     return _load()[1]
+
+
+def _backend_text(spec: SegmenterSpec) -> str:
+    return ' → '.join('%s (%s)' % (use.name, use.needs) if use.needs else use.name
+                      for use in spec.backends)
+
+
+def to_markdown() -> str:
+    """Return the README's segmenter table (markdown), one row per declaration."""
+    rows = ['| segmenter | what it is | backends, best first (capability needed) | models '
+            '| state carried between frames |',
+            '|---|---|---|---|---|']
+    for spec in specs().values():
+        rows.append('| `%s` | %s | %s | %s | %s |' % tuple(
+            cell.replace('|', '\\|') for cell in (
+                spec.name, spec.description, _backend_text(spec),
+                ', '.join('`%s`' % m for m in spec.models) or '—', spec.state)))
+    return '\n'.join(rows) + '\n'
