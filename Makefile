@@ -62,7 +62,7 @@ bench: setup setup-mediapipe
 
 # Full-size robustness scenarios against the live node (~15 min); writes docs/reliability.md.
 reliability: setup
-	$(PY) -m matte_ros.ros.reliability --out docs/reliability.md $(RELIABILITY_ARGS)
+	$(PY) test/reliability_scenarios.py --out docs/reliability.md $(RELIABILITY_ARGS)
 
 lint: setup
 	$(PY) -m pytest -q -m linter

@@ -4,7 +4,7 @@ ROS 2 bags in and out, without a ROS installation (``rosbags``, pure Python).
 :class:`BagFrames` reads ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` messages
 of one topic from a bag (MCAP or sqlite3: the folder with ``metadata.yaml``, or a
 ``.mcap`` / ``.db3`` file inside it) and yields BGR frames the way
-:func:`matte_ros.datasets.iter_frames` does, keeping each message's header for the
+:func:`matte_ros.measure.datasets.iter_frames` does, keeping each message's header for the
 output.  :class:`BagOutput` writes mask / alpha / composite as ``sensor_msgs/Image``
 messages with the input's header and receive time, so ``ros2 bag play`` replays them in
 step with the camera.  The message definitions come from rosbags' Humble type store
@@ -17,7 +17,7 @@ from typing import Optional
 from typing import Tuple
 
 from matte_ros import compressed
-from matte_ros import encodings
+from matte_ros import image_encodings
 import numpy as np
 
 IMAGE = 'sensor_msgs/msg/Image'
@@ -50,7 +50,7 @@ class BagFrames:
 
     Stems are the message index padded to 6 digits.  After each item, :attr:`current`
     holds ``(receive_time_ns, header)`` of that message.  Malformed messages raise
-    :class:`~matte_ros.encodings.EncodingError`.
+    :class:`~matte_ros.image_encodings.EncodingError`.
     """
 
     def __init__(self, path: str, topic: str, max_pixels: Optional[int] = None):
@@ -88,8 +88,9 @@ class BagFrames:
             if connection.msgtype == COMPRESSED_IMAGE:
                 frame = compressed.decode(msg.data, self.max_pixels)
             else:
-                frame = encodings.image_to_bgr8(msg.encoding, msg.height, msg.width, msg.step,
-                                                msg.is_bigendian, msg.data, self.max_pixels)
+                frame = image_encodings.image_to_bgr8(
+                    msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian, msg.data,
+                    self.max_pixels)
             self.current = (timestamp, msg.header)
             yield '%06d' % index, frame
 
@@ -133,7 +134,7 @@ class BagOutput:
             array = arrays[name]
             if array is None:
                 continue
-            step, data = encodings.encode(array, encoding)
+            step, data = image_encodings.encode(array, encoding)
             msg = image_type(header=header, height=int(array.shape[0]),
                              width=int(array.shape[1]), encoding=encoding, is_bigendian=0,
                              step=step, data=np.frombuffer(data, np.uint8))

@@ -6,7 +6,7 @@ image_transport's ``compressed`` plugin publishes ``format`` strings such as ``j
 grey).  :func:`decode` reads the picture size from the JPEG/PNG header first, so an
 oversized or truncated payload is refused before OpenCV allocates anything, then decodes
 with ``cv2.imdecode`` to H×W×3 BGR.  Every failure raises
-:class:`~matte_ros.encodings.EncodingError`, like the raw path.
+:class:`~matte_ros.image_encodings.EncodingError`, like the raw path.
 """
 
 import struct
@@ -14,7 +14,7 @@ from typing import Optional
 from typing import Tuple
 
 import cv2
-from matte_ros.encodings import EncodingError
+from matte_ros.image_encodings import EncodingError
 import numpy as np
 
 #: Formats this module writes; readers accept any payload that is JPEG or PNG.

@@ -1,4 +1,4 @@
-# noqa: A005 (the name is fixed by the API; always imported as matte_ros.encodings)
+# noqa: A005 (the name is fixed by the API; always imported as matte_ros.image_encodings)
 """
 Convert raw ``sensor_msgs/Image`` fields to NumPy arrays and back (ROS-free).
 

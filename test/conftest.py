@@ -8,7 +8,7 @@ its own ``ROS_DOMAIN_ID`` and localhost-only discovery, plus the large-frame pro
 import os
 import time
 
-from matte_ros.ros import processes
+from matte_ros.measure import processes
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

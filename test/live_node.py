@@ -17,8 +17,8 @@ from typing import Optional
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from matte_ros import process_probe
-from matte_ros.ros import processes
+from matte_ros.measure import process_probe
+from matte_ros.measure import processes
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.ros.lifecycle_client import LifecycleClient
 import numpy as np
@@ -216,6 +216,6 @@ class LiveNode:
 
 def shared_model(name: str) -> Optional[str]:
     """Return ``../shared/models/<name>`` beside the source tree if present, else None."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.path.join(os.path.dirname(here), 'shared', 'models', name)
     return path if os.path.isfile(path) else None

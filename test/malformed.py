@@ -4,7 +4,7 @@ Malformed ``sensor_msgs/Image`` field sets, for robustness tests (ROS-free).
 :func:`generate` yields seeded, reproducible field dicts (``encoding``, ``height``,
 ``width``, ``step``, ``is_bigendian``, ``data``) that a camera driver with a bug, a
 bag from another robot or a hostile peer could send.  Each one has at least one real
-defect that :func:`matte_ros.encodings.decode` must refuse (checked as it is made);
+defect that :func:`matte_ros.image_encodings.decode` must refuse (checked as it is made);
 the ``kind`` says which defect was meant.  Declared sizes go up to the field limits
 (2^32 - 1 for the uint32 ``height``, ``width`` and ``step``) while the data stays small,
 so a decoder that trusted the header would try to allocate terabytes.
@@ -15,7 +15,7 @@ from typing import Dict
 from typing import Iterator
 from typing import Optional
 
-from matte_ros import encodings
+from matte_ros import image_encodings
 
 UINT32_MAX = 2 ** 32 - 1
 INT32_MAX = 2 ** 31 - 1
@@ -37,7 +37,7 @@ def _name(rng: random.Random) -> str:
     if rng.random() < 0.5:
         return rng.choice(FOREIGN_ENCODINGS)
     name = ''.join(rng.choice(_NAME_CHARS) for _ in range(rng.randint(1, 24)))
-    return name if name not in encodings.ENCODINGS else name + '!'
+    return name if name not in image_encodings.ENCODINGS else name + '!'
 
 
 def _size(rng: random.Random) -> int:
@@ -48,8 +48,8 @@ def _size(rng: random.Random) -> int:
 
 def _valid(rng: random.Random, max_side: int = 24):
     """Return (encoding, height, width, step) of a small well-formed image."""
-    encoding = rng.choice(sorted(encodings.ENCODINGS))
-    info = encodings.ENCODINGS[encoding]
+    encoding = rng.choice(sorted(image_encodings.ENCODINGS))
+    info = image_encodings.ENCODINGS[encoding]
     height = rng.randint(1, max_side)
     width = rng.randint(1, max_side)
     if info.channels == 2:
@@ -68,7 +68,7 @@ def make(kind: str, rng: random.Random, max_pixels: int) -> Dict[str, object]:
     encoding, height, width, step = _valid(rng)
     size = step * height
     bigendian = rng.choice((0, 0, 1, rng.randint(2, 255)))
-    info = encodings.ENCODINGS[encoding]
+    info = image_encodings.ENCODINGS[encoding]
     if kind == 'encoding':
         encoding = _name(rng)
     elif kind == 'huge_dims':
@@ -119,11 +119,12 @@ def make(kind: str, rng: random.Random, max_pixels: int) -> Dict[str, object]:
 
 
 def accepted(fields: Dict[str, object], max_pixels: Optional[int]) -> bool:
-    """Tell whether :func:`matte_ros.encodings.decode` takes these fields."""
+    """Tell whether :func:`matte_ros.image_encodings.decode` takes these fields."""
     try:
-        encodings.decode(fields['encoding'], fields['height'], fields['width'],
-                         fields['step'], fields['is_bigendian'], fields['data'], max_pixels)
-    except encodings.EncodingError:
+        image_encodings.decode(fields['encoding'], fields['height'], fields['width'],
+                               fields['step'], fields['is_bigendian'], fields['data'],
+                               max_pixels)
+    except image_encodings.EncodingError:
         return False
     return True
 

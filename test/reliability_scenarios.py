@@ -1,14 +1,14 @@
 """
 Reliability scenarios against the live node over DDS, and the report they make.
 
-Each scenario starts ``matte_node`` in its own process (:class:`~.harness.LiveNode`),
+Each scenario starts ``matte_node`` in its own process (:class:`live_node.LiveNode`),
 does to it what the field does (malformed messages, lifecycle churn, a long stream,
 broken model files, a segmenter that throws, a publisher that dies, a parameter
 storm, signals) and returns an :class:`Outcome`: figures for the report and a list of
 *problems*, each a broken promise stated in words.  Sizes are arguments, so
 ``test/test_reliability.py`` runs small forms in ``make test`` and ::
 
-    python -m matte_ros.ros.reliability --out docs/reliability.md
+    python test/reliability_scenarios.py --out docs/reliability.md
 
 (``make reliability``) runs them at full size and writes the table.
 """
@@ -31,19 +31,19 @@ from typing import List
 from typing import Optional
 
 from lifecycle_msgs.msg import Transition
-from matte_ros import malformed
-from matte_ros import process_probe
-from matte_ros import security_audit
-from matte_ros.ros import processes
-from matte_ros.ros.harness import header
-from matte_ros.ros.harness import LiveNode
-from matte_ros.ros.harness import shared_model
-from matte_ros.ros.harness import textured_frames
+from live_node import header
+from live_node import LiveNode
+from live_node import shared_model
+from live_node import textured_frames
+import malformed
+from matte_ros.measure import process_probe
+from matte_ros.measure import processes
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.ros.lifecycle_client import parameter_msg
 import numpy as np
 from rcl_interfaces.srv import SetParameters
 import rclpy
+import security_audit
 from sensor_msgs.msg import Image
 
 #: Largest growth of the node's resident memory a scenario tolerates (MiB).
@@ -581,7 +581,7 @@ def publisher_restart(bench: Bench, rate: float = 15.0, frames: int = 60) -> Out
     node.configure_activate()
 
     def player(tag):
-        argv = [sys.executable, '-m', 'matte_ros.ros.player', '--source', 'demo',
+        argv = [sys.executable, '-m', 'matte_ros.measure.player', '--source', 'demo',
                 '--topic', node.namespace + '/image', '--rate', str(rate),
                 '--count', str(frames)]
         log = os.path.join(bench.log_dir,
@@ -773,7 +773,7 @@ def report(outcomes: List[Outcome], sizes: Dict[str, Any], command: str) -> str:
         'Written by `%s` on %s (%s, %d CPUs, Python %s) — the live node in its own '
         'process over real DDS (Fast DDS, localhost).  Sizes: %s.  Each scenario lists '
         'what it measured; a scenario passes when none of its checks found a broken '
-        'promise (see `matte_ros/ros/reliability.py` for the checks).' % (
+        'promise (see `test/reliability_scenarios.py` for the checks).' % (
             command, time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
             platform.platform(), os.cpu_count() or 0, platform.python_version(),
             ', '.join('%s %s' % (k, v) for k, v in sizes.items())),
@@ -810,7 +810,7 @@ def main(argv=None) -> int:
         value = getattr(args, key)
         if value is not None:
             sizes[key] = value
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = processes.apply_isolation()
     rclpy.init()
     client = rclpy.create_node('matte_reliability_%d' % os.getpid())
@@ -822,7 +822,7 @@ def main(argv=None) -> int:
         bench.close()
         client.destroy_node()
         rclpy.try_shutdown()
-    command = 'python -m matte_ros.ros.reliability' + (' --reduced' if args.reduced else '')
+    command = 'python test/reliability_scenarios.py' + (' --reduced' if args.reduced else '')
     text = report(outcomes, sizes, command)
     if args.out:
         with open(args.out, 'w') as stream:

@@ -22,8 +22,8 @@ import sys
 import threading
 import time
 
+from matte_ros.measure import processes
 from matte_ros.ros import executor
-from matte_ros.ros import processes
 import rclpy
 from rclpy.context import Context
 from rclpy.signals import SignalHandlerOptions

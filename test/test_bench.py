@@ -13,7 +13,7 @@ import sys
 import time
 
 import cv2
-from matte_ros import benchmark
+from matte_ros.measure import benchmark
 import numpy as np
 import pytest
 

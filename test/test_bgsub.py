@@ -6,10 +6,10 @@ import sys
 import types
 
 import cv2
-from matte_ros import datasets
+from matte_ros.measure import datasets
+from matte_ros.measure.scoring import CdnetScore
 from matte_ros.params import defaults
 from matte_ros.params import validate
-from matte_ros.scoring import CdnetScore
 from matte_ros.segmenters import create
 from matte_ros.segmenters import SegmenterError
 from matte_ros.segmenters.bgsub import BackgroundSubtractor
@@ -347,7 +347,7 @@ def cdnet_f_measure(seg, sequence, last):
     """
     Run ``seg`` on frames 1 … ``last`` of a CDnet sequence; return the F-measure.
 
-    Scoring follows CDnet (matte_ros.scoring): frames before the temporal ROI are only
+    Scoring follows CDnet (matte_ros.measure.scoring): frames before the temporal ROI are only
     learnt from; scored pixels lie in ROI.bmp with ground truth 255, 0 or 50.
     """
     seqdir = os.path.join(CDNET, sequence)

@@ -1,7 +1,7 @@
 """JPEG/PNG payloads of CompressedImage: size from the header, decode, encode, refusals."""
 
 from matte_ros import compressed
-from matte_ros.encodings import EncodingError
+from matte_ros.image_encodings import EncodingError
 import numpy as np
 import pytest
 

@@ -1,5 +1,5 @@
 """
-Dataset readers (matte_ros.datasets) and ``matte-ros eval`` over them.
+Dataset readers (matte_ros.measure.datasets) and ``matte-ros eval`` over them.
 
 Most tests write a tiny DAVIS- or CDnet-layout tree into ``tmp_path`` themselves (frames
 with a white square whose ground truth is known), so the real reading code runs on
@@ -14,9 +14,9 @@ import os
 import types
 
 import cv2
-from matte_ros import datasets
-from matte_ros import scoring
 from matte_ros.cli import eval_cmd
+from matte_ros.measure import datasets
+from matte_ros.measure import scoring
 import numpy as np
 import pytest
 

@@ -7,14 +7,14 @@ import cv2
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
-from matte_ros import encodings
-from matte_ros.encodings import decode
-from matte_ros.encodings import encode
-from matte_ros.encodings import EncodingError
-from matte_ros.encodings import ENCODINGS
-from matte_ros.encodings import from_bgr8
-from matte_ros.encodings import image_to_bgr8
-from matte_ros.encodings import to_bgr8
+from matte_ros import image_encodings
+from matte_ros.image_encodings import decode
+from matte_ros.image_encodings import encode
+from matte_ros.image_encodings import EncodingError
+from matte_ros.image_encodings import ENCODINGS
+from matte_ros.image_encodings import from_bgr8
+from matte_ros.image_encodings import image_to_bgr8
+from matte_ros.image_encodings import to_bgr8
 import numpy as np
 import pytest
 
@@ -63,7 +63,7 @@ def test_round_trip(encoding):
     elif info.channels == 1:
         src, tol = grey_bgr(7, 10), 0
     else:
-        src, tol = pair_equal_bgr(7, 10), encodings.YUV_TOLERANCE
+        src, tol = pair_equal_bgr(7, 10), image_encodings.YUV_TOLERANCE
     native = from_bgr8(src, encoding)
     step, data = encode(native, encoding)
     assert isinstance(data, array.array) and data.typecode == 'B'
@@ -110,9 +110,9 @@ def test_yuv_byte_orders():
 @pytest.mark.parametrize('uyvy', [True, False])
 def test_numpy_yuv_fallback_matches_opencv(uyvy):
     src = pair_equal_bgr(16, 24, seed=5)
-    mine = encodings._bgr_to_yuv422(src, uyvy)
+    mine = image_encodings._bgr_to_yuv422(src, uyvy)
     back = to_bgr8(mine, 'yuv422' if uyvy else 'yuv422_yuy2')
-    assert np.abs(back.astype(int) - src).max() <= encodings.YUV_TOLERANCE
+    assert np.abs(back.astype(int) - src).max() <= image_encodings.YUV_TOLERANCE
     code = getattr(cv2, 'COLOR_BGR2YUV_UYVY' if uyvy else 'COLOR_BGR2YUV_YUY2', None)
     if code is not None:
         assert np.abs(mine.astype(int) - cv2.cvtColor(src, code)).max() <= 1

@@ -130,7 +130,7 @@ def test_the_recorder_keeps_what_it_recorded_on_sigterm(tmp_path, client_node):
     out = tmp_path / 'rec'
     ready = tmp_path / 'ready'
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'matte_ros.ros.recorder', '--node', node, '--out', str(out),
+        [sys.executable, '-m', 'matte_ros.measure.recorder', '--node', node, '--out', str(out),
          '--no-images', '--timeout', '120', '--ready-file', str(ready)],
         env=conftest.ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

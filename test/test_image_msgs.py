@@ -2,9 +2,9 @@
 
 import array
 
-from matte_ros.encodings import EncodingError
-from matte_ros.encodings import ENCODINGS
-from matte_ros.encodings import from_bgr8
+from matte_ros.image_encodings import EncodingError
+from matte_ros.image_encodings import ENCODINGS
+from matte_ros.image_encodings import from_bgr8
 import numpy as np
 import pytest
 

@@ -10,7 +10,7 @@ import time
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from matte_ros.encodings import decode
+from matte_ros.image_encodings import decode
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.ros.lifecycle_client import LifecycleClient
 import numpy as np

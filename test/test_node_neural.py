@@ -13,7 +13,7 @@ import os
 from builtin_interfaces.msg import Time
 from conftest import shared_path
 import cv2
-from matte_ros.encodings import decode
+from matte_ros.image_encodings import decode
 from matte_ros.pipeline import Pipeline
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.ros.lifecycle_client import LifecycleClient

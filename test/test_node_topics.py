@@ -14,7 +14,7 @@ from builtin_interfaces.msg import Time
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from matte_ros import compressed
-from matte_ros.encodings import decode
+from matte_ros.image_encodings import decode
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.ros.lifecycle_client import LifecycleClient
 import numpy as np

@@ -151,7 +151,7 @@ def test_without_the_plugin_the_name_is_refused(tmp_path):
 
 @pytest.mark.dds
 def test_live_node_declares_and_serves_the_plugin(plugin_path, client_node, tmp_path):
-    from matte_ros.ros import processes
+    from matte_ros.measure import processes
     from rcl_interfaces.msg import ParameterType
     from rcl_interfaces.srv import DescribeParameters
     from test_node_dds import activate

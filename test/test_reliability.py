@@ -1,7 +1,7 @@
 """
 Robustness: bad input, lifecycle churn, a soak, faults, signals, security (issue 7).
 
-The DDS tests run the scenarios of :mod:`matte_ros.ros.reliability` at reduced size
+The DDS tests run the scenarios of ``reliability_scenarios`` (beside this file) at reduced size
 (``REDUCED``) against the node in its own process; ``make reliability`` runs the same
 code at full size and writes docs/reliability.md.  A scenario fails by naming the
 promise it found broken.  The other tests check the pieces without a ROS graph:
@@ -19,14 +19,14 @@ from hypothesis import event
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
-from matte_ros import malformed
-from matte_ros import process_probe
-from matte_ros import security_audit
-from matte_ros.encodings import EncodingError
+import malformed
+from matte_ros.image_encodings import EncodingError
+from matte_ros.measure import process_probe
 from matte_ros.stats import MAX_REASONS
 from matte_ros.stats import Stats
 import numpy as np
 import pytest
+import security_audit
 
 from conftest import ENV  # noqa: I100
 from conftest import ROOT
@@ -35,8 +35,8 @@ from conftest import shared_path
 serialization = pytest.importorskip('rclpy.serialization', reason='rclpy not installed')
 msg_pkg = pytest.importorskip('sensor_msgs.msg', reason='sensor_msgs (ROS 2) not installed')
 
-from matte_ros.ros import reliability  # noqa: E402, I100
 from matte_ros.ros.image_msgs import image_msg_to_bgr8  # noqa: E402
+import reliability_scenarios as reliability  # noqa: E402, I100
 
 Image = msg_pkg.Image
 SIZES = reliability.REDUCED

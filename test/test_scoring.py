@@ -1,8 +1,8 @@
-"""Scores of matte_ros.scoring on small masks whose results are worked out by hand."""
+"""Scores of matte_ros.measure.scoring on small masks whose results are worked out by hand."""
 
 import math
 
-from matte_ros import scoring
+from matte_ros.measure import scoring
 import numpy as np
 import pytest
 

@@ -6,7 +6,7 @@ Every method runs through ``Segmenter.process`` (BGR frame in, float alpha and t
 background image out) over all frames of the CDnet 2014 baseline sequences in
 ``../shared`` at their native resolution (pedestrians 360×240, highway 320×240), in
 order, so frames before the temporal ROI only train the model.  Scoring is CDnet's
-(``matte_ros.scoring``): frames inside ``temporalROI.txt``, pixels inside ``ROI.bmp``,
+(``matte_ros.measure.scoring``): frames inside ``temporalROI.txt``, pixels inside ``ROI.bmp``,
 ground truth 255 positive, 0 and 50 (shadow) negative, 85 and 170 not scored; the mask
 is ``alpha > 0.5``.  Each frame is decoded once and handed to every method in turn
 (the order rotating), and only ``process`` is timed, so drifts in machine speed hit all
@@ -31,9 +31,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from matte_ros import datasets  # noqa: E402
 from matte_ros import params  # noqa: E402
-from matte_ros.scoring import CdnetScore  # noqa: E402
+from matte_ros.measure import datasets  # noqa: E402
+from matte_ros.measure.scoring import CdnetScore  # noqa: E402
 from matte_ros.segmenters.bgsub import BackgroundSubtractor  # noqa: E402
 
 SHARED = os.path.join(ROOT, '..', 'shared')

@@ -3,7 +3,7 @@
 Print a table of the per-frame cost of image message I/O and compositing.
 
 Measures, at 640×480 and 1280×720, the cost of filling ``sensor_msgs/Image.data`` from
-a NumPy array, an ``array.array`` and ``bytes`` (why :func:`matte_ros.encodings.encode`
+a NumPy array, an ``array.array`` and ``bytes`` (why :func:`matte_ros.image_encodings.encode`
 returns an ``array.array``), building a whole message, serialising it, decoding it
 back (zero-copy view, then BGR conversion) and the compositing stages the node runs on
 every frame.  Each cell is the median over ``--repeat`` runs (fewer for the slow NumPy
@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 from matte_ros import compositing  # noqa: E402
-from matte_ros import encodings  # noqa: E402
+from matte_ros import image_encodings  # noqa: E402
 from matte_ros import params  # noqa: E402
 from matte_ros.ros import image_msgs  # noqa: E402
 import numpy as np  # noqa: E402
@@ -80,8 +80,8 @@ def compositor(**changes):
 def rows_for(width, height, repeat, picture_path):
     """Return ``[(label, ms)]`` for one frame size."""
     frame, alpha = frame_and_alpha(width, height)
-    rgb = encodings.from_bgr8(frame, 'rgb8')
-    uyvy = encodings.from_bgr8(frame, 'yuv422')
+    rgb = image_encodings.from_bgr8(frame, 'rgb8')
+    uyvy = image_encodings.from_bgr8(frame, 'yuv422')
     header = Header(frame_id='camera')
     msg = Image()
     as_array = array.array('B', frame.tobytes())
@@ -105,7 +105,7 @@ def rows_for(width, height, repeat, picture_path):
         ('msg.data = numpy array (bgr8)', median_ms(assign(frame.reshape(-1)), slow)),
         ('msg.data = array.array', median_ms(assign(as_array), repeat)),
         ('msg.data = bytes', median_ms(assign(as_bytes), repeat)),
-        ('encode bgr8 → array.array', median_ms(lambda: encodings.encode(frame, 'bgr8'),
+        ('encode bgr8 → array.array', median_ms(lambda: image_encodings.encode(frame, 'bgr8'),
                                                 repeat)),
         ('make_image_msg bgr8 (encode + assign)',
          median_ms(lambda: image_msgs.make_image_msg(header, frame, 'bgr8'), repeat)),
@@ -118,7 +118,7 @@ def rows_for(width, height, repeat, picture_path):
                                              repeat)),
         ('image_msg_to_bgr8 yuv422', median_ms(lambda: image_msgs.image_msg_to_bgr8(yuv_msg),
                                                repeat)),
-        ('from_bgr8 rgb8', median_ms(lambda: encodings.from_bgr8(frame, 'rgb8'), repeat)),
+        ('from_bgr8 rgb8', median_ms(lambda: image_encodings.from_bgr8(frame, 'rgb8'), repeat)),
         ('alpha_to_mask (no dilate)', median_ms(lambda: compositing.alpha_to_mask(
             alpha, 0.5, 0), repeat)),
         ('alpha_to_mask (dilate 5)', median_ms(lambda: compositing.alpha_to_mask(

@@ -29,8 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
-from matte_ros import datasets  # noqa: E402
-from matte_ros import scoring  # noqa: E402
+from matte_ros.measure import datasets  # noqa: E402
+from matte_ros.measure import scoring  # noqa: E402
 from matte_ros.pipeline import Pipeline  # noqa: E402
 import numpy as np  # noqa: E402
 

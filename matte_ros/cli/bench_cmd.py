@@ -21,8 +21,8 @@ import tempfile
 from typing import Any
 from typing import Dict
 
-from matte_ros import benchmark
 from matte_ros import params
+from matte_ros.measure import benchmark
 
 DEFAULT_SEGMENTERS = 'rvm,selfie,bgsub'
 PACED_MAX_HZ = 30.0
@@ -203,8 +203,8 @@ def _ensure_int8(args, values: Dict[str, Any], sizes) -> None:
 
 def _node_runs(args, values: Dict[str, Any], entry: Dict[str, Any], workdir: str) -> None:
     import rclpy
-    from matte_ros.ros import bench_graph
-    from matte_ros.ros import processes
+    from matte_ros.measure import bench_graph
+    from matte_ros.measure import processes
     env = processes.apply_isolation()
     rclpy.init()
     client = rclpy.create_node('matte_bench')

@@ -3,7 +3,7 @@
 
 Each sequence starts from a reset pipeline; compositing is switched off
 (``composite.mode=none``) so that only the segmenter and mask post-processing run.
-The table shows per-sequence scores (see :mod:`matte_ros.scoring` for the
+The table shows per-sequence scores (see :mod:`matte_ros.measure.scoring` for the
 definitions), the mean over sequences, and speed: ``fps`` counts only the time spent
 in ``Pipeline.process``; ``wall fps`` counts everything (reading frames from disk, scoring).
 
@@ -25,9 +25,9 @@ from typing import Dict
 from typing import List
 from typing import Optional
 
-from matte_ros import datasets
 from matte_ros import params
-from matte_ros import scoring
+from matte_ros.measure import datasets
+from matte_ros.measure import scoring
 
 FORMATS = ('davis', 'cdnet')
 
@@ -42,9 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__.strip().split('\n\n')[0].replace('\n', ' '),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='examples:\n'
-               '  matte-ros eval --format cdnet --data ../shared/data/cdnet2014/baseline '
+               '  matte-ros eval --format cdnet --data ~/data/cdnet2014/baseline '
                '--segmenter bgsub\n'
-               '  matte-ros eval --format davis --data ../shared/data/davis2016 '
+               '  matte-ros eval --format davis --data ~/data/davis2016 '
                '--segmenter rvm --max-frames 30 --json rvm.json')
     parser.add_argument('--format', dest='data_format', choices=FORMATS, required=True,
                         help='layout of --data')

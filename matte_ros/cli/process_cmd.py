@@ -14,8 +14,8 @@ import sys
 
 import cv2
 from matte_ros import bags
-from matte_ros import datasets
 from matte_ros import params
+from matte_ros.measure import datasets
 from matte_ros.pipeline import Pipeline
 
 OUTPUTS = ('mask', 'alpha', 'composite')

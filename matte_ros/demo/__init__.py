@@ -16,8 +16,8 @@ import sys
 import time
 
 import cv2
-from matte_ros import demo_sequence
-from matte_ros.ros import processes
+from matte_ros.measure import demo_sequence
+from matte_ros.measure import processes
 import numpy as np
 
 STREAMS = ('input', 'mask', 'alpha', 'composite')
@@ -65,14 +65,14 @@ def run_graph(args, out: str) -> dict:
         if not lifecycle.change_state('activate'):
             raise RuntimeError('the node refused to activate; see %s' % node.log_path)
         recorder = processes.ManagedProcess(
-            _module('matte_ros.ros.recorder', '--node', NAMESPACE + '/matte', '--input',
+            _module('matte_ros.measure.recorder', '--node', NAMESPACE + '/matte', '--input',
                     NAMESPACE + '/image', '--out', os.path.join(out, 'frames'),
                     '--count', 0, '--idle', 5.0,  # the player's priming frames add a few
                     '--ready-file', ready),
             env, os.path.join(logs, 'recorder.log'))
         _wait_for_file(ready, recorder, 60.0)
         player = processes.ManagedProcess(
-            _module('matte_ros.ros.player', '--source', args.source, '--topic',
+            _module('matte_ros.measure.player', '--source', args.source, '--topic',
                     NAMESPACE + '/image', '--rate', args.rate, '--count', args.frames,
                     '--wait-subscribers', 2, '--prime-until', NAMESPACE + '/matte/mask'),
             env, os.path.join(logs, 'player.log'))

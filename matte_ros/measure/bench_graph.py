@@ -6,7 +6,7 @@ graph (:mod:`processes`), configures and activates it, and listens to its
 ``/diagnostics`` (per-stage times).  :meth:`NodeUnderTest.run` then feeds it one stream
 from the player at a given rate and size while the recorder (``--no-images``) logs
 stamp → receipt latency of every output, and samples the node's ``/proc`` entries.
-Call :func:`matte_ros.ros.processes.apply_isolation` before ``rclpy.init``.
+Call :func:`matte_ros.measure.processes.apply_isolation` before ``rclpy.init``.
 """
 
 import json
@@ -20,8 +20,8 @@ from typing import List
 from typing import Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
-from matte_ros import benchmark
-from matte_ros.ros import processes
+from matte_ros.measure import benchmark
+from matte_ros.measure import processes
 from matte_ros.ros.lifecycle_client import LifecycleClient
 import rclpy
 
@@ -102,7 +102,7 @@ class NodeUnderTest:
         """
         out = os.path.join(self.workdir, label)
         recorder = processes.ManagedProcess(
-            _module('matte_ros.ros.recorder', '--node', self.target, '--out', out,
+            _module('matte_ros.measure.recorder', '--node', self.target, '--out', out,
                     '--no-images', '--idle', idle, '--timeout', seconds + 180),
             self.env, os.path.join(self.workdir, label + '.recorder.log'))
         composite = self.target + '/composite'
@@ -112,7 +112,7 @@ class NodeUnderTest:
         start_diag = len(self.diagnostics)
         monitor = benchmark.ProcessMonitor(self.pid)
         player = processes.ManagedProcess(
-            _module('matte_ros.ros.player', '--source', 'demo', '--count', 60,
+            _module('matte_ros.measure.player', '--source', 'demo', '--count', 60,
                     '--size', benchmark.size_label(size), '--rate', '%.3f' % rate,
                     '--seconds', seconds, '--topic', self.namespace + '/image',
                     '--wait-subscribers', 1),
@@ -148,14 +148,14 @@ class NodeUnderTest:
 
 class EchoUnderTest(NodeUnderTest):
     """
-    The transport floor: :mod:`matte_ros.ros.echo` in place of the node, same graph.
+    The transport floor: :mod:`matte_ros.measure.echo` in place of the node, same graph.
 
     :meth:`run` measures it like the node (its stage times are empty: it has none).
     """
 
     def __init__(self, client, env: Dict[str, str], workdir: str, timeout: float = 60.0):
         self._start(client, env, workdir, ECHO_NAMESPACE, 'echo',
-                    _module('matte_ros.ros.echo', '--namespace', ECHO_NAMESPACE))
+                    _module('matte_ros.measure.echo', '--namespace', ECHO_NAMESPACE))
         image = ECHO_NAMESPACE + '/image'
         if not self._spin(timeout, lambda: self.client.count_subscribers(image) >= 1):
             self.process.stop()

@@ -20,8 +20,8 @@ from typing import Optional
 from typing import Tuple
 
 import cv2
-from matte_ros import demo_sequence
-from matte_ros import process_probe
+from matte_ros.measure import demo_sequence
+from matte_ros.measure import process_probe
 import numpy as np
 
 DEFAULT_SIZES = ((640, 480), (1280, 720))
@@ -191,11 +191,11 @@ def rvm_davis_vs_ort(values: Dict[str, Any], davis_root: str) -> Dict[str, Any]:
 
     Both run every frame of every sequence at RVM's automatic ratio for the DAVIS
     frame size (or ``rvm.downsample_ratio``), each with its own recurrent state, and are
-    scored alike (:class:`~matte_ros.scoring.DavisScore`, ``alpha > 0.5``).  This is
+    scored alike (:class:`~matte_ros.measure.scoring.DavisScore`, ``alpha > 0.5``).  This is
     the quality side of the rvm speed target: J must stay within 0.01 per sequence.
     """
-    from matte_ros import datasets
-    from matte_ros import scoring
+    from matte_ros.measure import datasets
+    from matte_ros.measure import scoring
     from matte_ros.segmenters import create
     from matte_ros.segmenters import rvm
     segmenter = create('rvm', values, 'cpu')
@@ -261,8 +261,8 @@ def davis_j(values: Dict[str, Any], davis_root: str, mask_dir: str = '') -> Dict
     J of the segmenter in ``values``, or of the masks stored in
     ``mask_dir/<sequence>/<stem>.png`` when it is given.
     """
-    from matte_ros import datasets
-    from matte_ros import scoring
+    from matte_ros.measure import datasets
+    from matte_ros.measure import scoring
     from matte_ros.cli import eval_cmd
     if not mask_dir:
         result = eval_cmd.evaluate('davis', davis_root, dict(values, **{'composite.mode': 'none'}),
@@ -288,7 +288,7 @@ def selfie_vs_mediapipe(values: Dict[str, Any], frames: List[np.ndarray], second
     Compare ``selfie`` with MediaPipe's own Python solution in this run, on these frames.
 
     MediaPipe runs in its own environment (``python``; see
-    :mod:`matte_ros.mediapipe_reference`).  Speed: ``Segmenter.process`` (frame in,
+    :mod:`matte_ros.measure.mediapipe_reference`).  Speed: ``Segmenter.process`` (frame in,
     alpha at frame size out, what the solution returns) timed before and after the
     solution, averaged, against the solution's ``process``.  Quality, when
     ``davis_root`` is given: DAVIS J of both at probability 0.5.
@@ -619,7 +619,7 @@ def markdown(results: Dict[str, Any], plot_name: str = '') -> str:
     if floors:
         lines += ['', '## Transport floor', '',
                   'The same player and recorder with an echo node in place of matte_node '
-                  '(`matte_ros/ros/echo.py`: each frame republished as mono8 mask and alpha '
+                  '(`matte_ros/measure/echo.py`: each frame republished as mono8 mask and alpha '
                   'and bgr8 composite, no work), at the paced rate of each row: what rclpy '
                   'and DDS alone cost.  In the node: the median time from the player stamp '
                   'to the three outputs published, on the echo node clock as the node does, '

@@ -16,7 +16,7 @@ latency is "added", the floor of the node's in-node figure at the same frame rat
 
 Example::
 
-    python -m matte_ros.ros.echo --namespace /bench_echo
+    python -m matte_ros.measure.echo --namespace /bench_echo
 """
 
 import argparse

@@ -3,16 +3,16 @@ Publish frames from a folder, a video, a camera or the built-in demo sequence.
 
 A stand-in for a camera driver in the demo, the benchmarks and the tests::
 
-    python -m matte_ros.ros.player --source demo --topic /demo/image --rate 15
+    python -m matte_ros.measure.player --source demo --topic /demo/image --rate 15
 """
 
 import argparse
 import time
 
 import cv2
-from matte_ros import datasets
-from matte_ros import demo_sequence
 from matte_ros import heap
+from matte_ros.measure import datasets
+from matte_ros.measure import demo_sequence
 from matte_ros.ros import dds
 from matte_ros.ros import executor
 from matte_ros.ros.image_msgs import make_image_msg

@@ -4,7 +4,7 @@ Record the node's outputs (and its input) to PNG files, with latency per frame.
 Frames are matched across topics by their header stamp, which the node copies
 unchanged from input to every output::
 
-    python -m matte_ros.ros.recorder --node /demo/matte --input /demo/image --out out/
+    python -m matte_ros.measure.recorder --node /demo/matte --input /demo/image --out out/
 """
 
 import argparse
@@ -14,7 +14,7 @@ import time
 
 import cv2
 from matte_ros import heap
-from matte_ros.encodings import image_to_bgr8
+from matte_ros.image_encodings import image_to_bgr8
 from matte_ros.ros import dds
 from matte_ros.ros import executor
 import rclpy

@@ -27,9 +27,9 @@ from matte_ros import blobs
 from matte_ros import compressed
 from matte_ros import heap
 from matte_ros import params
-from matte_ros.encodings import EncodingError
-from matte_ros.encodings import from_bgr8
 from matte_ros.frame_slot import FrameSlot
+from matte_ros.image_encodings import EncodingError
+from matte_ros.image_encodings import from_bgr8
 from matte_ros.pipeline import Pipeline
 from matte_ros.ros import dds
 from matte_ros.ros import diagnostics
