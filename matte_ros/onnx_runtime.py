@@ -14,7 +14,7 @@ from typing import List
 from typing import Optional
 from typing import Tuple
 
-from matte_ros.segmenters.base import SegmenterError
+from matte_ros.errors import SegmenterError
 
 CPU = 'CPUExecutionProvider'
 CUDA = 'CUDAExecutionProvider'

@@ -49,3 +49,21 @@ def test_the_package_does_not_refer_to_the_shared_data_folder():
                         if re.search(r"\.\./shared|'shared'", line):
                             found.append('%s:%d' % (os.path.relpath(path, ROOT), number))
     assert found == []
+
+
+def test_models_and_the_onnx_runtime_layer_do_not_import_the_segmenters():
+    probe = ('import sys, matte_ros.models, matte_ros.onnx_runtime; '
+             'print(sorted(m for m in sys.modules if m.startswith("matte_ros.segmenters")))')
+    done = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '[]'
+
+
+def test_segmenter_error_is_one_class_everywhere():
+    from matte_ros import errors
+    from matte_ros import models
+    from matte_ros import segmenters
+    from matte_ros.segmenters import base
+    assert segmenters.SegmenterError is base.SegmenterError is errors.SegmenterError
+    assert issubclass(models.ModelError, errors.SegmenterError)

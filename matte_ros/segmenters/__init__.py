@@ -7,10 +7,10 @@ and each keeps its heavy libraries (ONNX Runtime, torch, LiteRT) to the moment i
 built, so choosing ``bgsub`` never imports them.
 """
 
+from matte_ros.errors import SegmenterError
 from matte_ros.segmenters import registry
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
-from matte_ros.segmenters.base import SegmenterError
 
 __all__ = ['Matte', 'Segmenter', 'SegmenterError', 'create', 'segmenter_class']
 

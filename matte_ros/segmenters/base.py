@@ -16,11 +16,8 @@ from typing import Any
 from typing import Dict
 from typing import Optional
 
+from matte_ros.errors import SegmenterError  # noqa: F401 - part of this module's interface
 import numpy as np
-
-
-class SegmenterError(RuntimeError):
-    """A segmenter could not be built or loaded (says what and where)."""
 
 
 @dataclass
