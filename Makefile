@@ -70,6 +70,7 @@ lint: setup
 params: setup
 	$(PY) -m matte_ros.cli.main params --format yaml > config/matte.yaml
 	$(PY) -m matte_ros.cli.main params --update-readme README.md
+	$(PY) -m matte_ros.cli.main params --update-readme docs/parameters.md
 
 clean:
 	rm -rf out build install log .pytest_cache

@@ -6,7 +6,7 @@ Core parameters (what runs, compositing, models, ROS I/O) are declared here in
 (``SPEC.params``, :mod:`matte_ros.segmenters.spec`), and :data:`PARAMS` is the two put
 together (built on first use).  The node declares its ROS parameters from
 :data:`PARAMS` (type, range, description, read-only), ``config/matte.yaml`` and the
-README table are generated from it (``matte-ros params --format yaml|markdown``) and
+parameter tables are generated from it (``matte-ros params --format yaml|markdown``) and
 tested against it, and the CLI's ``--param key=value`` goes through :func:`coerce` and
 :func:`validate` here too.
 
@@ -331,14 +331,26 @@ def _yaml_value(value) -> str:
     return repr(value)
 
 
+def _dynamic(p: Param) -> str:
+    return 'no (start)' if p.read_only else ('reload' if p.reload else 'yes')
+
+
 def to_markdown() -> str:
-    """Return the README parameter table (markdown)."""
+    """Return the full parameter table (markdown; docs/parameters.md)."""
     rows = ['| name | type | default | range | dynamic | description |',
             '|---|---|---|---|---|---|']
     for p in _schema()[0]:
-        dynamic = 'no (start)' if p.read_only else ('reload' if p.reload else 'yes')
+        dynamic = _dynamic(p)
         rows.append('| `%s` | %s | `%s` | %s | %s | %s |' % tuple(
             cell.replace('|', '\\|') for cell in (  # a bare | would split the cell
                 p.name, p.kind, _yaml_value(p.default), p.range_text(), dynamic,
                 p.description)))
+    return '\n'.join(rows) + '\n'
+
+
+def to_summary_markdown() -> str:
+    """Return the README's compact parameter table: name, default, dynamic."""
+    rows = ['| name | default | dynamic |', '|---|---|---|']
+    for p in _schema()[0]:
+        rows.append('| `%s` | `%s` | %s |' % (p.name, _yaml_value(p.default), _dynamic(p)))
     return '\n'.join(rows) + '\n'

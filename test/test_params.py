@@ -1,19 +1,24 @@
 """
-The parameter schema is the single source of truth: yaml, README and descriptors follow it.
+The parameter schema is the single source of truth: yaml, tables and descriptors follow it.
 
-``config/matte.yaml`` and the README table are generated from :mod:`matte_ros.params`; these
-tests fail when either drifts, and check that the ROS descriptors say what the schema says.
+``config/matte.yaml``, the full table in docs/parameters.md and the README's summary and
+segmenter tables are generated from :mod:`matte_ros.params` and the segmenters'
+declarations; these tests fail when one drifts, and check that the ROS descriptors say what
+the schema says.
 """
 
 import os
 import re
 
 from matte_ros import params
+from matte_ros.cli import params_cmd
+from matte_ros.segmenters import registry
 import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, 'README.md')
+PARAMETERS_DOC = os.path.join(ROOT, 'docs', 'parameters.md')
 YAML_FILE = os.path.join(ROOT, 'config', 'matte.yaml')
 TABLE_BEGIN = '<!-- params:begin -->'
 TABLE_END = '<!-- params:end -->'
@@ -34,12 +39,40 @@ def test_config_yaml_values_are_the_schema_defaults():
         assert params.validate(name, value) == value
 
 
-def test_readme_table_is_the_generated_table():
-    with open(README, encoding='utf-8') as f:
-        text = f.read()
-    assert TABLE_BEGIN in text and TABLE_END in text, 'README lacks the parameter table markers'
+def _read(path):
+    with open(path, encoding='utf-8') as f:
+        return f.read()
+
+
+def test_parameters_doc_table_is_the_generated_table():
+    text = _read(PARAMETERS_DOC)
+    assert TABLE_BEGIN in text and TABLE_END in text, 'docs/parameters.md lacks the markers'
     table = text.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip() + '\n'
-    assert table == params.to_markdown(), 'README parameter table is stale'
+    assert table == params.to_markdown(), 'docs/parameters.md is stale: run make params'
+
+
+@pytest.mark.parametrize('name, make', [('params-summary', params.to_summary_markdown),
+                                        ('segmenters', registry.to_markdown)])
+def test_readme_tables_are_the_generated_tables(name, make):
+    assert params_cmd.block(_read(README), name) == make(), (
+        'README block %s is stale: run make params' % name)
+
+
+def test_readme_is_a_guide_of_at_most_15_kb():
+    assert len(_read(README).encode('utf-8')) <= 15 * 1024
+
+
+def test_update_readme_rewrites_every_block_and_refuses_a_file_without_one(tmp_path):
+    page = tmp_path / 'page.md'
+    page.write_text('a\n<!-- segmenters:begin -->\nSTALE-ROW\n<!-- segmenters:end -->\nb\n'
+                    '<!-- params-summary:begin -->\n<!-- params-summary:end -->\n',
+                    encoding='utf-8')
+    text = params_cmd.with_tables(page.read_text(encoding='utf-8'))
+    assert params_cmd.block(text, 'segmenters') == registry.to_markdown()
+    assert params_cmd.block(text, 'params-summary') == params.to_summary_markdown()
+    assert text.startswith('a\n') and '\nb\n' in text and 'STALE-ROW' not in text
+    with pytest.raises(ValueError):
+        params_cmd.with_tables('no markers here')
 
 
 def test_readme_starts_with_the_two_commands():

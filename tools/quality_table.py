@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-Print the README's quality table: every available segmenter scored on DAVIS and CDnet.
+Print the quality table (docs/quality.md): every segmenter variant scored on DAVIS and CDnet.
 
 Runs :func:`matte_ros.cli.eval_cmd.evaluate` for each variant the segmenters declare on the
 read-only data beside the repo (``../shared/data``): DAVIS 2016 (J, boundary F) and

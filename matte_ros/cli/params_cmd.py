@@ -15,6 +15,7 @@ END = '<!-- params:end -->'
 #: Generated blocks: marker name → function returning the block's markdown.
 BLOCKS = {
     'params': params.to_markdown,
+    'params-summary': params.to_summary_markdown,
     'segmenters': registry.to_markdown,
 }
 
