@@ -543,7 +543,7 @@ def segmenter_exception(bench: Bench) -> Outcome:
         out.skipped = 'needs ../shared/models/%s' % RVM_MODEL
         return out
     if not _rvm_fault_is_real(model):
-        out.skipped = 'rvm no longer fails on a 1×1000 frame: no real segmenter fault known'
+        out.skipped = 'rvm does not fail on a 1×1000 frame: no real segmenter fault known'
         return out
     node = bench.start({'segmenter': 'rvm', 'models.model_path': model,
                         'models.auto_fetch': False, 'qos.input_reliability': 'reliable',

@@ -295,7 +295,7 @@ def test_sigint_exits_cleanly(client_node, start_node):
 
 def test_console_script_with_bgsub_serves_vga_frames(client_node, start_node):
     """
-    Check the issue's case: ``matte_node --ros-args -r __ns:=/cam -p segmenter:=bgsub``.
+    Check the documented robot case: ``matte_node --ros-args -r __ns:=/cam -p segmenter:=bgsub``.
 
     640×480 bgr8 frames (900 KB, beyond Fast DDS's default best-effort limit) go in on
     /cam/image and come back on /cam/matte/{mask,alpha,composite} with their headers.

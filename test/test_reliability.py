@@ -1,5 +1,5 @@
 """
-Robustness: bad input, lifecycle churn, a soak, faults, signals, security (issue 7).
+Robustness: bad input, lifecycle churn, a soak, faults, signals, security.
 
 The DDS tests run the scenarios of ``reliability_scenarios`` (beside this file) at reduced size
 (``REDUCED``) against the node in its own process; ``make reliability`` runs the same

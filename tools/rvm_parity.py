@@ -13,7 +13,7 @@ downsample ratio, frame by frame in lock-step:
 
 It prints J (mask IoU, DAVIS convention: first and last frame left out) for both, their
 difference, and the largest per-pixel difference between the project's mono8 alpha and
-the plain loop's alpha scaled to 0-255.  The issue asks for |ΔJ| ≤ 0.005 everywhere.
+the plain loop's alpha scaled to 0-255.  The target is |ΔJ| ≤ 0.005 everywhere.
 
 Example (about 10 minutes on a busy 2-core machine for both ratios)::
 

@@ -123,7 +123,7 @@ class InstanceSegmenter(Segmenter):
         except ImportError as exc:
             raise SegmenterError('segmenter instance needs torch and torchvision: %s' % exc)
         self._torch = torch
-        self.weights = config.get('instance.weights', '')
+        self.weights = config['instance.weights']
         state = load_state_dict(self.weights)
         classes = int(state[CLASSES_KEY].shape[0])
         v2 = V2_KEY in state
@@ -149,7 +149,7 @@ class InstanceSegmenter(Segmenter):
     def configure(self, config: Dict[str, Any]) -> None:
         """Take new thresholds; detections below ``instance.confidence`` are not even kept."""
         super().configure(config)
-        self.model.roi_heads.score_thresh = float(config.get('instance.confidence', 0.5))
+        self.model.roi_heads.score_thresh = float(config['instance.confidence'])
 
     def detect(self, frame: np.ndarray):
         """Return ``(scores [N], masks [N, H, W])`` of the persons found in a BGR frame."""
