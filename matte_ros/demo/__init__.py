@@ -155,7 +155,8 @@ def mean_iou(out: str, count: int) -> float:
 
 def main(argv=None) -> int:
     """Run the demo; print where the results are."""
-    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m matte_ros.demo',
+                                     description=__doc__.strip().split('\n')[0])
     parser.add_argument('--source', default='demo',
                         help='demo (built-in), a video file, an image folder or a camera index')
     parser.add_argument('--segmenter', default='bgsub')
@@ -185,6 +186,3 @@ def main(argv=None) -> int:
     print('  contact sheet: %s' % sheet)
     return 0
 
-
-if __name__ == '__main__':
-    raise SystemExit(main())
