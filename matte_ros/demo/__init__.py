@@ -185,4 +185,3 @@ def main(argv=None) -> int:
         print('  video:         %s' % path)
     print('  contact sheet: %s' % sheet)
     return 0
-
