@@ -150,6 +150,7 @@ def test_without_the_plugin_the_name_is_refused(tmp_path):
 # --- the live node ----------------------------------------------------------------------------
 
 @pytest.mark.dds
+@pytest.mark.ros_integration
 def test_live_node_declares_and_serves_the_plugin(plugin_path, client_node, tmp_path):
     from matte_ros.measure import processes
     from rcl_interfaces.msg import ParameterType
