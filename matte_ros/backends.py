@@ -196,7 +196,7 @@ def probe() -> Probe:
 # --- choosing -----------------------------------------------------------------------------
 
 def _specs():
-    """Return the segmenters' declarations (imported on first use: they import this module)."""
+    """Return the segmenters' declarations, looked up on first use (importing this is cheap)."""
     from matte_ros.segmenters import registry
     return registry.specs()
 
