@@ -38,6 +38,7 @@ SUPPORTED: Dict[str, Tuple[str, ...]] = {
     'rvm': ('tensorrt', 'cuda', 'cpu'),
     'selfie': ('cpu',),
     'instance': ('cuda', 'cpu'),
+    'onnx': ('tensorrt', 'cuda', 'cpu'),
 }
 
 #: (segmenter, backend) → the capability it needs (see the module docstring).
@@ -46,6 +47,8 @@ NEEDS: Dict[Tuple[str, str], str] = {
     ('rvm', 'tensorrt'): 'ort_tensorrt',
     ('rvm', 'cuda'): 'ort_cuda',
     ('instance', 'cuda'): 'torch_cuda',
+    ('onnx', 'tensorrt'): 'ort_tensorrt',
+    ('onnx', 'cuda'): 'ort_cuda',
 }
 
 #: What each capability is, in the words a user installs it by.

@@ -18,6 +18,8 @@ from typing import List
 from typing import Optional
 from typing import Tuple
 
+from matte_ros.segmenters import onnx_model
+
 BOOL = 'bool'
 INT = 'int'
 FLOAT = 'float'
@@ -25,7 +27,7 @@ STRING = 'string'
 INT_ARRAY = 'int_array'
 
 #: Segmenters the product offers (``segmenter`` parameter).
-SEGMENTERS = ('bgsub', 'framediff', 'rvm', 'selfie', 'instance')
+SEGMENTERS = ('bgsub', 'framediff', 'rvm', 'selfie', 'instance', 'onnx')
 #: Backends a user may ask for (``backend`` parameter).
 BACKENDS = ('auto', 'cpu', 'cuda', 'tensorrt', 'vpi')
 
@@ -84,7 +86,8 @@ PARAMS: List[Param] = [
     Param('segmenter', STRING, 'bgsub',
           'Foreground segmenter: bgsub (background subtraction, static camera), framediff '
           '(difference of consecutive frames), rvm (Robust Video Matting, recurrent), '
-          'selfie (MediaPipe selfie segmentation), instance (person instance masks).',
+          'selfie (MediaPipe selfie segmentation), instance (person instance masks), '
+          'onnx (your own ONNX model, described by the onnx.* parameters).',
           choices=SEGMENTERS, reload=True),
     Param('backend', STRING, 'auto',
           'Compute backend; probed at configure, falling back to cpu with a warning '
@@ -101,8 +104,10 @@ PARAMS: List[Param] = [
     # --- compositing -----------------------------------------------------------------------
     Param('composite.mode', STRING, 'blur',
           'Background of the composite: blur (blurred input), color (solid colour), '
-          'image (composite.image_path), none (composite not computed or published).',
-          choices=('blur', 'color', 'image', 'none')),
+          'image (composite.image_path), transparent (the frame with alpha as a 4th '
+          'channel: bgra8, or rgba8 for rgb8 input; PNG when compressed), none '
+          '(composite not computed or published).',
+          choices=('blur', 'color', 'image', 'transparent', 'none')),
     Param('composite.blur_kernel', INT, 41,
           'Gaussian kernel size (px) of the blurred background; odd.',
           low=1, high=255, step=2, odd=True),
@@ -231,6 +236,8 @@ PARAMS: List[Param] = [
     Param('diagnostics_period', FLOAT, 1.0,
           'Seconds between /diagnostics messages.', low=0.1, high=60.0, read_only=True),
 ]
+# --- onnx (issue 20): declared in the segmenter's module ---
+PARAMS += [Param(**spec) for spec in onnx_model.PARAM_SPECS]
 
 BY_NAME: Dict[str, Param] = {p.name: p for p in PARAMS}
 

@@ -19,6 +19,7 @@ REGISTRY = {
     'rvm': ('matte_ros.segmenters.rvm', 'RobustVideoMatting'),
     'selfie': ('matte_ros.segmenters.selfie', 'SelfieSegmenter'),
     'instance': ('matte_ros.segmenters.instance', 'InstanceSegmenter'),
+    'onnx': ('matte_ros.segmenters.onnx_model', 'OnnxModel'),
 }
 
 
