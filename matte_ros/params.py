@@ -228,8 +228,9 @@ PARAMS: List[Param] = [
     Param('qos.depth', INT, 1, 'History depth of the input and output topics.',
           low=1, high=100, read_only=True),
     Param('composite.compressed', BOOL, False,
-          'Also publish ~/composite/compressed (sensor_msgs/CompressedImage, jpeg) for '
-          'bandwidth-limited links.', read_only=True),
+          'Also publish ~/composite/compressed (sensor_msgs/CompressedImage, jpeg; png '
+          'with alpha in composite.mode transparent) for bandwidth-limited links.',
+          read_only=True),
     Param('publish_foreground', BOOL, False,
           'Also publish ~/foreground (RVM foreground colours; input elsewhere).',
           read_only=True),

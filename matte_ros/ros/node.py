@@ -340,7 +340,7 @@ class MatteNode(LifecycleNode):
         outputs = [(MASK_TOPIC, result.mask, 'mono8'), (ALPHA_TOPIC, result.alpha, 'mono8')]
         if result.composite is not None:
             outputs.append((COMPOSITE_TOPIC,) + compositing.published(
-                result.composite, getattr(msg, 'encoding', ''))))
+                result.composite, getattr(msg, 'encoding', '')))
         if FOREGROUND_TOPIC in self._outputs and result.foreground is not None:
             outputs.append((FOREGROUND_TOPIC, result.foreground, 'bgr8'))
         converting = 0.0

@@ -423,7 +423,7 @@ class Settings:
                        % (named, dims[0]))
         c_axis = 1 if self.layout == 'nchw' else 3
         other = 3 if self.layout == 'nchw' else 1
-        if dims[c_axis] not in (None, 3):
+        if dims[c_axis] not in (None, 3) or (dims[c_axis] is None and dims[other] == 3):
             hint = (' (it looks %s: set onnx.layout %s)'
                     % (LAYOUTS[other == 3].upper(), LAYOUTS[other == 3])
                     if dims[other] == 3 else '')
