@@ -198,7 +198,8 @@ PARAMS: List[Param] = [
           choices=('best', 'largest', 'all')),
     Param('instance.weights', STRING, '',
           'Torchvision Mask R-CNN state dict (.pth: maskrcnn_resnet50_fpn or _v2, tensors '
-          'only); none ship.',
+          "only); none ship. torchvision / torchvision_v2: torchvision's published COCO "
+          'weights, downloaded (hash-checked) into <model cache>/torchvision.',
           reload=True),
     # --- models ----------------------------------------------------------------------------
     Param('models.model_dir', STRING, '',

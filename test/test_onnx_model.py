@@ -23,7 +23,7 @@ H, W = 64, 96     # multiples of 32: a dynamic input runs at the frame's own siz
 
 
 def frame(seed=0):
-    """Return a random BGR frame (every channel different)."""
+    """Return a random BGR test picture (every channel different)."""
     return np.random.default_rng(seed).integers(0, 256, size=(H, W, 3), dtype=np.uint8)
 
 
@@ -35,7 +35,7 @@ def pipeline(model, **values):
 
 
 def alpha_of(model, image, **values):
-    """Return the float alpha of one frame (the segmenter's own output)."""
+    """Run one frame through a new pipeline; return the segmenter's float alpha."""
     p = pipeline(model, **values)
     try:
         return p.segmenter.process(image).alpha

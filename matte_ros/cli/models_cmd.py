@@ -197,7 +197,7 @@ def _inspect(args) -> int:
         print('%s:' % title)
         for name, dims, kind in rows:
             print('  %-24s %-22s %s' % (name, shape(dims), kind))
-    print('suggested parameters (check them against the model\'s documentation):')
+    print("suggested parameters (check them against the model's documentation):")
     for key, value in info['suggest'].items():
         print('  --param %s=%s' % (key, value))
     for note in info['notes']:

@@ -70,68 +70,68 @@ DTYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16,
 #: (``matte_ros.params`` turns them into Params; plain dicts keep this module free of a
 #: circular import).  All need a new segmenter when changed, except ``onnx.max_gap``.
 PARAM_SPECS: List[Dict[str, Any]] = [
-    dict(name='onnx.model_path', kind='string', default='', reload=True,
-         description='segmenter onnx: the ONNX model file (a regular file under 2 GiB; '
-                     'see docs/own_models.md and `matte-ros models inspect FILE`).'),
-    dict(name='onnx.sha256', kind='string', default='', reload=True,
-         description='Expected sha256 (64 hex digits) of onnx.model_path; empty = not '
-                     'checked.'),
-    dict(name='onnx.input', kind='string', default='', reload=True,
-         description='Name of the image input; empty = the one input not named in '
-                     'onnx.recurrent or onnx.constants.'),
-    dict(name='onnx.width', kind='int', default=0, low=0, high=8192, reload=True,
-         description='Input width (px); 0 = the model\'s fixed width, or for a dynamic '
-                     'input the scaled frame width.'),
-    dict(name='onnx.height', kind='int', default=0, low=0, high=8192, reload=True,
-         description='Input height (px); 0 = the model\'s fixed height, or for a dynamic '
-                     'input the scaled frame height.'),
-    dict(name='onnx.long_side', kind='int', default=0, low=0, high=8192, reload=True,
-         description='Dynamic input: scale the frame so its long side is this many px '
-                     '(aspect kept); 0 = frame size.'),
-    dict(name='onnx.multiple_of', kind='int', default=32, low=1, high=1024, reload=True,
-         description='Dynamic input: round both sides to a multiple of this (network '
-                     'stride); also required of onnx.width / onnx.height.'),
-    dict(name='onnx.layout', kind='string', default='nchw', choices=LAYOUTS, reload=True,
-         description='Image input layout: nchw [1, 3, H, W] or nhwc [1, H, W, 3].'),
-    dict(name='onnx.color', kind='string', default='rgb', choices=COLORS, reload=True,
-         description='Channel order the model expects.'),
-    dict(name='onnx.scaling', kind='string', default='unit', choices=SCALINGS,
-         reload=True,
-         description='Input values: unit [0, 1], symmetric [-1, 1], meanstd '
-                     '((x / 255 - onnx.mean) / onnx.std), raw 0-255.'),
-    dict(name='onnx.mean', kind='string', default='0.485,0.456,0.406', reload=True,
-         description='onnx.scaling meanstd: per-channel mean on the [0, 1] scale, in '
-                     'onnx.color order (one value or three, comma-separated).'),
-    dict(name='onnx.std', kind='string', default='0.229,0.224,0.225', reload=True,
-         description='onnx.scaling meanstd: per-channel standard deviation (non-zero), '
-                     'like onnx.mean.'),
-    dict(name='onnx.output', kind='string', default='', reload=True,
-         description='Name of the output holding the foreground; empty = the first '
-                     'output not named in onnx.recurrent.'),
-    dict(name='onnx.output_layout', kind='string', default='same', choices=OUTPUT_LAYOUTS,
-         reload=True,
-         description='Layout of a 4-D output: same (as onnx.layout), nchw or nhwc; 3-D '
-                     'outputs are [N, H, W], 2-D [H, W].'),
-    dict(name='onnx.channel', kind='int', default=0, low=0, high=4095, reload=True,
-         description='Output channel (class) that is the foreground.'),
-    dict(name='onnx.activation', kind='string', default='none', choices=ACTIVATIONS,
-         reload=True,
-         description='What the output holds: none (a probability or matte in [0, 1]), '
-                     'sigmoid (a logit), softmax (class scores; onnx.channel is the '
-                     'class).'),
-    dict(name='onnx.recurrent', kind='string', default='', reload=True,
-         description='Recurrent state as input:output name pairs, comma-separated (e.g. '
-                     'r1i:r1o,r2i:r2o); each input gets the previous frame\'s output, '
-                     'zeros after a reset.'),
-    dict(name='onnx.recurrent_shapes', kind='string', default='', reload=True,
-         description='Zero-state shapes as input=AxBxC pairs, comma-separated; empty = '
-                     'from the model (its declared shape, else the output seen).'),
-    dict(name='onnx.constants', kind='string', default='', reload=True,
-         description='Constant extra inputs as name=number pairs, comma-separated (e.g. '
-                     'downsample_ratio=0.25).'),
-    dict(name='onnx.max_gap', kind='float', default=1.0, low=0.0, high=3600.0,
-         description='Recurrent models: reset the state when the stamp jumps forward by '
-                     'more than this (s); 0 = never.'),
+    {'name': 'onnx.model_path', 'kind': 'string', 'default': '', 'reload': True,
+     'description': 'segmenter onnx: the ONNX model file (a regular file under 2 GiB; see '
+                    'docs/own_models.md and `matte-ros models inspect FILE`).'},
+    {'name': 'onnx.sha256', 'kind': 'string', 'default': '', 'reload': True,
+     'description': 'Expected sha256 (64 hex digits) of onnx.model_path; empty = not checked.'},
+    {'name': 'onnx.input', 'kind': 'string', 'default': '', 'reload': True,
+     'description': 'Name of the image input; empty = the one input not named in onnx.recurrent '
+                    'or onnx.constants.'},
+    {'name': 'onnx.width', 'kind': 'int', 'default': 0, 'low': 0, 'high': 8192, 'reload': True,
+     'description': "Input width (px); 0 = the model's fixed width, or for a dynamic input the "
+                    'scaled frame width.'},
+    {'name': 'onnx.height', 'kind': 'int', 'default': 0, 'low': 0, 'high': 8192, 'reload': True,
+     'description': "Input height (px); 0 = the model's fixed height, or for a dynamic input the "
+                    'scaled frame height.'},
+    {'name': 'onnx.long_side', 'kind': 'int', 'default': 0, 'low': 0, 'high': 8192, 'reload': True,
+     'description': 'Dynamic input: scale the frame so its long side is this many px (aspect '
+                    'kept); 0 = frame size.'},
+    {'name': 'onnx.multiple_of', 'kind': 'int', 'default': 32,
+     'low': 1, 'high': 1024, 'reload': True,
+     'description': 'Dynamic input: round both sides to a multiple of this (network stride); also'
+                    ' required of onnx.width / onnx.height.'},
+    {'name': 'onnx.layout', 'kind': 'string', 'default': 'nchw',
+     'choices': LAYOUTS, 'reload': True,
+     'description': 'Image input layout: nchw [1, 3, H, W] or nhwc [1, H, W, 3].'},
+    {'name': 'onnx.color', 'kind': 'string', 'default': 'rgb', 'choices': COLORS, 'reload': True,
+     'description': 'Channel order the model expects.'},
+    {'name': 'onnx.scaling', 'kind': 'string', 'default': 'unit',
+     'choices': SCALINGS, 'reload': True,
+     'description': 'Input values: unit [0, 1], symmetric [-1, 1], meanstd ((x / 255 - onnx.mean)'
+                    ' / onnx.std), raw 0-255.'},
+    {'name': 'onnx.mean', 'kind': 'string', 'default': '0.485,0.456,0.406', 'reload': True,
+     'description': 'onnx.scaling meanstd: per-channel mean on the [0, 1] scale, in onnx.color '
+                    'order (one value or three, comma-separated).'},
+    {'name': 'onnx.std', 'kind': 'string', 'default': '0.229,0.224,0.225', 'reload': True,
+     'description': 'onnx.scaling meanstd: per-channel standard deviation (non-zero), like '
+                    'onnx.mean.'},
+    {'name': 'onnx.output', 'kind': 'string', 'default': '', 'reload': True,
+     'description': 'Name of the output holding the foreground; empty = the first output not '
+                    'named in onnx.recurrent.'},
+    {'name': 'onnx.output_layout', 'kind': 'string', 'default': 'same',
+     'choices': OUTPUT_LAYOUTS, 'reload': True,
+     'description': 'Layout of a 4-D output: same (as onnx.layout), nchw or nhwc; 3-D outputs are'
+                    ' [N, H, W], 2-D [H, W].'},
+    {'name': 'onnx.channel', 'kind': 'int', 'default': 0, 'low': 0, 'high': 4095, 'reload': True,
+     'description': 'Output channel (class) that is the foreground.'},
+    {'name': 'onnx.activation', 'kind': 'string', 'default': 'none',
+     'choices': ACTIVATIONS, 'reload': True,
+     'description': 'What the output holds: none (a probability or matte in [0, 1]), sigmoid (a '
+                    'logit), softmax (class scores; onnx.channel is the class).'},
+    {'name': 'onnx.recurrent', 'kind': 'string', 'default': '', 'reload': True,
+     'description': 'Recurrent state as input:output name pairs, comma-separated (e.g. '
+                    "r1i:r1o,r2i:r2o); each input gets the previous frame's output, zeros after a"
+                    ' reset.'},
+    {'name': 'onnx.recurrent_shapes', 'kind': 'string', 'default': '', 'reload': True,
+     'description': 'Zero-state shapes as input=AxBxC pairs, comma-separated; empty = from the '
+                    'model (its declared shape, else the output seen).'},
+    {'name': 'onnx.constants', 'kind': 'string', 'default': '', 'reload': True,
+     'description': 'Constant extra inputs as name=number pairs, comma-separated (e.g. '
+                    'downsample_ratio=0.25).'},
+    {'name': 'onnx.max_gap', 'kind': 'float', 'default': 1.0, 'low': 0.0, 'high': 3600.0,
+     'description': 'Recurrent models: reset the state when the stamp jumps forward by more than '
+                    'this (s); 0 = never.'},
 ]
 
 
@@ -173,7 +173,7 @@ def load_model(path: str, sha256: str = '') -> str:
             raise _bad('onnx.model_path', 'cannot read %s: %s' % (path, exc))
         if digest != wanted:
             raise _bad('onnx.sha256', '%s has sha256 %s, not %s (wrong file, or set '
-                       'onnx.sha256 to the new file\'s hash)' % (path, digest, wanted))
+                       "onnx.sha256 to the new file's hash)" % (path, digest, wanted))
     return path
 
 
@@ -436,7 +436,7 @@ class Settings:
         for param, value, fixed in (('onnx.width', width, self.fixed_w),
                                     ('onnx.height', height, self.fixed_h)):
             if value and fixed is not None and value != fixed:
-                raise _bad(param, 'the model\'s input %s is fixed at %s; set %s to %d or 0'
+                raise _bad(param, "the model's input %s is fixed at %s; set %s to %d or 0"
                            % (named, _shape_text(dims), param, fixed))
             if value and fixed is None and value % self.multiple:
                 raise _bad(param, '%d is not a multiple of onnx.multiple_of (%d)'
@@ -553,9 +553,10 @@ class OnnxModel(Segmenter):
 
     def _trial(self) -> None:
         """
-        Run the model once on a grey frame, so a setting that only fails at run time
-        (an output without the named channel, a state that does not broadcast) fails
-        configure instead of every frame.
+        Run the model once on a grey frame before the first camera frame.
+
+        A setting that only fails at run time (an output without the named channel, a
+        state that does not broadcast) then fails configure instead of every frame.
         """
         size = self.settings.size or (round_to(TRIAL_SIDE, self.settings.multiple),) * 2
         frame = np.full(size + (3,), 128, np.uint8)
@@ -673,7 +674,7 @@ def describe(path: str) -> Dict[str, Any]:
         if kind == 'tensor(uint8)':
             suggest['onnx.scaling'] = 'raw'
         else:
-            notes.append('onnx.scaling and onnx.color: take them from the model\'s '
+            notes.append("onnx.scaling and onnx.color: take them from the model's "
                          'documentation (see docs/own_models.md)')
     else:
         notes.append('no 4-D input with 3 channels: set onnx.input and onnx.layout')
