@@ -94,10 +94,13 @@ def test_nhwc_fixed_size_softmax_class_is_resized_back_to_the_frame(tmp_path):
         return np.exp(r) / (np.exp(r) + np.exp(b))
     np.testing.assert_allclose(alpha[:, :28], p((200, 0, 50)), atol=1e-5)
     np.testing.assert_allclose(alpha[:, 36:], p((10, 0, 240)), atol=1e-5)
-    # class 0 is the complement
+    # class 0 is the complement, and so is class 0 inverted (a background class)
     values['onnx.channel'] = 0
     np.testing.assert_allclose(alpha_of(model, image, **values)[:, 36:],
                                1.0 - p((10, 0, 240)), atol=1e-5)
+    values['onnx.invert'] = True
+    np.testing.assert_allclose(alpha_of(model, image, **values)[:, 36:],
+                               p((10, 0, 240)), atol=1e-5)
 
 
 def test_nchw_layout_on_an_nhwc_model_fails_configure_naming_onnx_layout(tmp_path):
@@ -310,3 +313,25 @@ def test_models_inspect_prints_io_and_suggests_parameters(tmp_path, capsys):
     assert 'onnx.layout=nhwc' in text and 'onnx.activation=softmax' in text
     assert cli(['models', 'inspect', str(tmp_path / 'missing.onnx')]) == 1
     assert 'onnx.model_path' in capsys.readouterr().out
+
+
+def test_rvm_runs_as_a_user_model_with_recurrent_pairs_and_a_constant():
+    """RVM's published ONNX, described by parameters only, gives what segmenter rvm gives."""
+    from conftest import davis_frames
+    from conftest import shared_path
+    model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
+    frames = davis_frames('parkour', 4, (320, 180))
+    own = pipeline(model, **{
+        'onnx.input': 'src', 'onnx.output': 'pha', 'onnx.multiple_of': 1,
+        'onnx.recurrent': 'r1i:r1o,r2i:r2o,r3i:r3o,r4i:r4o',
+        'onnx.constants': 'downsample_ratio=0.5'})
+    rvm = Pipeline({'segmenter': 'rvm', 'models.model_path': model, 'backend': 'cpu',
+                    'models.auto_fetch': False, 'rvm.downsample_ratio': 0.5,
+                    'composite.mode': 'none'})
+    for i, image in enumerate(frames):
+        got = own.process(image, 1.0 + 0.1 * i, 'cam').alpha.astype(int)
+        want = rvm.process(image, 1.0 + 0.1 * i, 'cam').alpha.astype(int)
+        assert np.abs(got - want).max() <= 2, 'frame %d' % i
+    assert own.segmenter.state['r1i'].shape[2:] == (45, 80)   # carried, not 1x1 zeros
+    own.close()
+    rvm.close()

@@ -119,6 +119,9 @@ PARAM_SPECS: List[Dict[str, Any]] = [
      'choices': ACTIVATIONS, 'reload': True,
      'description': 'What the output holds: none (a probability or matte in [0, 1]), sigmoid (a '
                     'logit), softmax (class scores; onnx.channel is the class).'},
+    {'name': 'onnx.invert', 'kind': 'bool', 'default': False, 'reload': True,
+     'description': 'Use 1 - the selected value: for a model whose channel or class is the '
+                    'background (e.g. softmax class 0 of a multi-class person parser).'},
     {'name': 'onnx.recurrent', 'kind': 'string', 'default': '', 'reload': True,
      'description': 'Recurrent state as input:output name pairs, comma-separated (e.g. '
                     "r1i:r1o,r2i:r2o); each input gets the previous frame's output, zeros after a"
@@ -242,13 +245,14 @@ def dynamic_size(height: int, width: int, long_side: int, multiple: int) -> Tupl
 
 
 def foreground_plane(out: np.ndarray, layout: str, channel: int, activation: str,
-                     param_output: str = 'onnx.output') -> np.ndarray:
+                     param_output: str = 'onnx.output', invert: bool = False) -> np.ndarray:
     """
     Return the foreground probability plane (float32 h×w in [0, 1]) of a model output.
 
     ``layout`` (nchw or nhwc) places the channel axis of a 4-D output; a 3-D output is
     [N, H, W] and a 2-D one [H, W] (one channel).  ``activation`` none clips, sigmoid
-    squashes a logit, softmax normalises over the channels and keeps ``channel``.
+    squashes a logit, softmax normalises over the channels and keeps ``channel``;
+    ``invert`` returns one minus that (the channel is the background).
     """
     out = np.asarray(out)
     if out.ndim == 4:
@@ -278,8 +282,10 @@ def foreground_plane(out: np.ndarray, layout: str, channel: int, activation: str
         plane = planes[channel].astype(np.float32)
         if activation == 'sigmoid':
             plane = 1.0 / (1.0 + np.exp(-np.clip(plane, -80.0, 80.0)))
-    plane = np.nan_to_num(plane, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(plane, 0.0, 1.0).astype(np.float32)
+    plane = np.clip(np.nan_to_num(plane, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    if invert:
+        plane = 1.0 - plane
+    return plane.astype(np.float32)
 
 
 class Settings:
@@ -297,6 +303,7 @@ class Settings:
         self.scaling = get('onnx.scaling', 'unit')
         self.activation = get('onnx.activation', 'none')
         self.channel = int(get('onnx.channel', 0))
+        self.invert = bool(get('onnx.invert', False))
         out_layout = get('onnx.output_layout', 'same')
         self.output_layout = self.layout if out_layout == 'same' else out_layout
         for param, value, allowed in (('onnx.layout', self.layout, LAYOUTS),
@@ -640,7 +647,7 @@ class OnnxModel(Segmenter):
                 state[name_in] = value
             self.state = state
         plane = foreground_plane(results[s.output], s.output_layout, s.channel,
-                                 s.activation)
+                                 s.activation, invert=s.invert)
         if plane.shape != (height, width):
             plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
         return Matte(alpha=np.clip(plane, 0.0, 1.0))
