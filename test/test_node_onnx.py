@@ -125,3 +125,27 @@ def test_wrong_setting_fails_configure_and_the_node_still_answers(tmp_path, clie
     assert not stream.lifecycle.change_state('configure')
     assert stream.lifecycle.state() == 'unconfigured'
     assert stream.spin_until(lambda: 'onnx.layout' in proc.output(), 10.0), proc.output()
+
+
+def test_a_real_person_model_serves_live_from_parameters_only(client_node, start_node):
+    from conftest import davis_frames
+    from conftest import shared_path
+    model = shared_path('models', 'selfie_segmentation.onnx')
+    values = {'segmenter': 'onnx', 'backend': 'cpu', 'onnx.model_path': model,
+              'onnx.layout': 'nhwc', 'composite.mode': 'transparent'}
+    start_node(namespace=NS, params=values)
+    stream = Stream(client_node)
+    assert stream.lifecycle.change_state('configure')
+    assert stream.lifecycle.change_state('activate')
+    assert stream.spin_until(lambda: stream.pub.get_subscription_count() > 0)
+    reference = Pipeline(values)
+    stream.got.pop('composite/compressed')   # composite.compressed is off here
+    for i, frame in enumerate(davis_frames('parkour', 2, (320, 180))):
+        out = stream.send(frame, 30 + i)
+        alpha = image_of(out['alpha'])
+        want = reference.process(frame).alpha
+        # same code and model; ONNX Runtime's threads may sum in another order
+        assert np.abs(alpha.astype(int) - want.astype(int)).max() <= 2
+        assert alpha.max() > 128, 'a person is in view'
+        assert np.array_equal(image_of(out['composite'])[:, :, 3], alpha)
+    reference.close()

@@ -335,3 +335,40 @@ def test_rvm_runs_as_a_user_model_with_recurrent_pairs_and_a_constant():
     assert own.segmenter.state['r1i'].shape[2:] == (45, 80)   # carried, not 1x1 zeros
     own.close()
     rvm.close()
+    # inspect suggests what this test sets (the ratio is the user's choice)
+    info = onnx_model.describe(model)['suggest']
+    assert info['onnx.output'] == 'pha' and info['onnx.input'] == 'src'
+    assert info['onnx.recurrent'] == 'r1i:r1o,r2i:r2o,r3i:r3o,r4i:r4o'
+    assert info['onnx.constants'] == 'downsample_ratio=?'
+
+
+def test_mediapipe_selfie_onnx_runs_from_parameters_as_segmenter_selfie_does(tmp_path):
+    """A real person model (MediaPipe selfie as ONNX, NHWC): only parameters, as selfie."""
+    from conftest import davis_frames
+    from conftest import shared_path
+    model = shared_path('models', 'selfie_segmentation.onnx')
+    tflite = shared_path('models', 'selfie_segmentation.tflite')
+    frames = davis_frames('parkour', 3, (320, 180))
+    values = {'onnx.layout': 'nhwc', 'onnx.resize': 'linear'}
+    own = pipeline(model, **values)
+    selfie = Pipeline({'segmenter': 'selfie', 'models.model_path': tflite, 'backend': 'cpu',
+                       'models.auto_fetch': False, 'composite.mode': 'none'})
+    for i, image in enumerate(frames):
+        got = own.process(image).alpha.astype(int)
+        want = selfie.process(image).alpha.astype(int)
+        assert np.abs(got - want).max() <= 2, 'frame %d' % i
+        assert want.max() > 128, 'a person is in view'
+    own.close()
+    selfie.close()
+    # and through `matte-ros process`, parameters only
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), frames[0])
+    out = tmp_path / 'out'
+    assert cli(['process', '--segmenter', 'onnx', '--input', str(folder), '--output', str(out),
+                '--quiet', '--param', 'onnx.model_path=%s' % model,
+                '--param', 'onnx.layout=nhwc', '--param', 'composite.mode=transparent']) == 0
+    alpha = cv2.imread(str(out / 'alpha' / 'a.png'), cv2.IMREAD_UNCHANGED)
+    bgra = cv2.imread(str(out / 'composite' / 'a.png'), cv2.IMREAD_UNCHANGED)
+    assert bgra.shape == (180, 320, 4) and np.array_equal(bgra[:, :, 3], alpha)
+    assert alpha.max() > 128

@@ -7,10 +7,10 @@ the foreground, and :class:`OnnxModel` checks them against the model's declared 
 and outputs at configure time, failing with a message that names the parameter to
 change.  Per frame:
 
-1. the frame is resized (OpenCV, area when shrinking, bilinear when enlarging) to the
-   input size: the model's fixed size, ``onnx.width`` × ``onnx.height``, or for a
-   dynamic input the frame's size scaled to ``onnx.long_side`` and rounded to a
-   multiple of ``onnx.multiple_of``;
+1. the frame is resized (OpenCV: ``onnx.resize`` area or bilinear when shrinking,
+   bilinear when enlarging) to the input size: the model's fixed size,
+   ``onnx.width`` × ``onnx.height``, or for a dynamic input the frame's size scaled to
+   ``onnx.long_side`` and rounded to a multiple of ``onnx.multiple_of``;
 2. its channels are put in ``onnx.color`` order and scaled by ``onnx.scaling``
    (``unit`` [0, 1], ``symmetric`` [-1, 1], ``meanstd`` ``(x / 255 - mean) / std``,
    ``raw`` 0-255), laid out as ``onnx.layout`` (NCHW or NHWC) in the input's dtype;
@@ -56,6 +56,7 @@ COLORS = ('rgb', 'bgr')
 SCALINGS = ('unit', 'symmetric', 'meanstd', 'raw')
 ACTIVATIONS = ('none', 'sigmoid', 'softmax')
 OUTPUT_LAYOUTS = ('same', 'nchw', 'nhwc')
+RESIZES = ('area', 'linear')
 #: ONNX protobufs cannot exceed 2 GiB (weights beyond that live in external files,
 #: which this segmenter does not load).
 MAX_MODEL_BYTES = 2 ** 31 - 1
@@ -91,6 +92,11 @@ PARAM_SPECS: List[Dict[str, Any]] = [
      'low': 1, 'high': 1024, 'reload': True,
      'description': 'Dynamic input: round both sides to a multiple of this (network stride); also'
                     ' required of onnx.width / onnx.height.'},
+    {'name': 'onnx.resize', 'kind': 'string', 'default': 'area',
+     'choices': RESIZES, 'reload': True,
+     'description': 'How the frame is shrunk to the input size: area (OpenCV INTER_AREA, pixel '
+                    'averaging) or linear (bilinear, as MediaPipe does); enlarging is always '
+                    'bilinear.'},
     {'name': 'onnx.layout', 'kind': 'string', 'default': 'nchw',
      'choices': LAYOUTS, 'reload': True,
      'description': 'Image input layout: nchw [1, 3, H, W] or nhwc [1, H, W, 3].'},
@@ -304,13 +310,15 @@ class Settings:
         self.activation = get('onnx.activation', 'none')
         self.channel = int(get('onnx.channel', 0))
         self.invert = bool(get('onnx.invert', False))
+        self.resize = get('onnx.resize', 'area')
         out_layout = get('onnx.output_layout', 'same')
         self.output_layout = self.layout if out_layout == 'same' else out_layout
         for param, value, allowed in (('onnx.layout', self.layout, LAYOUTS),
                                       ('onnx.color', self.color, COLORS),
                                       ('onnx.scaling', self.scaling, SCALINGS),
                                       ('onnx.activation', self.activation, ACTIVATIONS),
-                                      ('onnx.output_layout', self.output_layout, LAYOUTS)):
+                                      ('onnx.output_layout', self.output_layout, LAYOUTS),
+                                      ('onnx.resize', self.resize, RESIZES)):
             if value not in allowed:
                 raise _bad(param, 'must be one of %s, got %r' % (', '.join(allowed), value))
         self.multiple = int(get('onnx.multiple_of', 32))
@@ -605,9 +613,9 @@ class OnnxModel(Segmenter):
         s = self.settings
         height, width = size
         if frame.shape[:2] != (height, width):
-            shrink = height * width < frame.shape[0] * frame.shape[1]
+            area = s.resize == 'area' and height * width < frame.shape[0] * frame.shape[1]
             frame = cv2.resize(frame, (width, height),
-                               interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+                               interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
         image = frame[:, :, ::-1] if s.color == 'rgb' else frame
         if s.dtype == np.uint8:
             values = np.ascontiguousarray(image)
@@ -702,13 +710,19 @@ def describe(path: str) -> Dict[str, Any]:
         suggest['onnx.constants'] = ','.join('%s=?' % i[0] for i in others)
         notes.append('input(s) %s need a value in onnx.constants'
                      % ', '.join(i[0] for i in others))
-    fg = [o for o in outputs if o[0] not in state_out and len(o[1]) in (2, 3, 4)]
+    layout = suggest.get('onnx.layout', 'nchw')
+
+    def channels_of(dims):
+        if len(dims) != 4:
+            return 1
+        return dims[1] if layout == 'nchw' else dims[3]
+    # a 3-channel output is most likely colours (RVM's fgr): prefer any other
+    fg = sorted((o for o in outputs if o[0] not in state_out and len(o[1]) in (2, 3, 4)),
+                key=lambda o: channels_of(o[1]) == 3)
     if fg:
         name, dims, _ = fg[0]
         suggest['onnx.output'] = name
-        layout = suggest.get('onnx.layout', 'nchw')
-        channels = dims[1] if len(dims) == 4 and layout == 'nchw' else (
-            dims[3] if len(dims) == 4 else 1)
+        channels = channels_of(dims)
         if channels is not None and channels >= 2:
             suggest['onnx.activation'] = 'softmax'
             suggest['onnx.channel'] = 1
