@@ -316,7 +316,7 @@ def test_models_inspect_prints_io_and_suggests_parameters(tmp_path, capsys):
 
 
 def test_rvm_runs_as_a_user_model_with_recurrent_pairs_and_a_constant():
-    """RVM's published ONNX, described by parameters only, gives what segmenter rvm gives."""
+    """The published RVM ONNX, described by parameters only, gives what segmenter rvm gives."""
     from conftest import davis_frames
     from conftest import shared_path
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
