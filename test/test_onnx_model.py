@@ -372,3 +372,24 @@ def test_mediapipe_selfie_onnx_runs_from_parameters_as_segmenter_selfie_does(tmp
     bgra = cv2.imread(str(out / 'composite' / 'a.png'), cv2.IMREAD_UNCHANGED)
     assert bgra.shape == (180, 320, 4) and np.array_equal(bgra[:, :, 3], alpha)
     assert alpha.max() > 128
+
+
+@pytest.mark.parametrize('shapes, words', [
+    ('state_in=1x1x0x4', 'positive'),
+    ('state_in=100000x100000', '2\\*\\*26'),
+    ('state_in=axb', 'expected a shape'),
+    ('state_in=1x1x64', 'does not fit'),
+    ('src=1x3x64x64', 'not a recurrent input'),
+])
+def test_careless_recurrent_shapes_are_refused(tmp_path, shapes, words):
+    model = onnx_graphs.recurrent_model(tmp_path / 'm.onnx')
+    with pytest.raises(SegmenterError, match=r'^onnx\.recurrent_shapes: .*' + words):
+        pipeline(model, **{'onnx.recurrent': 'state_in:state_out', 'onnx.output': 'alpha',
+                           'onnx.recurrent_shapes': shapes})
+
+
+def test_non_finite_constants_are_refused(tmp_path):
+    model = onnx_graphs.gain_model(tmp_path / 'm.onnx')
+    for text in ('inf', 'nan'):
+        with pytest.raises(SegmenterError, match=r'^onnx\.constants: .*not finite'):
+            pipeline(model, **{'onnx.constants': 'gain=%s' % text})

@@ -79,13 +79,13 @@ PARAM_SPECS: List[Dict[str, Any]] = [
     {'name': 'onnx.input', 'kind': 'string', 'default': '', 'reload': True,
      'description': 'Name of the image input; empty = the one input not named in onnx.recurrent '
                     'or onnx.constants.'},
-    {'name': 'onnx.width', 'kind': 'int', 'default': 0, 'low': 0, 'high': 8192, 'reload': True,
+    {'name': 'onnx.width', 'kind': 'int', 'default': 0, 'low': 0, 'high': 4096, 'reload': True,
      'description': "Input width (px); 0 = the model's fixed width, or for a dynamic input the "
                     'scaled frame width.'},
-    {'name': 'onnx.height', 'kind': 'int', 'default': 0, 'low': 0, 'high': 8192, 'reload': True,
+    {'name': 'onnx.height', 'kind': 'int', 'default': 0, 'low': 0, 'high': 4096, 'reload': True,
      'description': "Input height (px); 0 = the model's fixed height, or for a dynamic input the "
                     'scaled frame height.'},
-    {'name': 'onnx.long_side', 'kind': 'int', 'default': 0, 'low': 0, 'high': 8192, 'reload': True,
+    {'name': 'onnx.long_side', 'kind': 'int', 'default': 0, 'low': 0, 'high': 4096, 'reload': True,
      'description': 'Dynamic input: scale the frame so its long side is this many px (aspect '
                     'kept); 0 = frame size.'},
     {'name': 'onnx.multiple_of', 'kind': 'int', 'default': 32,
@@ -218,15 +218,15 @@ def parse_pairs(param: str, text: str, sep: str) -> List[Tuple[str, str]]:
 
 
 def parse_shape(param: str, name: str, text: str) -> Tuple[int, ...]:
-    """Return ``1x16x64x64`` as a tuple of positive ints (at most 8 dims, 2**28 values)."""
+    """Return ``1x16x64x64`` as a tuple of positive ints (at most 8 dims, 2**26 values)."""
     try:
         shape = tuple(int(d) for d in text.lower().split('x'))
     except ValueError:
         raise _bad(param, '%s: expected a shape like 1x16x64x64, got %r' % (name, text))
     if not shape or len(shape) > 8 or any(d < 1 for d in shape) \
-            or int(np.prod(shape, dtype=np.int64)) > 2 ** 28:
+            or int(np.prod(shape, dtype=np.int64)) > 2 ** 26:
         raise _bad(param, '%s: shape %r must have 1-8 positive dimensions and at most '
-                   '2**28 values' % (name, text))
+                   '2**26 values' % (name, text))
     return shape
 
 
