@@ -34,7 +34,7 @@ ARGUMENTS = {
                                '(CompressedImage, jpeg/png, on <camera_topic>/compressed).'),
     'params_file': (os.path.join('{share}', 'config', 'matte.yaml'),
                     'Parameter file (/**/matte: ros__parameters: ...).'),
-    'segmenter': ('bgsub', 'Segmenter: bgsub, framediff, rvm, selfie or instance.'),
+    'segmenter': ('bgsub', 'Segmenter: bgsub, framediff, rvm, selfie, instance or onnx.'),
     'backend': ('auto', 'Backend: auto, cpu, cuda, tensorrt or vpi.'),
     'log_level': ('info', 'Log level of the node: debug, info, warn, error.'),
 }
