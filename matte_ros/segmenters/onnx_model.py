@@ -544,7 +544,7 @@ class OnnxModel(Segmenter):
             self._trial()
 
     def _open(self, config, backend: str, strict: bool):
-        """Create the session (TensorRT: engine cache, fp16, one profile if the size is fixed)."""
+        """Create the session (TensorRT: engines and timing caches kept, fp16 as asked)."""
         from matte_ros.segmenters.rvm import engine_cache_dir
         cache = engine_cache_dir(config) if backend == 'tensorrt' else ''
         if cache:
