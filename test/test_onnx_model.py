@@ -393,3 +393,19 @@ def test_non_finite_constants_are_refused(tmp_path):
     for text in ('inf', 'nan'):
         with pytest.raises(SegmenterError, match=r'^onnx\.constants: .*not finite'):
             pipeline(model, **{'onnx.constants': 'gain=%s' % text})
+
+
+def test_gpu_backends_fall_back_to_cpu_with_a_reason_or_refuse_when_strict(tmp_path):
+    from matte_ros import backends
+    model = onnx_graphs.channel_model(tmp_path / 'm.onnx')
+    assert backends.supported('onnx') == ('tensorrt', 'cuda', 'cpu')
+    for backend in ('cuda', 'tensorrt'):
+        p = pipeline(model, backend=backend)
+        if backends.probe().has(backends.NEEDS[('onnx', backend)]):
+            assert p.backend == backend          # a machine with onnxruntime-gpu
+        else:
+            assert p.backend == 'cpu' and 'falling back to cpu' in p.choice.warning
+        p.close()
+        if not backends.probe().has(backends.NEEDS[('onnx', backend)]):
+            with pytest.raises(backends.BackendError, match='backend_strict'):
+                pipeline(model, backend=backend, backend_strict=True)
