@@ -134,6 +134,8 @@ class BagOutput:
             array = arrays[name]
             if array is None:
                 continue
+            if array.ndim == 3 and array.shape[2] == 4:
+                encoding = 'bgra8'  # composite.mode transparent
             step, data = image_encodings.encode(array, encoding)
             msg = image_type(header=header, height=int(array.shape[0]),
                              width=int(array.shape[1]), encoding=encoding, is_bigendian=0,

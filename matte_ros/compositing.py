@@ -13,7 +13,9 @@ How the composite's weight ``a`` is made from the segmenter's alpha:
    is (the threshold only shapes the binary mask).
 2. ``mask.feather`` > 0: ``a`` is blurred with a Gaussian of that radius (the edge
    ramp spans about ±radius px around its old position).
-3. ``composite = frame·a + background·(1 − a)``, rounded to uint8.
+3. ``composite = frame·a + background·(1 − a)``, rounded to uint8; in mode
+   ``transparent`` the frame itself with ``a`` (0-255) as a fourth channel (BGRA,
+   straight alpha: what PNG stores and RViz / Foxglove display over transparency).
 
 Backgrounds: ``blur`` is a Gaussian blur of the frame; for large kernels it runs on a
 frame shrunk by up to 8× with the sigma adjusted for the resampling, which looks the
@@ -27,10 +29,11 @@ from typing import Optional
 from typing import Tuple
 
 import cv2
+from matte_ros import image_encodings
 from matte_ros import params
 import numpy as np
 
-MODES = ('blur', 'color', 'image', 'none')
+MODES = ('blur', 'color', 'image', 'transparent', 'none')
 
 
 class CompositeError(ValueError):
@@ -249,7 +252,11 @@ class Compositor:
 
     def composite(self, frame_bgr: np.ndarray, alpha: np.ndarray,
                   mask: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
-        """Return ``frame·a + background·(1 − a)`` as uint8 BGR, or ``None`` in mode none."""
+        """
+        Return ``frame·a + background·(1 − a)`` as uint8 BGR, or ``None`` in mode none.
+
+        Mode ``transparent`` returns H×W×4 BGRA: the frame's colours and ``a`` as alpha.
+        """
         if self.mode == 'none':
             return None
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
@@ -261,5 +268,24 @@ class Compositor:
         if mask is not None and mask.shape != alpha.shape:
             raise CompositeError('mask is %s but alpha is %s' % (mask.shape, alpha.shape))
         a = self.weight(alpha, mask)
+        if self.mode == 'transparent':
+            return np.dstack((frame_bgr, to_mono8(a)))
         back = self.background(frame_bgr)
         return cv2.blendLinear(frame_bgr, back, a, np.float32(1.0) - a)
+
+
+def published(composite: np.ndarray, input_encoding: str) -> Tuple[np.ndarray, str]:
+    """
+    Return (image, encoding) of a composite as published: rgb8 for rgb8 input, else bgr8.
+
+    A 4-channel composite (``composite.mode`` transparent, BGRA) is ``bgra8`` (``rgba8``
+    for rgb8 input), the alpha being its fourth channel either way.
+    """
+    rgb = input_encoding == 'rgb8'
+    if composite.ndim == 3 and composite.shape[2] == 4:
+        if rgb:
+            return cv2.cvtColor(composite, cv2.COLOR_BGRA2RGBA), 'rgba8'
+        return composite, 'bgra8'
+    if rgb:
+        return image_encodings.from_bgr8(composite, 'rgb8'), 'rgb8'
+    return composite, 'bgr8'

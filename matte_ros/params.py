@@ -106,8 +106,10 @@ CORE: List[Any] = [
     # --- compositing -----------------------------------------------------------------------
     Param('composite.mode', STRING, 'blur',
           'Background of the composite: blur (blurred input), color (solid colour), '
-          'image (composite.image_path), none (composite not computed or published).',
-          choices=('blur', 'color', 'image', 'none')),
+          'image (composite.image_path), transparent (the frame with alpha as a 4th '
+          'channel: bgra8, or rgba8 for rgb8 input; PNG when compressed), none '
+          '(composite not computed or published).',
+          choices=('blur', 'color', 'image', 'transparent', 'none')),
     Param('composite.blur_kernel', INT, 41,
           'Gaussian kernel size (px) of the blurred background; odd.',
           low=1, high=255, step=2, odd=True),
@@ -149,8 +151,9 @@ CORE: List[Any] = [
     Param('qos.depth', INT, 1, 'History depth of the input and output topics.',
           low=1, high=100, read_only=True),
     Param('composite.compressed', BOOL, False,
-          'Also publish ~/composite/compressed (sensor_msgs/CompressedImage, jpeg) for '
-          'bandwidth-limited links.', read_only=True),
+          'Also publish ~/composite/compressed (sensor_msgs/CompressedImage, jpeg; png '
+          'with alpha in composite.mode transparent) for bandwidth-limited links.',
+          read_only=True),
     Param('publish_foreground', BOOL, False,
           'Also publish ~/foreground (RVM foreground colours; input elsewhere).',
           read_only=True),
@@ -349,8 +352,28 @@ def to_markdown() -> str:
 
 
 def to_summary_markdown() -> str:
-    """Return the README's compact parameter table: name, default, dynamic."""
+    """
+    Return the README's compact parameter table: name, default, dynamic.
+
+    Core parameters get a row each; a segmenter's section gets one row per name prefix
+    (``bgsub.*``, ``tensorrt.*``) listing its keys, so the README stays short as
+    segmenters (and plugins) add parameters; docs/parameters.md has every one in full.
+    """
+    from matte_ros.segmenters import registry
     rows = ['| name | default | dynamic |', '|---|---|---|']
-    for p in _schema()[0]:
-        rows.append('| `%s` | `%s` | %s |' % (p.name, _yaml_value(p.default), _dynamic(p)))
+    for item in CORE:
+        if item == SEGMENTER_CHOICE:
+            item = segmenter_param(registry.specs())
+        if item == SEGMENTER_SECTIONS:
+            for spec in registry.specs().values():
+                groups: Dict[str, List[str]] = {}
+                for p in spec.params:
+                    head, _, rest = p.name.partition('.')
+                    groups.setdefault(head, []).append(rest)
+                for head, keys in groups.items():
+                    rows.append('| `%s.*` | segmenter %s: %s | see docs/parameters.md |'
+                                % (head, spec.name, ', '.join(keys)))
+            continue
+        rows.append('| `%s` | `%s` | %s |'
+                    % (item.name, _yaml_value(item.default), _dynamic(item)))
     return '\n'.join(rows) + '\n'

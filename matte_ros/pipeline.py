@@ -27,7 +27,8 @@ class Result:
 
     mask: np.ndarray                        # uint8 H×W, 0/255
     alpha: np.ndarray                       # uint8 H×W, 0–255
-    composite: Optional[np.ndarray]         # uint8 BGR H×W×3, None when composite.mode is none
+    composite: Optional[np.ndarray]         # uint8 BGR H×W×3 (BGRA H×W×4 when composite.mode
+    #                                         is transparent), None when it is none
     foreground: Optional[np.ndarray] = None  # uint8 BGR (rvm's fgr), if the segmenter has it
     background: Optional[np.ndarray] = None  # uint8 BGR (bgsub's model), if it has one
     timings: Dict[str, float] = field(default_factory=dict)  # stage → seconds

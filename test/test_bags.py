@@ -128,3 +128,23 @@ def test_output_bag_is_never_overwritten(tmp_path, capsys):
     assert cli(['process', '--input', bag, '--topic', '/cam/image', '--output',
                 str(tmp_path / 'out'), '--output-bag', str(existing), '--quiet']) == 2
     assert 'exists' in capsys.readouterr().err
+
+
+def test_transparent_composite_goes_into_the_output_bag_as_bgra8(tmp_path):
+    bag = _write_bag(str(tmp_path / 'in_bag'), 'mcap')
+    out_bag = str(tmp_path / 'out_bag')
+    assert cli(['process', '--input', bag, '--topic', '/cam/image', '--output',
+                str(tmp_path / 'out'), '--segmenter', 'framediff', '--output-bag', out_bag,
+                '--param', 'composite.mode=transparent', '--quiet']) == 0
+    with Reader(out_bag) as reader:
+        topics = {c.topic: c for c in reader.connections}
+        composites = [TYPES.deserialize_cdr(raw, c.msgtype) for c, _, raw in
+                      reader.messages(connections=[topics['/matte/composite']])]
+        alphas = [TYPES.deserialize_cdr(raw, c.msgtype) for c, _, raw in
+                  reader.messages(connections=[topics['/matte/alpha']])]
+    last, alpha = composites[-1], alphas[-1]
+    assert last.encoding == 'bgra8' and last.step == W * 4
+    bgra = last.data.reshape(H, W, 4)
+    assert np.array_equal(bgra[:, :, 3], alpha.data.reshape(H, W))
+    assert np.array_equal(bgra[:, :, :3], _frames()[-1])
+    assert bgra[SQUARE][:, :, 3].min() == 255

@@ -262,3 +262,34 @@ def test_missing_keys_fall_back_to_the_schema_defaults():
     comp = Compositor({'composite.mode': 'color'})
     assert comp.color == tuple(params.BY_NAME['composite.color'].default)
     assert comp.blur_kernel == params.BY_NAME['composite.blur_kernel'].default
+
+
+def test_transparent_mode_keeps_the_frame_and_puts_the_weight_in_a_fourth_channel():
+    frame = np.random.default_rng(3).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    alpha = np.random.default_rng(4).random((6, 8), dtype=np.float32)
+    comp = Compositor(config(composite__mode='transparent'))
+    out = comp.composite(frame, alpha)
+    assert out.shape == (6, 8, 4) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., :3], frame)
+    np.testing.assert_array_equal(out[..., 3], to_mono8(alpha))
+    # dilate and feather shape the published alpha channel as they shape other composites
+    grown = Compositor(config(composite__mode='transparent', mask__dilate=1))
+    point = np.zeros((6, 8), np.float32)
+    point[3, 4] = 1.0
+    np.testing.assert_array_equal(grown.composite(frame, point)[..., 3],
+                                  alpha_to_mask(point, 0.5, 1))
+
+
+def test_published_encodings_of_each_composite_kind():
+    bgr = np.random.default_rng(5).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    bgra = np.dstack((bgr, np.arange(24, dtype=np.uint8).reshape(4, 6)))
+    image, encoding = compositing.published(bgr, 'bgr8')
+    assert encoding == 'bgr8' and np.array_equal(image, bgr)
+    image, encoding = compositing.published(bgr, 'rgb8')
+    assert encoding == 'rgb8' and np.array_equal(image, bgr[..., ::-1])
+    image, encoding = compositing.published(bgra, 'mono8')
+    assert encoding == 'bgra8' and np.array_equal(image, bgra)
+    image, encoding = compositing.published(bgra, 'rgb8')
+    assert encoding == 'rgba8'
+    np.testing.assert_array_equal(image[..., :3], bgr[..., ::-1])
+    np.testing.assert_array_equal(image[..., 3], bgra[..., 3])

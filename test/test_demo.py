@@ -48,3 +48,21 @@ def test_demo_writes_frames_videos_and_contact_sheet(demo_out):
 def test_demo_masks_follow_the_moving_cutout(demo_out):
     out, _ = demo_out
     assert demo.mean_iou(out, FRAMES) > 0.9
+
+
+def test_demo_shows_each_composite_mode(demo_out):
+    out, stdout = demo_out
+    assert 'composite modes: %s' % os.path.join(out, 'composite_modes.png') in stdout
+    sheet = cv2.imread(os.path.join(out, 'composite_modes.png'))
+    assert sheet is not None and sheet.shape == (len(demo.MODES) * 240, 4 * 320, 3)
+    rows = [sheet[i * 240:(i + 1) * 240].astype(int) for i in range(len(demo.MODES))]
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            assert abs(rows[i] - rows[j]).mean() > 5, (demo.MODES[i], demo.MODES[j])
+    # the transparent composite is a real BGRA picture whose alpha is the node's ~/alpha
+    bgra = cv2.imread(os.path.join(out, 'composite_transparent.png'), cv2.IMREAD_UNCHANGED)
+    assert bgra.shape == (480, 640, 4)
+    alphas = [cv2.imread(os.path.join(out, 'frames', 'alpha', name), cv2.IMREAD_GRAYSCALE)
+              for name in sorted(os.listdir(os.path.join(out, 'frames', 'alpha')))]
+    assert any((a == bgra[:, :, 3]).all() for a in alphas)
+    assert 0 < (bgra[:, :, 3] > 127).mean() < 0.9

@@ -41,7 +41,7 @@ def test_report_names_the_real_libraries_and_providers():
     assert report['matte_ros']['python'].split()[0] in sys.version
     assert report['ROS']['rmw'].startswith('rmw_')
     assert set(report['backend auto (backend_strict false)']) == {
-        'bgsub', 'framediff', 'rvm', 'selfie', 'instance', 'composite blur'}
+        'bgsub', 'framediff', 'rvm', 'selfie', 'instance', 'onnx', 'composite blur'}
 
 
 def test_model_cache_rows_show_state_and_checksums(tmp_path):

@@ -9,6 +9,7 @@ selection and threshold rules are checked on controlled arrays.
 """
 
 import importlib
+import os
 
 from matte_ros.segmenters import create
 from matte_ros.segmenters import instance
@@ -140,6 +141,36 @@ def test_missing_or_unsafe_weights_are_refused(tmp_path):
 
 class Exotic:
     """An arbitrary class: weights_only loading must not unpickle it."""
+
+
+def test_torchvision_weights_come_from_the_model_cache(weights, tmp_path, small_input):
+    # torchvision's own table gives the URL; the cache file is named as torch.hub names it
+    cache = str(tmp_path / 'models')
+    url = instance.torchvision_weights('torchvision').url
+    assert url.endswith('/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth')
+    directory, target = instance.torchvision_target(url, {'models.model_dir': cache})
+    assert target == str(tmp_path / 'models' / 'torchvision' / url.rsplit('/', 1)[1])
+    # a state dict the test made, placed where the download would go: used as is (there is
+    # no network here, so a download attempt would fail the test)
+    os.makedirs(directory)
+    os.symlink(str(weights), target)
+    seg = create('instance', config('torchvision', **{'models.model_dir': cache}))
+    assert seg.weights_file == target and target in seg.runtime_info
+    state = torch.load(str(weights), weights_only=True)
+    name = 'roi_heads.mask_predictor.mask_fcn_logits.weight'
+    assert torch.equal(seg.model.state_dict()[name], state[name])
+    seg.close()
+
+
+def test_torchvision_weights_offline_say_what_file_to_place_where(tmp_path):
+    cache = str(tmp_path / 'models')
+    for choice in ('torchvision', 'torchvision_v2'):
+        url = instance.torchvision_weights(choice).url
+        _, target = instance.torchvision_target(url, {'models.model_dir': cache})
+        with pytest.raises(SegmenterError) as err:
+            offline = {'models.model_dir': cache, 'models.auto_fetch': False}
+            create('instance', config(choice, **offline))
+        assert url in str(err.value) and ('at %s' % target) in str(err.value)
 
 
 def test_pure_torch_nms_keeps_what_greedy_suppression_keeps():

@@ -8,7 +8,8 @@ files on another machine.  ``list`` shows every known model with its cache state
 ``verify`` re-hashes the cached files and exits 1 if any is missing or corrupt.
 ``derive-int8`` derives RVM's int8 OpenVINO model for one downsample ratio from frames
 of the camera it will serve (see :mod:`matte_ros.segmenters.rvm_int8`); ``rvm.runtime``
-openvino with ``rvm.precision`` int8 then runs it.
+openvino with ``rvm.precision`` int8 then runs it.  ``inspect FILE`` prints an ONNX
+model's inputs and outputs and the ``onnx.*`` parameters they suggest (segmenter onnx).
 """
 
 import os
@@ -62,6 +63,9 @@ def add_parser(subparsers):
     derive.add_argument('--model', default='',
                         help='the fp32 RVM ONNX (checksum-verified; default: the cache, '
                         'fetched if absent)')
+    inspect = actions.add_parser(
+        'inspect', help="print an ONNX model's inputs/outputs and suggest onnx.* parameters")
+    inspect.add_argument('file', metavar='FILE', help='the ONNX model')
     return parser
 
 
@@ -82,10 +86,12 @@ def run(args) -> int:
             return _verify(args)
         if action == 'derive-int8':
             return _derive_int8(args)
+        if action == 'inspect':
+            return _inspect(args)
     except (models.ModelError, SegmenterError) as exc:
         print('error: %s' % exc)
         return 1
-    print('usage: matte-ros models {fetch,list,verify,derive-int8} (see --help)')
+    print('usage: matte-ros models {fetch,list,verify,derive-int8,inspect} (see --help)')
     return 2
 
 
@@ -178,4 +184,22 @@ def _derive_int8(args) -> int:
     stem = rvm_openvino.int8_stem(model_path, sha256, ratio, derived, alpha_only)
     print('derived in %.0f s: %s.xml (ratio %s; use rvm.runtime openvino, rvm.precision '
           'int8)' % (time.monotonic() - start, stem, manifest['ratio']))
+    return 0
+
+
+def _inspect(args) -> int:
+    from matte_ros.segmenters import onnx_model
+    info = onnx_model.describe(args.file)
+
+    def shape(dims):
+        return '[%s]' % ', '.join('?' if d is None else str(d) for d in dims)
+    for title, rows in (('inputs', info['inputs']), ('outputs', info['outputs'])):
+        print('%s:' % title)
+        for name, dims, kind in rows:
+            print('  %-24s %-22s %s' % (name, shape(dims), kind))
+    print("suggested parameters (check them against the model's documentation):")
+    for key, value in info['suggest'].items():
+        print('  --param %s=%s' % (key, value))
+    for note in info['notes']:
+        print('note: %s' % note)
     return 0

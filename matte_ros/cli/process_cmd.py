@@ -3,7 +3,8 @@
 
 Writes ``OUT/mask/<stem>.png``, ``OUT/alpha/<stem>.png`` and ``OUT/composite/<stem>.png``
 for every input frame (stems as the input files; for a video or a bag, the zero-padded
-frame index), through the same :class:`~matte_ros.pipeline.Pipeline` the node uses.
+frame index), through the same :class:`~matte_ros.pipeline.Pipeline` the node uses;
+with ``composite.mode`` transparent the composite PNGs are BGRA (alpha kept).
 A bag (MCAP or sqlite3, read with ``rosbags``, no ROS needed) takes ``--topic``; its
 frames are segmented with their header stamps, and ``--output-bag`` also writes the
 outputs as Image topics with the input headers.

@@ -5,7 +5,9 @@ A player process publishes a sequence (by default a real photo from scikit-image
 moving over another one; or ``--source`` a video, a folder or a camera), the
 ``matte`` node processes it in its own process over DDS, and a recorder process
 writes what the node published.  Then the three output streams are written as MP4
-and a contact sheet PNG shows input, mask, alpha and composite side by side.
+and a contact sheet PNG shows input, mask, alpha and composite side by side; a second
+sheet shows each ``composite.mode`` (blur, color, image, transparent over a
+checkerboard), made by the core's compositor from the recorded input and ``~/alpha``.
 """
 
 import argparse
@@ -16,11 +18,16 @@ import sys
 import time
 
 import cv2
+from matte_ros import compositing
+from matte_ros import params as schema
 from matte_ros.measure import demo_sequence
 from matte_ros.measure import processes
 import numpy as np
 
 STREAMS = ('input', 'mask', 'alpha', 'composite')
+#: Rows of the composite-mode sheet (``none`` publishes nothing to show).
+MODES = ('blur', 'color', 'image', 'transparent')
+TILE = (320, 240)
 NAMESPACE = '/demo'
 
 
@@ -107,27 +114,91 @@ def write_videos(out: str, fps: float) -> list:
     return written
 
 
-def contact_sheet(out: str, columns: int = 4) -> str:
-    """Write a grid: one row per stream, ``columns`` frames from the middle of the sequence."""
+def _picks(out: str, columns: int) -> list:
+    """Return ``columns`` recorded stamps from the middle of the sequence."""
     stamps = sorted(os.path.basename(p)[:-4] for p in glob.glob(
         os.path.join(out, 'frames', 'composite', '*.png')))
     if not stamps:
         raise RuntimeError('no composite frames were recorded')
     # the built-in sequence starts and ends on the empty scene: show the middle
-    picks = [stamps[int(i)] for i in np.linspace(0.25 * (len(stamps) - 1),
-                                                 0.9 * (len(stamps) - 1), columns)]
+    return [stamps[int(i)] for i in np.linspace(0.25 * (len(stamps) - 1),
+                                                0.9 * (len(stamps) - 1), columns)]
+
+
+def _tile(image: np.ndarray, label: str) -> np.ndarray:
+    tile = cv2.resize(image, TILE, interpolation=cv2.INTER_AREA)
+    cv2.putText(tile, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 2)
+    return tile
+
+
+def contact_sheet(out: str, columns: int = 4) -> str:
+    """Write a grid: one row per stream, ``columns`` frames from the middle of the sequence."""
+    picks = _picks(out, columns)
     rows = []
     for stream in STREAMS:
         tiles = []
         for stamp in picks:
             tile = cv2.imread(os.path.join(out, 'frames', stream, stamp + '.png'))
             if tile is None:
-                tile = np.zeros_like(tiles[0]) if tiles else np.zeros((240, 320, 3), np.uint8)
-            tile = cv2.resize(tile, (320, 240), interpolation=cv2.INTER_AREA)
-            cv2.putText(tile, stream, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 255), 2)
-            tiles.append(tile)
+                tile = np.zeros((TILE[1], TILE[0], 3), np.uint8)
+            tiles.append(_tile(tile, stream))
         rows.append(np.hstack(tiles))
     path = os.path.join(out, 'contact_sheet.png')
+    cv2.imwrite(path, np.vstack(rows))
+    return path
+
+
+def checkerboard(height: int, width: int, square: int = 16) -> np.ndarray:
+    """Return the grey checkerboard viewers draw behind transparent pixels (BGR)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    light = ((yy // square + xx // square) % 2).astype(bool)
+    board = np.full((height, width, 3), 102, np.uint8)
+    board[light] = 153
+    return board
+
+
+def over_checkerboard(bgra: np.ndarray) -> np.ndarray:
+    """Return a BGRA image drawn over a checkerboard, as a viewer shows it."""
+    a = bgra[:, :, 3].astype(np.float32) / 255.0
+    board = checkerboard(*bgra.shape[:2])
+    return cv2.blendLinear(np.ascontiguousarray(bgra[:, :, :3]), board, a, 1.0 - a)
+
+
+def modes_sheet(out: str, columns: int = 4) -> str:
+    """
+    Write ``composite_modes.png``: one row per composite mode, the contact sheet's frames.
+
+    Each tile is the core's :class:`~matte_ros.compositing.Compositor` applied to a
+    recorded input frame and the ``~/alpha`` the node published for it (mode image
+    uses scikit-image's ``chelsea`` photo; transparent is drawn over a checkerboard).
+    The first transparent composite is also kept as a BGRA PNG,
+    ``composite_transparent.png``.
+    """
+    from skimage import data
+    picture = os.path.join(out, 'background_chelsea.png')
+    cv2.imwrite(picture, cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR))
+    picks = _picks(out, columns)
+    rows = []
+    for mode in MODES:
+        values = schema.defaults()
+        values.update({'composite.mode': mode, 'composite.image_path': picture})
+        compositor = compositing.Compositor(values)
+        tiles = []
+        for stamp in picks:
+            frame = cv2.imread(os.path.join(out, 'frames', 'input', stamp + '.png'))
+            alpha = cv2.imread(os.path.join(out, 'frames', 'alpha', stamp + '.png'),
+                               cv2.IMREAD_GRAYSCALE)
+            if frame is None or alpha is None or alpha.shape != frame.shape[:2]:
+                tiles.append(np.zeros((TILE[1], TILE[0], 3), np.uint8))
+                continue
+            composite = compositor.composite(frame, alpha)
+            if mode == 'transparent':
+                if len(tiles) == 0:
+                    cv2.imwrite(os.path.join(out, 'composite_transparent.png'), composite)
+                composite = over_checkerboard(composite)
+            tiles.append(_tile(composite, mode))
+        rows.append(np.hstack(tiles))
+    path = os.path.join(out, 'composite_modes.png')
     cv2.imwrite(path, np.vstack(rows))
     return path
 
@@ -171,6 +242,7 @@ def main(argv=None) -> int:
     latencies = run_graph(args, out)
     videos = write_videos(out, args.rate)
     sheet = contact_sheet(out)
+    modes = modes_sheet(out)
     lat = sorted(v['composite'] for v in latencies.values() if 'composite' in v)
     print('matte_ros demo: %d frames through /demo/matte (%s) in %.1f s' % (
         len(lat), args.segmenter, time.monotonic() - started))
@@ -184,4 +256,5 @@ def main(argv=None) -> int:
     for path in videos:
         print('  video:         %s' % path)
     print('  contact sheet: %s' % sheet)
+    print('  composite modes: %s' % modes)
     return 0

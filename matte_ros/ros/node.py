@@ -24,12 +24,12 @@ from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from matte_ros import blobs
+from matte_ros import compositing
 from matte_ros import compressed
 from matte_ros import heap
 from matte_ros import params
 from matte_ros.frame_slot import FrameSlot
 from matte_ros.image_encodings import EncodingError
-from matte_ros.image_encodings import from_bgr8
 from matte_ros.pipeline import Pipeline
 from matte_ros.ros import dds
 from matte_ros.ros import diagnostics
@@ -339,11 +339,8 @@ class MatteNode(LifecycleNode):
         header = msg.header
         outputs = [(MASK_TOPIC, result.mask, 'mono8'), (ALPHA_TOPIC, result.alpha, 'mono8')]
         if result.composite is not None:
-            encoding = 'rgb8' if getattr(msg, 'encoding', '') == 'rgb8' else 'bgr8'
-            composite = result.composite
-            if encoding == 'rgb8':
-                composite = from_bgr8(composite, 'rgb8')
-            outputs.append((COMPOSITE_TOPIC, composite, encoding))
+            outputs.append((COMPOSITE_TOPIC,) + compositing.published(
+                result.composite, getattr(msg, 'encoding', '')))
         if FOREGROUND_TOPIC in self._outputs and result.foreground is not None:
             outputs.append((FOREGROUND_TOPIC, result.foreground, 'bgr8'))
         converting = 0.0
@@ -377,9 +374,8 @@ class MatteNode(LifecycleNode):
             messages.append((CAMERA_INFO_OUTPUT_TOPIC, lambda: _with_header(info, header)))
         quality = self.get_parameter('composite.jpeg_quality').value
         if result.composite is not None:
-            messages.append((COMPOSITE_COMPRESSED_TOPIC, lambda: CompressedImage(
-                header=header, format='bgr8; jpeg compressed bgr8',
-                data=compressed.encode(result.composite, 'jpeg', quality))))
+            messages.append((COMPOSITE_COMPRESSED_TOPIC,
+                             lambda: compressed_composite(header, result.composite, quality)))
         for topic, build in messages:
             publisher = self._outputs.get(topic)
             if publisher is None or not _wanted(publisher):
@@ -487,6 +483,15 @@ class MatteNode(LifecycleNode):
                                          '%s: matte' % self.get_fully_qualified_name(),
                                          level, message, values)
         self._diagnostics_pub.publish(msg)
+
+
+def compressed_composite(header, composite, quality: int) -> CompressedImage:
+    """Return ``~/composite/compressed``: JPEG, or PNG (alpha kept) for a BGRA composite."""
+    if composite.ndim == 3 and composite.shape[2] == 4:
+        return CompressedImage(header=header, format='bgra8; png compressed bgra8',
+                               data=compressed.encode(composite, 'png'))
+    return CompressedImage(header=header, format='bgr8; jpeg compressed bgr8',
+                           data=compressed.encode(composite, 'jpeg', quality))
 
 
 def _wanted(publisher) -> bool:

@@ -8,6 +8,14 @@ weights_only=True)`` so the file can hold tensors only, never pickled code.  Cla
 is the person (COCO's numbering in torchvision, and the one foreground class of a
 person-only model).
 
+``instance.weights: torchvision`` (or ``torchvision_v2``) takes torchvision's published
+COCO weights instead, through torchvision's own weights API
+(``MaskRCNN_ResNet50_FPN_Weights.COCO_V1.get_state_dict``: its URL, and torch.hub's
+sha256-prefix check of the download), cached in ``<model cache>/torchvision`` (see
+:func:`torchvision_target`).  A cached file is used as torch.hub uses it (no network,
+not re-hashed); when it is missing and the robot is offline (or ``models.auto_fetch``
+is false) the error names the URL and the exact path to place the file at.
+
 Per frame the model returns scored instances with soft masks; persons scoring at
 least ``instance.confidence`` are candidates and ``instance.select`` picks which form
 the matte: ``best`` (highest score), ``largest`` (most pixels above
@@ -21,7 +29,10 @@ No temporal state: each frame stands alone.
 import os
 from typing import Any
 from typing import Dict
+from typing import Tuple
+from urllib.parse import urlparse
 
+from matte_ros import models
 from matte_ros.params import FLOAT
 from matte_ros.params import Param
 from matte_ros.params import STRING
@@ -40,6 +51,10 @@ SELECT = ('best', 'largest', 'all')
 #: State-dict keys: the class count, and a key only the v2 architecture has.
 CLASSES_KEY = 'roi_heads.box_predictor.cls_score.weight'
 V2_KEY = 'roi_heads.box_head.0.0.weight'  # v1 has box_head.fc6
+#: ``instance.weights`` values that mean torchvision's published COCO weights: the
+#: weights enum in ``torchvision.models.detection`` and its member.
+TORCHVISION = {'torchvision': ('MaskRCNN_ResNet50_FPN_Weights', 'COCO_V1'),
+               'torchvision_v2': ('MaskRCNN_ResNet50_FPN_V2_Weights', 'COCO_V1')}
 
 
 def select_instances(scores: np.ndarray, masks: np.ndarray, confidence: float,
@@ -103,6 +118,49 @@ def load_state_dict(path: str) -> Dict[str, Any]:
     return state
 
 
+def torchvision_weights(choice: str):
+    """Return torchvision's weights enum member for ``torchvision`` / ``torchvision_v2``."""
+    from torchvision.models import detection
+    enum_name, member = TORCHVISION[choice]
+    return getattr(getattr(detection, enum_name), member)
+
+
+def torchvision_target(url: str, config) -> Tuple[str, str]:
+    """Return (cache directory, file path) where torch.hub keeps the weights of ``url``."""
+    directory = os.path.join(models.model_dir(config), 'torchvision')
+    return directory, os.path.join(directory, os.path.basename(urlparse(url).path))
+
+
+def load_torchvision_state(choice: str, config) -> Tuple[Dict[str, Any], str]:
+    """
+    Return (state dict, file) of torchvision's COCO Mask R-CNN weights, from the cache.
+
+    Downloads through the weights' own ``get_state_dict`` (``check_hash=True``,
+    ``weights_only=True``) into ``<model cache>/torchvision`` when the file is missing
+    and ``models.auto_fetch`` is true; SegmenterError naming URL and path otherwise.
+    """
+    weights = torchvision_weights(choice)
+    directory, target = torchvision_target(weights.url, config)
+    place = ('place %s (from %s; its sha256 starts with the hex after the last "-" of the '
+             'name) at %s, or set instance.weights to a local state dict'
+             % (os.path.basename(target), weights.url, target))
+    if not os.path.isfile(target) and not (config or {}).get('models.auto_fetch', True):
+        raise SegmenterError('instance.weights %s: not in the model cache and '
+                             'models.auto_fetch is false: %s' % (choice, place))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        state = weights.get_state_dict(model_dir=directory, map_location='cpu',
+                                       progress=False, check_hash=True, weights_only=True)
+    except Exception as exc:  # noqa: B902 - urllib, OSError, hash RuntimeError, unpickling
+        raise SegmenterError('instance.weights %s: could not get %s (%s); offline: %s'
+                             % (choice, weights.url, str(exc).splitlines()[0] if str(exc)
+                                else type(exc).__name__, place))
+    if not isinstance(state, dict) or CLASSES_KEY not in state:
+        raise SegmenterError('instance.weights %s: %s is not a Mask R-CNN state dict (no %s)'
+                             % (choice, target, CLASSES_KEY))
+    return state, target
+
+
 class InstanceSegmenter(Segmenter):
     """Segmenter ``instance``: union of person masks chosen by ``instance.select``."""
 
@@ -124,7 +182,11 @@ class InstanceSegmenter(Segmenter):
             raise SegmenterError('segmenter instance needs torch and torchvision: %s' % exc)
         self._torch = torch
         self.weights = config['instance.weights']
-        state = load_state_dict(self.weights)
+        if self.weights in TORCHVISION:
+            state, self.weights_file = load_torchvision_state(self.weights, config)
+        else:
+            state = load_state_dict(self.weights)
+            self.weights_file = os.path.abspath(os.path.expanduser(self.weights))
         classes = int(state[CLASSES_KEY].shape[0])
         v2 = V2_KEY in state
         build = maskrcnn_resnet50_fpn_v2 if v2 else maskrcnn_resnet50_fpn
@@ -135,14 +197,14 @@ class InstanceSegmenter(Segmenter):
         except RuntimeError as exc:
             why = ' '.join(line.strip() for line in str(exc).splitlines()[1:])
             raise SegmenterError('instance.weights %s does not fit %s (%d classes): %s'
-                                 % (os.path.abspath(self.weights), build.__name__, classes,
+                                 % (self.weights_file, build.__name__, classes,
                                     why if len(why) <= 400 else why[:400] + ' ...'))
         cuda = backend in ('cuda', 'tensorrt') and torch.cuda.is_available()
         self.device = 'cuda' if cuda else 'cpu'
         self.backend = self.device
         self.model = model.to(self.device).eval()
-        self.runtime_info = 'torchvision %s (%d classes) on %s%s' % (
-            build.__name__, classes, self.device,
+        self.runtime_info = 'torchvision %s (%d classes, %s) on %s%s' % (
+            build.__name__, classes, self.weights_file, self.device,
             ', pure-torch NMS/RoIAlign' if torchvision_ops.FALLBACK else '')
         self.configure(config)
 
@@ -180,7 +242,8 @@ class InstanceSegmenter(Segmenter):
 SPEC = SegmenterSpec(
     name='instance',
     summary='person instance masks',
-    description='person instance masks (Mask R-CNN class), user-supplied weights',
+    description='person instance masks (Mask R-CNN class), user-supplied weights or '
+                "torchvision's COCO weights (`instance.weights: torchvision`)",
     state='none',
     factory=InstanceSegmenter,
     params=(
@@ -194,7 +257,8 @@ SPEC = SegmenterSpec(
               choices=SELECT),
         Param('instance.weights', STRING, '',
               'Torchvision Mask R-CNN state dict (.pth: maskrcnn_resnet50_fpn or _v2, tensors '
-              'only); none ship.',
+              "only); none ship. torchvision / torchvision_v2: torchvision's published COCO "
+              'weights, downloaded (hash-checked) into <model cache>/torchvision.',
               reload=True),
     ),
     backends=(BackendUse('cuda', 'torch_cuda'), CPU),

@@ -38,6 +38,7 @@ BUILTIN = (
     'matte_ros.segmenters.rvm',
     'matte_ros.segmenters.selfie',
     'matte_ros.segmenters.instance',
+    'matte_ros.segmenters.onnx_model',
 )
 
 #: Backend names a declaration may use (the ``backend`` parameter's values but auto).
