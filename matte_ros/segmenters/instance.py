@@ -100,6 +100,10 @@ class InstanceSegmenter(Segmenter):
     """Segmenter ``instance``: union of person masks chosen by ``instance.select``."""
 
     name = 'instance'
+    #: float32 input tensor and the per-person masks pasted at full size (~64 B/px);
+    #: Mask R-CNN's weights and activations (~600 MB).
+    bytes_per_pixel = 64
+    fixed_bytes = 600 * 1024 * 1024
     #: Input scaling of torchvision's detection transform (its defaults; the weights
     #: were trained at these sizes).  Tests lower them for speed.
     min_size = 800
