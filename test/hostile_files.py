@@ -1,6 +1,7 @@
 """
-Files a hostile client points the node at: an EXIF-rotated JPEG, a PNG that declares a
-huge size in few bytes, a FIFO, a sparse file (shared by the unit and DDS tests).
+Files a hostile client points the node at (shared by the unit and DDS tests).
+
+An EXIF-rotated JPEG, a PNG that declares a huge size in few bytes, a FIFO, a sparse file.
 """
 
 import os

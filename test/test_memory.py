@@ -1,6 +1,8 @@
 """
-Memory budget: each segmenter and compositing state their need, the pipeline refuses
-(with the figure) a configuration or a frame size over ``memory_budget_mb``.
+Memory budget: what each segmenter and compositing need, and the pipeline's refusals.
+
+The pipeline refuses (with the figure) a configuration or a frame size over
+``memory_budget_mb``.
 """
 
 from matte_ros import memory

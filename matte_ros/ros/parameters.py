@@ -61,6 +61,16 @@ def as_updates(parameters: List[Any]) -> Dict[str, Any]:
     return {p.name: params.validate(p.name, _plain(p.value)) for p in parameters}
 
 
+def plain_values(parameters: List[Any]) -> Dict[str, Any]:
+    """Turn rclpy ``Parameter`` objects into ``{name: plain value}`` (not validated)."""
+    return {p.name: _plain(p.value) for p in parameters}
+
+
+def plain(value):
+    """Return an rclpy parameter value as a plain Python value (arrays become lists)."""
+    return _plain(value)
+
+
 def _plain(value):
     """Convert rclpy's array values (array.array, tuples) to lists."""
     if isinstance(value, (str, bytes, bool, int, float)) or value is None:
