@@ -248,8 +248,12 @@ def verify(path: str, name, what: str = 'model file') -> str:
     except safe_files.UnsafeFileError as exc:
         raise ModelError('%s (wanted: model %s)' % (exc, spec.name))
     if spec.size and size != spec.size:
-        raise ModelError('%s %s is not model %s: %d bytes, the model has %d'
-                         % (what, shown, spec.name, size, spec.size))
+        # Only a file of another known model's size is hashed, to name that model.
+        others = [s for s in MODELS.values() if s.size == size]
+        digest = sha256_file(path, MAX_MODEL_BYTES, what) if others else ''
+        hint = ''.join(' (it is model %s)' % s.name for s in others if s.sha256 == digest)
+        raise ModelError('%s %s is not model %s: %d bytes, the model has %d%s'
+                         % (what, shown, spec.name, size, spec.size, hint))
     digest = sha256_file(path, MAX_MODEL_BYTES, what)
     if digest != spec.sha256:
         other = [s.name for s in MODELS.values() if s.sha256 == digest]

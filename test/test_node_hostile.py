@@ -347,6 +347,8 @@ def test_consensus_over_the_memory_budget_is_refused_with_the_figure(node):
     assert serves(g, 200)
 
 
+@pytest.mark.xfail(strict=True, reason='needs the uint8 consensus set-up of issue 15 (BGSUB): '
+                   'today it peaks at ~3.2 GB; remove this marker when that lands')
 def test_consensus_64_samples_at_1080p_stays_within_the_budget(node):
     """
     RSS of samples 64 and a 1080p frame stays within the (default) budget.

@@ -264,6 +264,12 @@ def test_parameter_storm_while_processing(bench):
     assert figures['accepted'] > 0 and figures['rejected with reason'] > 0
 
 
+@pytest.mark.dds
+def test_hostile_parameters_are_refused_while_the_node_serves(bench, tmp_path):
+    figures = check(reliability.hostile_parameters(bench, str(tmp_path))).figures
+    assert figures['foreign sha256 given out'] == 'no'
+
+
 def test_report_table_lists_every_figure():
     good = reliability.Outcome('one', {'messages': 3, 'a|b': 'x'}, seconds=1.0)
     bad = reliability.Outcome('two', {}, ['it broke\nlog'])
