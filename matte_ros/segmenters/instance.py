@@ -22,9 +22,12 @@ import os
 from typing import Any
 from typing import Dict
 
+from matte_ros import models
+from matte_ros import safe_files
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
+from matte_ros.text import cut
 import numpy as np
 
 #: Label of a person in torchvision's detection models.
@@ -80,10 +83,15 @@ def load_state_dict(path: str) -> Dict[str, Any]:
             'segmenter instance needs weights: set instance.weights to a torchvision Mask '
             'R-CNN state dict (.pth, e.g. maskrcnn_resnet50_fpn); none ship with matte_ros')
     path = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(path):
-        raise SegmenterError('instance.weights: no file at %s' % path)
+    if not os.path.lexists(path):
+        raise SegmenterError('instance.weights: no file at %s' % cut(path))
+    try:   # a regular file of bounded size, opened without blocking (never a FIFO)
+        stream = safe_files.open_regular(path, models.MAX_MODEL_BYTES, 'instance.weights')
+    except safe_files.UnsafeFileError as exc:
+        raise SegmenterError(str(exc))
     try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        with stream:
+            state = torch.load(stream, map_location='cpu', weights_only=True)
     except Exception as exc:  # noqa: B902 - torch raises many types for a bad file
         raise SegmenterError('instance.weights %s is not a tensors-only state dict: %s'
                              % (path, str(exc).splitlines()[0] if str(exc) else exc))
