@@ -28,7 +28,6 @@ from lifecycle_msgs.srv import ChangeState
 from lifecycle_msgs.srv import GetState
 from matte_ros import process_probe
 from matte_ros.ros import processes
-from matte_ros.ros.lifecycle_client import LifecycleClient
 from matte_ros.ros.lifecycle_client import parameter_msg
 import numpy as np
 import pytest
@@ -105,6 +104,15 @@ def assert_answered(latencies):
     assert not slow, 'get_state answers took %s s (of %d queries)' % (slow, len(latencies))
 
 
+def diagnostics_value(g, key):
+    """Return the node's latest /diagnostics value of ``key`` ('' before one arrives)."""
+    for array in reversed(g.diagnostics):
+        for status in array.status:
+            if status.name.startswith(TARGET):
+                return {kv.key: kv.value for kv in status.values}.get(key, '')
+    return ''
+
+
 def serves(g, sec):
     """Tell whether the active node turns two frames into outputs."""
     f0, f1 = frames(2)
@@ -136,7 +144,7 @@ def activate(g):
 
 @pytest.fixture
 def node(client_node, tmp_path):
-    """Start the node (framediff) with its cache in tmp_path; stop it after."""
+    """Return a starter of nodes (framediff) with their cache in tmp_path; stop them after."""
     started = []
 
     def make(params=None, env=None):
@@ -161,6 +169,7 @@ def test_fifo_background_is_refused_without_freezing(node, tmp_path):
     assert not ok and 'FIFO' in reason
     assert_answered(latencies)
     assert serves(g, 100)
+    assert g.spin(5.0, lambda: 'FIFO' in diagnostics_value(g, 'last_reconfigure_error'))
     assert g.lifecycle.set_parameters({'composite.mode': 'blur'}) == [(True, '')]
 
 
@@ -232,7 +241,7 @@ def test_foreign_file_is_never_fingerprinted(node, tmp_path):
     assert 'checksum does not match' in reasons[1]
     text = '\n'.join(reasons) + g.proc.output()
     for digest in digests:
-        assert digest not in text, 'a foreign file\'s sha256 was given out'
+        assert digest not in text, "a foreign file's sha256 was given out"
     assert serves(g, 140)
 
 
@@ -366,5 +375,5 @@ def test_consensus_64_samples_at_1080p_stays_within_the_budget(node):
         assert g.outputs_for(210 + i, timeout=30.0)['mask'] is not None
     with open('/proc/%d/status' % g.proc.proc.pid) as status:
         peak = next(int(line.split()[1]) for line in status if line.startswith('VmHWM'))
-    assert peak / 1024 < budget, 'peak RSS %.0f MB over the %d MB budget' % (peak / 1024,
-                                                                            budget)
+    peak_mb = peak / 1024
+    assert peak_mb < budget, 'peak RSS %.0f MB over the %d MB budget' % (peak_mb, budget)
