@@ -377,3 +377,13 @@ def test_consensus_64_samples_at_1080p_stays_within_the_budget(node):
         peak = next(int(line.split()[1]) for line in status if line.startswith('VmHWM'))
     peak_mb = peak / 1024
     assert peak_mb < budget, 'peak RSS %.0f MB over the %d MB budget' % (peak_mb, budget)
+
+
+def test_an_invalid_start_value_fails_configure_until_it_is_fixed(node):
+    g = node({'segmenter': 'no_such_segmenter', 'qos.depth': 3})
+    success, latencies = g.attack.change_state('configure')
+    assert success is False
+    assert 'no_such_segmenter' in g.proc.output()
+    assert g.lifecycle.set_parameters({'segmenter': 'framediff'}) == [(True, '')]
+    activate(g)
+    assert serves(g, 220)

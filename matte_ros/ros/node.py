@@ -142,7 +142,9 @@ class MatteNode(LifecycleNode):
         self.stats = Stats()
         self._last_counts = (0, 0)
         self._config: Optional[params.Config] = None   # the core's values (validated)
-        self._ros: Dict[str, object] = {}               # the ROS layer's own settings
+        self._ros: Dict[str, object] = {                # the ROS layer's own settings
+            name: value for name, value in params.defaults().items()
+            if params.BY_NAME[name].ros}
         self._start_error = ''                          # why the start values are invalid
         self._frame_limit = params.BY_NAME['max_pixels'].default
         self._prepared: Dict[tuple, object] = {}        # slow work done for a request
@@ -165,15 +167,14 @@ class MatteNode(LifecycleNode):
 
     def _read_start_values(self) -> None:
         """Read every parameter once, validated by the schema, into Config and ROS settings."""
-        self._ros = {name: value for name, value in params.defaults().items()
-                     if params.BY_NAME[name].ros}
-        try:
-            core, ros = params.split(parameters.read_all(self))
-        except params.ParamError as exc:
-            self._start_error = cut(exc)   # configure refuses until it is fixed
+        values, errors = parameters.read_each(self)
+        core, ros = params.split(values)
+        self._ros.update(ros)
+        if errors:
+            self._start_error = cut('; '.join(errors))   # configure refuses until fixed
             return
         self._config = params.Config(core)
-        self._ros.update(ros)
+        self._start_error = ''
         self._frame_limit = core['max_pixels']
 
     def _serve_slow_services(self) -> None:
