@@ -747,10 +747,13 @@ def _hostile_files(work_dir: str) -> Dict[str, str]:
     return paths
 
 
-def _probe(node: LiveNode, future, limit: float = 30.0) -> List[float]:
-    """Query get_state, one at a time, until ``future`` is done; return the latencies."""
-    client = node.client.create_client(GetState, node.target + '/get_state')
-    client.wait_for_service(timeout_sec=20.0)
+def _probe(node: LiveNode, client, future, limit: float = 30.0,
+           during: Optional[Callable[[], None]] = None) -> List[float]:
+    """
+    Query get_state through ``client``, one at a time, until ``future`` is done.
+
+    Returns the latencies; ``during()`` runs between queries (e.g. sends a frame).
+    """
     latencies = []
     end = time.monotonic() + limit
     while not future.done() and time.monotonic() < end:
@@ -761,9 +764,38 @@ def _probe(node: LiveNode, future, limit: float = 30.0) -> List[float]:
         latencies.append(time.monotonic() - start if query.done() else float('inf'))
         if not query.done():
             client.remove_pending_request(query)
+        if during is not None:
+            during()
         node.spin(0.02)
-    node.client.destroy_client(client)
     return latencies
+
+
+class _SlowIndex:
+    """A package index on localhost that answers 404 after ``delay`` s (a slow download)."""
+
+    def __init__(self, delay: float = 3.0):
+        import http.server
+        import socketserver
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the name http.server calls
+                time.sleep(delay)
+                self.send_error(404)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(('127.0.0.1', 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = 'http://127.0.0.1:%d/simple' % self.server.server_address[1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
@@ -789,6 +821,8 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
     node.configure_activate()
     client = bench.client.create_client(SetParameters, node.target + '/set_parameters')
     client.wait_for_service(timeout_sec=20.0)
+    state = bench.client.create_client(GetState, node.target + '/get_state')
+    state.wait_for_service(timeout_sec=20.0)
     frames = textured_frames(2, 120, 160)
     attacks = [
         ('FIFO picture', [('composite.image_path', files['picture.fifo']),
@@ -813,7 +847,7 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
         request = SetParameters.Request(parameters=[parameter_msg(k, v) for k, v in values])
         start = time.monotonic()
         future = client.call_async(request)
-        latencies = _probe(node, future)
+        latencies = _probe(node, state, future)
         answered = future.done()
         took = time.monotonic() - start
         out.check(answered, '%s: set_parameters got no answer' % label)
@@ -850,8 +884,66 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
                         'longest log line (characters)': longest,
                         'foreign sha256 given out': 'yes' if leaked else 'no'})
     bench.client.destroy_client(client)
+    bench.client.destroy_client(state)
     node.stop()
+    _slow_reload(bench, work_dir, out)
     return out
+
+
+def _slow_reload(bench: Bench, work_dir: str, out: Outcome, delay: float = 3.0) -> None:
+    """A reload whose model download takes ``delay`` s: services and frames go on."""
+    index = _SlowIndex(delay)
+    env = dict(bench.env, PIP_INDEX_URL=index.url, PIP_RETRIES='0', PIP_TIMEOUT='10',
+               XDG_CACHE_HOME=os.path.join(work_dir, 'hostile', 'xdg'))
+    env.pop('PIP_NO_INDEX', None)
+    saved, bench.env = bench.env, env
+    try:
+        node = bench.start({'segmenter': 'framediff', 'models.auto_fetch': True,
+                            'qos.input_reliability': 'reliable', 'qos.depth': 10},
+                           input_reliable=True)
+    finally:
+        bench.env = saved
+    try:
+        node.configure_activate()
+        client = bench.client.create_client(SetParameters, node.target + '/set_parameters')
+        state = bench.client.create_client(GetState, node.target + '/get_state')
+        client.wait_for_service(timeout_sec=20.0)
+        state.wait_for_service(timeout_sec=20.0)
+        frames = textured_frames(2, 120, 160)
+        sent = [5000]
+
+        def feed():
+            node.send(frames[sent[0] % 2], sent[0])
+            sent[0] += 1
+        start = time.monotonic()
+        future = client.call_async(SetParameters.Request(
+            parameters=[parameter_msg('segmenter', 'rvm')]))
+        latencies = _probe(node, state, future, limit=60.0, during=feed)
+        took = time.monotonic() - start
+        node.spin(1.0)
+        served = sum(node.got(sec) for sec in range(5000, sent[0]))
+        result = future.result().results[0] if future.done() else None
+        out.check(result is not None and not result.successful and
+                  'pip download' in result.reason,
+                  'reload with a slow download: %s' % (result.reason[:300] if result else
+                                                       'no answer'))
+        out.check(took >= delay, 'the reload answered after %.1f s, before its download '
+                  'ended' % took)
+        slowest = max(latencies) if latencies else float('inf')
+        out.check(slowest <= HOSTILE_ANSWER_LIMIT, 'slow reload: a get_state answer took '
+                  '%.2f s' % slowest)
+        out.check(served > 0, 'no frame was served during the slow reload')
+        median = sorted(latencies)[len(latencies) // 2] if latencies else float('inf')
+        out.figures.update({
+            'reload downloading %.0f s: answer (s)' % delay: round(took, 2),
+            'get_state queries during it / median / slowest (ms)': '%d / %.0f / %.0f' % (
+                len(latencies), 1000 * median, 1000 * slowest),
+            'frames served during it (of sent)': '%d (of %d)' % (served, sent[0] - 5000)})
+        bench.client.destroy_client(client)
+        bench.client.destroy_client(state)
+    finally:
+        node.stop()
+        index.close()
 
 
 # --- 5. security -------------------------------------------------------------------------
