@@ -779,6 +779,7 @@ class _SlowIndex:
         import threading
 
         class Handler(http.server.BaseHTTPRequestHandler):
+
             def do_GET(self):  # noqa: N802 - the name http.server calls
                 time.sleep(delay)
                 self.send_error(404)
@@ -891,7 +892,7 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
 
 
 def _slow_reload(bench: Bench, work_dir: str, out: Outcome, delay: float = 3.0) -> None:
-    """A reload whose model download takes ``delay`` s: services and frames go on."""
+    """Reload rvm with a model download of ``delay`` s; services and frames must go on."""
     index = _SlowIndex(delay)
     env = dict(bench.env, PIP_INDEX_URL=index.url, PIP_RETRIES='0', PIP_TIMEOUT='10',
                XDG_CACHE_HOME=os.path.join(work_dir, 'hostile', 'xdg'))
