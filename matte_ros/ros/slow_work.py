@@ -44,6 +44,7 @@ class Job:
         self._discard = discard
         self._lock = threading.Lock()
         self._abandoned = False
+        self._finished = False
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -54,23 +55,27 @@ class Job:
         except BaseException as exc:  # noqa: B902 - any failure is the job's answer
             self.error = exc
         with self._lock:
-            self.done.set()
+            self._finished = True
             abandoned = self._abandoned
-        if abandoned and self.error is None and self._discard is not None:
-            self._discard(self.result)
+        if abandoned:
+            self._release()
+        self.done.set()
         self._wake()
+
+    def _release(self) -> None:
+        if self.error is None and self._discard is not None:
+            self._discard(self.result)
 
     def abandon(self) -> None:
         """Say that nobody takes the result; it is discarded when the job ends."""
         with self._lock:
-            if not self.done.is_set():
+            if not self._finished:
                 self._abandoned = True
                 return
-        if self.error is None and self._discard is not None:
-            self._discard(self.result)
+        self._release()
 
     def running(self) -> bool:
-        """Tell whether the work is still going on."""
+        """Tell whether the work is still going on (its result not yet released)."""
         return not self.done.is_set()
 
 
