@@ -22,6 +22,13 @@ frame shrunk by up to 8× with the sigma adjusted for the resampling, which look
 same and is about 5× faster at 640×480 with the default kernel (41).  ``color`` is a solid
 ``[B, G, R]``.  ``image`` is the picture at ``composite.image_path`` scaled to cover the
 frame (aspect ratio kept, centre-cropped), cached per frame size.
+
+The picture's path is a parameter, so :func:`load_picture` treats it as hostile: only a
+regular JPEG or PNG file (:mod:`matte_ros.safe_files`; never a FIFO, device or ``/proc``
+entry) of at most :data:`MAX_PICTURE_BYTES`, whose header declares at most ``max_pixels``
+pixels, is decoded (EXIF orientation ignored, as on compressed input).  Loading is slow
+work: the node does it off its service thread and hands the loaded picture to
+:meth:`Compositor.configure`.
 """
 
 import math
@@ -29,11 +36,21 @@ from typing import Optional
 from typing import Tuple
 
 import cv2
+from matte_ros import compressed
 from matte_ros import image_encodings
 from matte_ros import params
+from matte_ros import safe_files
+from matte_ros.image_encodings import EncodingError
+from matte_ros.text import cut
 import numpy as np
 
 MODES = ('blur', 'color', 'image', 'transparent', 'none')
+#: Largest background picture file read (bytes).
+MAX_PICTURE_BYTES = 64 * 1024 * 1024
+#: Working memory of compositing per frame pixel (bytes): float32 alpha, weight and its
+#: complement, a feather buffer (4 each), the background and the composite (3 each), the
+#: blur's shrunk copies (~1), and in mode image up to five cached resized pictures (3 each).
+BYTES_PER_PIXEL = {'none': 0, 'color': 26, 'blur': 27, 'image': 41, 'transparent': 14}
 
 
 class CompositeError(ValueError):
@@ -108,15 +125,36 @@ def blur_background(frame: np.ndarray, kernel: int) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def load_picture(path: str) -> np.ndarray:
-    """Read a background picture as BGR uint8, or raise :class:`CompositeError`."""
+def load_picture(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
+    """
+    Read a background picture as BGR uint8, or raise :class:`CompositeError`.
+
+    Only a regular JPEG/PNG file of at most :data:`MAX_PICTURE_BYTES` whose header
+    declares at most ``max_pixels`` pixels is decoded (EXIF orientation ignored).
+    """
     if not path:
         raise CompositeError('composite.mode is image but composite.image_path is empty')
-    picture = cv2.imread(path, cv2.IMREAD_COLOR)
-    if picture is None:
-        raise CompositeError('composite.image_path %r is missing or not a readable image'
-                             % path)
+    what = 'composite.image_path'
+    try:
+        data = safe_files.read_regular(path, MAX_PICTURE_BYTES, what)
+    except safe_files.UnsafeFileError as exc:
+        raise CompositeError(str(exc))
+    if max_pixels is None:
+        max_pixels = params.BY_NAME['max_pixels'].default
+    try:
+        picture = compressed.decode(data, max_pixels)
+    except EncodingError as exc:
+        raise CompositeError('%s %s: %s' % (what, cut(path), exc))
     return picture
+
+
+def memory_bytes(config, pixels: int) -> int:
+    """Return the bytes compositing needs for frames of ``pixels`` pixels (plus the picture)."""
+    mode = _value(config, 'composite.mode')
+    need = BYTES_PER_PIXEL.get(mode, max(BYTES_PER_PIXEL.values())) * int(pixels)
+    if mode == 'image':
+        need += 3 * int(_value(config, 'max_pixels'))   # the decoded picture, at most
+    return need
 
 
 def cover(picture: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -167,8 +205,19 @@ class Compositor:
         self._solid = None
         self.configure(config)
 
-    def configure(self, config):
-        """Apply parameter values; reload the picture only when its path changed."""
+    def needs_picture(self, config) -> bool:
+        """Tell whether ``config`` needs a picture not loaded yet (slow: load it first)."""
+        path = _value(config, 'composite.image_path')
+        return _value(config, 'composite.mode') == 'image' and (
+            path != self._path or self._picture is None)
+
+    def configure(self, config, picture: Optional[np.ndarray] = None):
+        """
+        Apply parameter values; load the picture only when its path changed.
+
+        ``picture`` is the picture of ``composite.image_path`` already loaded with
+        :func:`load_picture` (the node loads it off its service thread).
+        """
         mode = _value(config, 'composite.mode')
         if mode not in MODES:
             raise CompositeError('composite.mode must be one of %s, got %r'
@@ -193,9 +242,10 @@ class Compositor:
             raise CompositeError('threshold must be a number, got %r'
                                  % (_value(config, 'threshold'),))
         path = _value(config, 'composite.image_path')
-        picture = self._picture if path == self._path else None
+        if picture is None:
+            picture = self._picture if path == self._path else None
         if mode == 'image' and picture is None:
-            picture = load_picture(path)
+            picture = load_picture(path, _value(config, 'max_pixels'))
         # Everything checked: commit.
         if path != self._path or picture is not self._picture:
             self._sized = {}

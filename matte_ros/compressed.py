@@ -5,7 +5,9 @@ image_transport's ``compressed`` plugin publishes ``format`` strings such as ``j
 ``png`` or ``bgr8; jpeg compressed bgr8`` (colour images are encoded as BGR, grey ones as
 grey).  :func:`decode` reads the picture size from the JPEG/PNG header first, so an
 oversized or truncated payload is refused before OpenCV allocates anything, then decodes
-with ``cv2.imdecode`` to H×W×3 BGR.  Every failure raises
+with ``cv2.imdecode`` to H×W×3 BGR.  EXIF orientation is ignored (cameras do not rotate
+their frames; OpenCV would otherwise turn a tagged JPEG to a size its header does not
+give).  Sizes in messages read width×height.  Every failure raises
 :class:`~matte_ros.image_encodings.EncodingError`, like the raw path.
 """
 
@@ -19,6 +21,8 @@ import numpy as np
 
 #: Formats this module writes; readers accept any payload that is JPEG or PNG.
 FORMATS = ('jpeg', 'png')
+#: ``cv2.imdecode`` flags: 3-channel BGR, EXIF orientation not applied.
+DECODE_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 #: JPEG start-of-frame markers (they carry the size); C4, C8 and CC are other segments.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -75,13 +79,13 @@ def decode(data, max_pixels: Optional[int] = None) -> np.ndarray:
     if max_pixels is not None and width * height > max_pixels:
         raise EncodingError('%s image of %d×%d pixels exceeds max_pixels %d'
                             % (kind, width, height, max_pixels))
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS)
     if image is None:
         raise EncodingError('OpenCV could not decode the %s payload (%d bytes)'
                             % (kind, len(data)))
     if image.shape[:2] != (height, width):
-        raise EncodingError('%s decoded to %s, header said %d×%d'
-                            % (kind, image.shape[:2], width, height))
+        raise EncodingError('%s decoded to %d×%d, header said %d×%d'
+                            % (kind, image.shape[1], image.shape[0], width, height))
     return image
 
 

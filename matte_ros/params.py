@@ -23,6 +23,8 @@ from typing import List
 from typing import Optional
 from typing import Tuple
 
+from matte_ros.text import brief
+
 BOOL = 'bool'
 INT = 'int'
 FLOAT = 'float'
@@ -50,7 +52,8 @@ class Param:
 
     ``reload`` marks parameters whose change needs a new segmenter (built beside the old
     one, which keeps serving until the new one is ready).  ``read_only`` ones are fixed
-    at node start (QoS, topics).
+    at node start (QoS, topics).  ``ros`` ones are settings of the ROS layer only
+    (topics, QoS, transports): they never enter the core's :class:`Config`.
     """
 
     name: str
@@ -65,6 +68,7 @@ class Param:
     reload: bool = False
     odd: bool = False
     length: Optional[int] = None
+    ros: bool = False
 
     def range_text(self) -> str:
         """Human-readable range, for the README table and error messages."""
@@ -137,28 +141,35 @@ CORE: List[Any] = [
           'Input topic and type: raw (sensor_msgs/Image on image) or compressed '
           '(sensor_msgs/CompressedImage, jpeg or png, on image/compressed, as '
           'image_transport names it). Changing it on an active node resubscribes.',
-          choices=('raw', 'compressed')),
+          choices=('raw', 'compressed'), ros=True),
     Param('composite.jpeg_quality', INT, 80,
           'JPEG quality of ~/composite/compressed (when composite.compressed is true).',
-          low=1, high=100),
+          low=1, high=100, ros=True),
     # --- ROS I/O (fixed at start) ----------------------------------------------------------
     Param('qos.input_reliability', STRING, 'best_effort',
           'Reliability of the image subscription (SensorData QoS by default).',
-          choices=('best_effort', 'reliable'), read_only=True),
+          choices=('best_effort', 'reliable'), read_only=True, ros=True),
     Param('qos.output_reliability', STRING, 'reliable',
           'Reliability of the published mask, alpha and composite.',
-          choices=('best_effort', 'reliable'), read_only=True),
+          choices=('best_effort', 'reliable'), read_only=True, ros=True),
     Param('qos.depth', INT, 1, 'History depth of the input and output topics.',
-          low=1, high=100, read_only=True),
+          low=1, high=100, read_only=True, ros=True),
     Param('composite.compressed', BOOL, False,
           'Also publish ~/composite/compressed (sensor_msgs/CompressedImage, jpeg; png '
           'with alpha in composite.mode transparent) for bandwidth-limited links.',
-          read_only=True),
+          read_only=True, ros=True),
     Param('publish_foreground', BOOL, False,
           'Also publish ~/foreground (RVM foreground colours; input elsewhere).',
           read_only=True),
     Param('diagnostics_period', FLOAT, 1.0,
-          'Seconds between /diagnostics messages.', low=0.1, high=60.0, read_only=True),
+          'Seconds between /diagnostics messages.', low=0.1, high=60.0, read_only=True,
+          ros=True),
+    # --- HOSTILE: memory budget ----------------------------------------------------------
+    Param('memory_budget_mb', INT, 3072,
+          'Memory (MB) the segmenter, compositing and frame path may need at max_pixels; '
+          'configure, reloads and parameter changes that need more are refused with the '
+          'figure, and so are frames of a size that would. The default fits an 8 GB '
+          'Jetson.', low=64, high=1048576),
 ]
 
 
@@ -209,43 +220,59 @@ def defaults() -> Dict[str, Any]:
             for p in _schema()[0]}
 
 
+def core_defaults() -> Dict[str, Any]:
+    """Return the core's parameters (all but the ROS layer's) at their defaults."""
+    return {name: value for name, value in defaults().items() if not _schema()[1][name].ros}
+
+
+def split(values: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Return ``values`` as (core, ROS-layer) parts, by each parameter's ``ros`` flag."""
+    core, ros = {}, {}
+    for name, value in values.items():
+        (ros if name in _schema()[1] and _schema()[1][name].ros else core)[name] = value
+    return core, ros
+
+
 def validate(name: str, value: Any) -> Any:
     """Return ``value`` as the parameter's type, or raise :class:`ParamError` saying why."""
     spec = _schema()[1].get(name)
     if spec is None:
-        raise ParamError('unknown parameter %r' % name)
+        raise ParamError('unknown parameter %s' % brief(name))
     t = spec.kind
+    shown = brief(value)
     if t == BOOL:
         if not isinstance(value, bool):
-            raise ParamError('%s must be a bool, got %r' % (name, value))
+            raise ParamError('%s must be a bool, got %s' % (name, shown))
     elif t == INT:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamError('%s must be an integer, got %r' % (name, value))
+            raise ParamError('%s must be an integer, got %s' % (name, shown))
     elif t == FLOAT:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamError('%s must be a number, got %r' % (name, value))
+            raise ParamError('%s must be a number, got %s' % (name, shown))
         value = float(value)
+        if value != value:
+            raise ParamError('%s must be a number, got NaN' % name)
     elif t == STRING:
         if not isinstance(value, str):
-            raise ParamError('%s must be a string, got %r' % (name, value))
+            raise ParamError('%s must be a string, got %s' % (name, shown))
     elif t == INT_ARRAY:
         try:
             value = [int(v) for v in value]
         except (TypeError, ValueError):
-            raise ParamError('%s must be a list of integers, got %r' % (name, value))
+            raise ParamError('%s must be a list of integers, got %s' % (name, shown))
         if spec.length is not None and len(value) != spec.length:
             raise ParamError('%s needs %d values, got %d' % (name, spec.length, len(value)))
         if any(v < 0 or v > 255 for v in value):
-            raise ParamError('%s values must lie in 0 … 255, got %r' % (name, value))
+            raise ParamError('%s values must lie in 0 … 255, got %s' % (name, shown))
     if spec.choices and value not in spec.choices:
-        raise ParamError('%s must be one of %s, got %r'
-                         % (name, ', '.join(map(str, spec.choices)), value))
+        raise ParamError('%s must be one of %s, got %s'
+                         % (name, ', '.join(map(str, spec.choices)), shown))
     if spec.low is not None and value < spec.low:
-        raise ParamError('%s must be ≥ %s, got %r' % (name, spec.low, value))
+        raise ParamError('%s must be ≥ %s, got %s' % (name, spec.low, shown))
     if spec.high is not None and value > spec.high:
-        raise ParamError('%s must be ≤ %s, got %r' % (name, spec.high, value))
+        raise ParamError('%s must be ≤ %s, got %s' % (name, spec.high, shown))
     if spec.odd and value % 2 == 0:
-        raise ParamError('%s must be odd, got %r' % (name, value))
+        raise ParamError('%s must be odd, got %s' % (name, shown))
     return value
 
 
@@ -253,7 +280,7 @@ def coerce(name: str, text: str) -> Any:
     """Parse a command-line ``key=value`` string into the parameter's type, then validate."""
     spec = _schema()[1].get(name)
     if spec is None:
-        raise ParamError('unknown parameter %r (see: matte-ros params)' % name)
+        raise ParamError('unknown parameter %s (see: matte-ros params)' % brief(name))
     t = spec.kind
     try:
         if t == BOOL:
@@ -270,7 +297,7 @@ def coerce(name: str, text: str) -> Any:
         else:
             value = text
     except ValueError:
-        raise ParamError('%s: cannot read %r as %s' % (name, text, t))
+        raise ParamError('%s: cannot read %s as %s' % (name, brief(text), t))
     return validate(name, value)
 
 
@@ -279,7 +306,7 @@ def parse_assignments(items) -> Dict[str, Any]:
     out = {}
     for item in items or ():
         if '=' not in item:
-            raise ParamError('expected key=value, got %r' % item)
+            raise ParamError('expected key=value, got %s' % brief(item))
         key, text = item.split('=', 1)
         out[key.strip()] = coerce(key.strip(), text)
     return out
@@ -287,9 +314,15 @@ def parse_assignments(items) -> Dict[str, Any]:
 
 @dataclass
 class Config:
-    """A complete, validated set of parameter values (what the core reads)."""
+    """
+    A complete, validated set of the core's parameter values (what the core reads).
 
-    values: Dict[str, Any] = field(default_factory=defaults)
+    The ROS layer's settings (``ros`` parameters) are not part of it: the node keeps
+    them.  Values are validated once, in :meth:`with_updates`; a Config is never
+    changed in place.
+    """
+
+    values: Dict[str, Any] = field(default_factory=core_defaults)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -298,8 +331,16 @@ class Config:
         """Return a new Config with ``updates`` validated and applied; raises ParamError."""
         merged = dict(self.values)
         for key, value in updates.items():
-            merged[key] = validate(key, value)
+            value = validate(key, value)
+            if _schema()[1][key].ros:
+                raise ParamError('%s is a setting of the ROS node, not of the core' % key)
+            merged[key] = value
         return Config(merged)
+
+    def changed(self, other: 'Config') -> List[str]:
+        """Return the names whose value differs in ``other``, in schema order."""
+        return [p.name for p in _schema()[0]
+                if not p.ros and self.values.get(p.name) != other.values.get(p.name)]
 
 
 def needs_reload(old: Config, new: Config) -> bool:

@@ -14,8 +14,12 @@ from typing import Any
 from typing import Dict
 from typing import Optional
 
+from typing import Tuple
+from typing import Union
+
 from matte_ros import backends
 from matte_ros import compositing
+from matte_ros import memory
 from matte_ros import params
 from matte_ros import segmenters
 import numpy as np
@@ -63,16 +67,25 @@ class Pipeline:
     Segmenter + compositor with validated configuration.
 
     Building a Pipeline loads the model (it may raise
-    :class:`~matte_ros.segmenters.SegmenterError`); :meth:`update` applies dynamic
-    parameter changes and refuses (``ValueError`` with the reason) those that need a
-    new Pipeline — the node builds the new one beside the old one in that case.
+    :class:`~matte_ros.segmenters.SegmenterError`) and checks the memory budget at
+    ``max_pixels`` (:class:`~matte_ros.memory.MemoryBudgetError`); :meth:`update`
+    applies dynamic parameter changes and refuses (``ValueError`` with the reason) those
+    that need a new Pipeline or a new picture — :meth:`prepare` makes what those need
+    (slow: the node calls it off its service thread, beside the serving pipeline).
+    ``values`` is a validated :class:`~matte_ros.params.Config` (taken as is) or a dict
+    of values (validated here; settings of the ROS layer in it are left out).
     """
 
-    def __init__(self, values: Optional[Dict[str, Any]] = None, backend: Optional[str] = None):
-        config = params.Config()
-        if values:
-            config = config.with_updates(values)
+    def __init__(self, values: Union[None, params.Config, Dict[str, Any]] = None,
+                 backend: Optional[str] = None):
+        if isinstance(values, params.Config):
+            config = values
+        else:
+            config = params.Config().with_updates(params.split(values or {})[0])
+        memory.check(config.values, config['max_pixels'],
+                     'max_pixels %d' % config['max_pixels'])
         self.config = config
+        self._checked_sizes = set()
         requested = backend or config['backend']
         self.choice = backends.choose(config['segmenter'], requested,
                                       strict=config['backend_strict'], config=config.values)
@@ -97,7 +110,19 @@ class Pipeline:
 
     def process(self, frame: np.ndarray, stamp: Optional[float] = None,
                 frame_id: Optional[str] = None) -> Result:
-        """Segment and composite one BGR ``uint8`` frame."""
+        """
+        Segment and composite one BGR ``uint8`` frame.
+
+        The first frame of each size is checked against the memory budget first
+        (:class:`~matte_ros.memory.MemoryBudgetError`: the frame is refused, nothing runs).
+        """
+        size = frame.shape[:2]
+        if size not in self._checked_sizes:
+            memory.check(self.config.values, size[0] * size[1],
+                         'frame %d×%d' % (size[1], size[0]))
+            if len(self._checked_sizes) > 16:
+                self._checked_sizes.clear()
+            self._checked_sizes.add(size)
         t0 = time.perf_counter()
         matte = self.segmenter.process(frame, stamp, frame_id)
         t1 = time.perf_counter()
@@ -113,26 +138,58 @@ class Pipeline:
                       timings={'segment': t1 - t0, 'postprocess': t2 - t1,
                                'composite': t3 - t2})
 
-    def needs_rebuild(self, values: Dict[str, Any]) -> bool:
-        """Tell whether applying ``values`` needs a new Pipeline (segmenter or model change)."""
-        new = self.config.with_updates(values)
-        return params.needs_reload(self.config, new)
+    def _as_config(self, values: Union[params.Config, Dict[str, Any]]) -> params.Config:
+        if isinstance(values, params.Config):
+            return values
+        return self.config.with_updates(values)
 
-    def update(self, values: Dict[str, Any]) -> None:
+    def needs_rebuild(self, values: Union[params.Config, Dict[str, Any]]) -> bool:
+        """Tell whether applying ``values`` needs a new Pipeline (segmenter or model change)."""
+        return params.needs_reload(self.config, self._as_config(values))
+
+    def needs_work(self, values: Union[params.Config, Dict[str, Any]]) -> bool:
+        """Tell whether applying ``values`` needs :meth:`prepare` (a rebuild or a picture)."""
+        new = self._as_config(values)
+        return params.needs_reload(self.config, new) or \
+            self.compositor.needs_picture(new.values)
+
+    def prepare(self, values: Union[params.Config, Dict[str, Any]]) -> Tuple[str, Any]:
+        """
+        Do the slow part of a change (may take seconds; call it off the service thread).
+
+        Returns ``('pipeline', new Pipeline)`` when the change needs a rebuild,
+        ``('picture', array)`` when it needs a new background picture, ``('none', None)``
+        otherwise; raises with the reason when that work fails.  Nothing of this
+        pipeline changes: :meth:`update` (picture) or a swap (pipeline) commits it.
+        """
+        new = self._as_config(values)
+        if params.needs_reload(self.config, new):
+            return 'pipeline', Pipeline(new)
+        if self.compositor.needs_picture(new.values):
+            return 'picture', compositing.load_picture(new['composite.image_path'],
+                                                       new['max_pixels'])
+        return 'none', None
+
+    def update(self, values: Union[params.Config, Dict[str, Any]],
+               picture: Optional[np.ndarray] = None) -> None:
         """
         Apply dynamic parameter changes from the next frame on.
 
-        Raises ``ValueError`` (ParamError, CompositeError) with the reason when a value
-        is invalid or would need a rebuild; nothing is changed then.
+        ``values`` is a validated Config (taken as is) or a dict of changes.  Raises
+        ``ValueError`` (ParamError, CompositeError, MemoryBudgetError) with the reason
+        when a value is invalid, would need a rebuild or more memory than the budget;
+        nothing is changed then.  ``picture`` is the one :meth:`prepare` loaded.
         """
-        new = self.config.with_updates(values)
+        new = self._as_config(values)
         if params.needs_reload(self.config, new):
             raise ValueError('these parameters need a new segmenter: %s' % ', '.join(
                 sorted(p.name for p in params.PARAMS
                        if p.reload and new[p.name] != self.config[p.name])))
-        self.compositor.configure(new.values)
+        memory.check(new.values, new['max_pixels'], 'max_pixels %d' % new['max_pixels'])
+        self.compositor.configure(new.values, picture=picture)
         self.segmenter.configure(new.values)
         self.config = new
+        self._checked_sizes = set()
 
     def reset(self, reason: str = 'requested') -> None:
         """Clear the segmenter's temporal state."""

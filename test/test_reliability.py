@@ -190,7 +190,7 @@ def test_a_tampered_model_file_is_refused_by_its_checksum(segmenter, model, tmp_
         byte = stream.read(1)
         stream.seek(-1, os.SEEK_CUR)
         stream.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(ModelError, match='sha256') as err:
+    with pytest.raises(ModelError, match='checksum does not match') as err:
         Pipeline({'segmenter': segmenter, 'models.model_path': path,
                   'models.auto_fetch': False})
     assert path in str(err.value)
@@ -262,6 +262,12 @@ def test_processing_resumes_after_the_publisher_restarts(bench):
 def test_parameter_storm_while_processing(bench):
     figures = check(reliability.parameter_storm(bench, SIZES['storm_seconds'])).figures
     assert figures['accepted'] > 0 and figures['rejected with reason'] > 0
+
+
+@pytest.mark.dds
+def test_hostile_parameters_are_refused_while_the_node_serves(bench, tmp_path):
+    figures = check(reliability.hostile_parameters(bench, str(tmp_path))).figures
+    assert figures['foreign sha256 given out'] == 'no'
 
 
 def test_report_table_lists_every_figure():

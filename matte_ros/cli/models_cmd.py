@@ -104,7 +104,7 @@ def _fetch(args) -> int:
             continue
         start = time.monotonic()
         try:
-            path = models.fetch(spec, directory, arch=args.arch or None)
+            path = models.fetch(spec, directory, arch=args.arch or None, anywhere=True)
         except models.ModelError as exc:
             print('%-22s FAILED  %s' % (spec.name, exc))
             failed += 1

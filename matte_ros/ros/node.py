@@ -15,6 +15,20 @@ Frames are processed on a thread of their own; only the latest frame waits
 (:class:`~matte_ros.frame_slot.FrameSlot`), so lifecycle, parameter and reset
 services answer on the (single-threaded) executor while a frame is in
 progress.  Every output carries the input's header unchanged.
+
+Slow work never runs on the executor thread nor under the lock frames need: the
+segmenter build of ``configure``, a reload, a background picture, model checksums and
+downloads run on a thread of their own (:mod:`matte_ros.ros.slow_work`) while the old
+pipeline serves and every other service answers.  ``change_state`` and
+``set_parameters`` answer once that work is done, at most ``slow_work.WAIT_LIMIT_S``
+(30 s) later: success when the new setting serves, failure with the reason otherwise
+(past the bound: "not applied").  A parameter change is thus either in force or refused
+when its reply arrives; it is never accepted and reverted later.
+
+Configuration is read once: at start the schema's validated values become the core's
+:class:`~matte_ros.params.Config` (what the pipeline runs) and the ROS layer's own
+settings (QoS, transports, topics, diagnostics period); each change is validated once,
+by the schema, and then only swaps those values.
 """
 
 import threading
@@ -23,6 +37,8 @@ from typing import Dict
 from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from matte_ros import blobs
 from matte_ros import compositing
 from matte_ros import compressed
@@ -30,23 +46,29 @@ from matte_ros import heap
 from matte_ros import params
 from matte_ros.frame_slot import FrameSlot
 from matte_ros.image_encodings import EncodingError
+from matte_ros.memory import MemoryBudgetError
 from matte_ros.pipeline import Pipeline
 from matte_ros.ros import dds
 from matte_ros.ros import diagnostics
 from matte_ros.ros import executor
 from matte_ros.ros import parameters
 from matte_ros.ros import service_guard
+from matte_ros.ros import slow_work
 from matte_ros.ros.image_msgs import decode_image_msg
 from matte_ros.ros.image_msgs import image_msg_to_bgr8
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.stats import stamp_age
 from matte_ros.stats import Stats
+from matte_ros.text import cut
 from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import SetParametersAtomically
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy
 from rclpy.qos import QoSProfile
 from rclpy.qos import ReliabilityPolicy
@@ -85,6 +107,20 @@ def _stamp_seconds(header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
+def _key(config: params.Config) -> tuple:
+    """Return a hashable fingerprint of a Config's values."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                        for k, v in config.values.items()))
+
+
+def _close_prepared(entry) -> None:
+    """Release a prepared pipeline that nobody took."""
+    if isinstance(entry, tuple) and entry[0] == 'pipeline':
+        entry[1].close()
+    elif isinstance(entry, Pipeline):
+        entry.close()
+
+
 class MatteNode(LifecycleNode):
     """Lifecycle node running the configured segmenter on a camera stream."""
 
@@ -105,39 +141,92 @@ class MatteNode(LifecycleNode):
         self._active = False
         self.stats = Stats()
         self._last_counts = (0, 0)
+        self._config: Optional[params.Config] = None   # the core's values (validated)
+        self._ros: Dict[str, object] = {                # the ROS layer's own settings
+            name: value for name, value in params.defaults().items()
+            if params.BY_NAME[name].ros}
+        self._start_error = ''                          # why the start values are invalid
+        self._frame_limit = params.BY_NAME['max_pixels'].default
+        self._prepared: Dict[tuple, object] = {}        # slow work done for a request
+        self._preloaded = None                          # (key, Pipeline or error): configure
+        self._abandoned: Optional[slow_work.Job] = None  # work past the wait bound
+        self.last_reconfigure_error = ''
         super().__init__(node_name, **kwargs)
         parameters.declare_all(self)
+        self._read_start_values()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._reset_service = self.create_service(Trigger, RESET_SERVICE, self._on_reset)
         # rclpy's own change_state (Humble, Jazzy) and set_parameters callbacks raise on
         # some client requests, which would end the process: answer failure instead.
         service_guard.guard_services(self)
+        self._serve_slow_services()
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        period = self.get_parameter('diagnostics_period').value
-        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(self._ros['diagnostics_period'],
+                                                    self._publish_diagnostics)
+
+    def _read_start_values(self) -> None:
+        """Read every parameter once, validated by the schema, into Config and ROS settings."""
+        values, errors = parameters.read_each(self)
+        core, ros = params.split(values)
+        self._ros.update(ros)
+        if errors:
+            self._start_error = cut('; '.join(errors))   # configure refuses until fixed
+            return
+        self._config = params.Config(core)
+        self._start_error = ''
+        self._frame_limit = core['max_pixels']
+
+    def _serve_slow_services(self) -> None:
+        """Let change_state and set_parameters wait for their slow work off this thread."""
+        self._wake = self.create_guard_condition(lambda: None)
+        group = MutuallyExclusiveCallbackGroup()
+        befores = {ChangeState: self._before_change_state,
+                   SetParameters: self._before_set_parameters,
+                   SetParametersAtomically: self._before_set_parameters_atomically}
+        for service in list(self.services):
+            before = befores.get(service.srv_type)
+            if before is not None:
+                slow_work.serve_after(service, before, self._discard_prepared, group,
+                                      self.get_logger())
 
     # --- lifecycle transitions ---------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Load the segmenter and create publishers; FAILURE (and stay up) if that fails."""
+        """
+        Take the segmenter built off this thread and create publishers.
+
+        Through the ``change_state`` service the pipeline was built beforehand on a
+        worker (:meth:`_before_change_state`); a direct call builds it here.  FAILURE
+        (and stay up, unconfigured) when that failed.
+        """
+        preloaded, self._preloaded = self._preloaded, None
         try:
-            values = parameters.read_all(self)
-            pipeline = Pipeline(values)
+            config = self._startup_config()
+            if preloaded is not None and preloaded[0] == _key(config):
+                pipeline = preloaded[1]
+                if isinstance(pipeline, BaseException):
+                    raise pipeline
+            else:
+                _close_prepared(preloaded[1] if preloaded else None)
+                pipeline = Pipeline(config)
         except Exception as exc:  # noqa: B902 - any failure must leave the node up
-            self.get_logger().error('configure failed: %s' % exc)
+            self.last_reconfigure_error = cut('configure: %s' % exc)
+            self.get_logger().error('configure failed: %s' % cut(exc))
             return TransitionCallbackReturn.FAILURE
         if pipeline.choice.warning:
             self.get_logger().warn(pipeline.choice.warning)
         with self._pipeline_lock:
             self._pipeline = pipeline
-        out_qos = _qos(values['qos.output_reliability'], values['qos.depth'])
+        self._frame_limit = config['max_pixels']
+        ros = self._ros
+        out_qos = _qos(ros['qos.output_reliability'], ros['qos.depth'])
         topics = [MASK_TOPIC, ALPHA_TOPIC, COMPOSITE_TOPIC]
-        if values['publish_foreground']:
+        if config['publish_foreground']:
             topics.append(FOREGROUND_TOPIC)
         self._outputs = {t: self.create_lifecycle_publisher(Image, t, out_qos) for t in topics}
         extra = [(RegionOfInterest, ROI_TOPIC), (CameraInfo, CAMERA_INFO_OUTPUT_TOPIC)]
-        if values['composite.compressed']:
+        if ros['composite.compressed']:
             extra.append((CompressedImage, COMPOSITE_COMPRESSED_TOPIC))
         for msg_type, topic in extra:
             self._outputs[topic] = self.create_lifecycle_publisher(msg_type, topic, out_qos)
@@ -147,7 +236,7 @@ class MatteNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera and start processing."""
-        values = parameters.read_all(self)
+        ros = self._ros
         self._slot.reopen()
         self._running.set()
         if self._worker is None or not self._worker.is_alive():
@@ -157,10 +246,10 @@ class MatteNode(LifecycleNode):
             self._worker = threading.Thread(target=self._work, name='matte_worker',
                                             daemon=True)
             self._worker.start()
-        self._subscribe(values['input_transport'])
+        self._subscribe(ros['input_transport'])
         self._camera_info_sub = self.create_subscription(
             CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info,
-            _qos(values['qos.input_reliability'], values['qos.depth']))
+            _qos(ros['qos.input_reliability'], ros['qos.depth']))
         self._active = True
         self.get_logger().info('active: listening on %s' % self._subscription.topic_name)
         return super().on_activate(state)
@@ -233,8 +322,7 @@ class MatteNode(LifecycleNode):
         old, self._subscription = self._subscription, None
         if old is not None:
             self.destroy_subscription(old)
-        qos = _qos(self.get_parameter('qos.input_reliability').value,
-                   self.get_parameter('qos.depth').value)
+        qos = _qos(self._ros['qos.input_reliability'], self._ros['qos.depth'])
         if transport == 'compressed':
             self._subscription = self.create_subscription(
                 CompressedImage, COMPRESSED_INPUT_TOPIC, self._on_compressed, qos,
@@ -286,9 +374,11 @@ class MatteNode(LifecycleNode):
         self._slot.put(msg)
         time.sleep(0)
 
-    def _reject(self, exc: EncodingError) -> None:
-        self.stats.on_rejected(str(exc))
-        self.get_logger().warn('rejected image: %s' % exc, throttle_duration_sec=LOG_THROTTLE)
+    def _reject(self, exc: Exception) -> None:
+        reason = cut(exc)
+        self.stats.on_rejected(reason)
+        self.get_logger().warn('rejected image: %s' % reason,
+                               throttle_duration_sec=LOG_THROTTLE)
 
     def _work(self):
         while not self._stop.is_set():
@@ -319,9 +409,12 @@ class MatteNode(LifecycleNode):
             try:
                 result = pipeline.process(frame, _stamp_seconds(msg.header),
                                           msg.header.frame_id)
+            except MemoryBudgetError as exc:   # a frame size over the budget: refused
+                self._reject(exc)
+                return
             except Exception as exc:  # noqa: B902 - one bad frame must not stop the stream
-                self.stats.on_failed('%s: %s' % (type(exc).__name__, exc))
-                self.get_logger().error('frame dropped, segmenter failed: %s' % exc,
+                self.stats.on_failed(cut('%s: %s' % (type(exc).__name__, exc)))
+                self.get_logger().error('frame dropped, segmenter failed: %s' % cut(exc),
                                         throttle_duration_sec=LOG_THROTTLE)
                 return
         processed = time.perf_counter()
@@ -372,7 +465,7 @@ class MatteNode(LifecycleNode):
         info = self._camera_info
         if info is not None:
             messages.append((CAMERA_INFO_OUTPUT_TOPIC, lambda: _with_header(info, header)))
-        quality = self.get_parameter('composite.jpeg_quality').value
+        quality = self._ros['composite.jpeg_quality']
         if result.composite is not None:
             messages.append((COMPOSITE_COMPRESSED_TOPIC,
                              lambda: compressed_composite(header, result.composite, quality)))
@@ -406,7 +499,7 @@ class MatteNode(LifecycleNode):
                 'roi_stamp': '%d.%09d' % (header.stamp.sec, header.stamp.nanosec)}
 
     def _max_pixels(self) -> int:
-        return self.get_parameter('max_pixels').value
+        return self._frame_limit
 
     # --- services and parameters --------------------------------------------------------------
 
@@ -421,40 +514,166 @@ class MatteNode(LifecycleNode):
         response.message = 'temporal state cleared'
         return response
 
+    def _startup_config(self) -> params.Config:
+        """Return the core's Config to configure with; ParamError if the values are bad."""
+        if self._config is None:
+            self._read_start_values()
+            if self._config is None:
+                raise params.ParamError(self._start_error)
+        return self._config
+
     def _on_set_parameters(self, changed) -> SetParametersResult:
-        """Validate, then apply: dynamic ones from the next frame, others by a safe rebuild."""
+        """
+        Validate once, then apply: dynamic ones from the next frame, others by a swap.
+
+        A change that needs slow work (a rebuild, a picture) takes what the service's
+        coroutine prepared off this thread (:meth:`_before_set_parameters`); a direct
+        ``set_parameters`` call from this process does that work here.  The answer says
+        whether the change is in force: there is no later revert.
+        """
         try:
-            updates = parameters.as_updates(changed)
+            core, ros = params.split(parameters.plain_values(changed))
+            ros = {name: params.validate(name, value) for name, value in ros.items()}
+            base = self._config if self._config is not None else params.Config()
+            new = base.with_updates(core)
         except params.ParamError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
+            return SetParametersResult(successful=False, reason=cut(exc))
         with self._reconfigure_lock:
             pipeline = self._pipeline
-            if pipeline is None:
-                return SetParametersResult(successful=True)
             try:
-                if pipeline.needs_rebuild(updates):
-                    self._rebuild(pipeline, updates)
-                else:
-                    with self._pipeline_lock:
-                        pipeline.update(updates)
+                self._refuse_while_configured(pipeline, new)
+                if pipeline is not None:
+                    self._apply(pipeline, new)
             except Exception as exc:  # noqa: B902 - reject the change, keep serving
-                self.get_logger().warn('parameter change rejected: %s' % exc)
-                return SetParametersResult(successful=False, reason=str(exc))
-        if 'input_transport' in updates and self._active:
-            self._subscribe(updates['input_transport'])
+                reason = cut(exc)
+                self.last_reconfigure_error = reason
+                self.get_logger().warn('parameter change rejected: %s' % reason)
+                return SetParametersResult(successful=False, reason=reason)
+            if self._config is not None or pipeline is not None:
+                self._config = new
+                self._frame_limit = new['max_pixels']
+            self._ros.update(ros)
+        if 'input_transport' in ros and self._active:
+            self._subscribe(ros['input_transport'])
         return SetParametersResult(successful=True)
 
-    def _rebuild(self, old: Pipeline, updates) -> None:
-        """Build the new pipeline while the old one serves; swap only when it is ready."""
-        values = dict(old.config.values)
-        values.update(updates)
-        new = Pipeline(values)
-        if new.choice.warning:
-            self.get_logger().warn(new.choice.warning)
-        with self._pipeline_lock:
-            self._pipeline = new
-        old.close()
-        self.get_logger().info('reloaded: segmenter %s on %s' % (new.name, new.backend))
+    def _refuse_while_configured(self, pipeline: Optional[Pipeline],
+                                 new: params.Config) -> None:
+        """Raise ValueError for changes a configured node does not take (the cache folder)."""
+        if pipeline is not None and new['models.model_dir'] != pipeline.config['models.model_dir']:
+            raise ValueError('models.model_dir cannot change while the node is configured '
+                             '(clean up first; model files are written only inside the '
+                             'model cache)')
+
+    def _apply(self, pipeline: Pipeline, new: params.Config) -> None:
+        """Put ``new`` in force on the running pipeline (fast: slow work was done before)."""
+        if not pipeline.needs_work(new):
+            with self._pipeline_lock:
+                pipeline.update(new)
+            return
+        entry = self._prepared.pop((id(pipeline), _key(new)), None)
+        if entry is None:   # not through the service: nobody waits on this thread
+            entry = pipeline.prepare(new)
+        if isinstance(entry, BaseException):
+            raise entry
+        kind, made = entry
+        if kind == 'pipeline':
+            if made.choice.warning:
+                self.get_logger().warn(made.choice.warning)
+            with self._pipeline_lock:
+                self._pipeline = made
+            pipeline.close()
+            self.get_logger().info('reloaded: segmenter %s on %s' % (made.name, made.backend))
+        else:
+            with self._pipeline_lock:
+                pipeline.update(new, picture=made)
+
+    # --- slow work, off the executor thread ----------------------------------------------------
+
+    def _job(self, work) -> slow_work.Job:
+        return slow_work.Job(work, self._wake.trigger, discard=_close_prepared)
+
+    async def _wait(self, job: slow_work.Job, what: str):
+        """Return ``(result or error)`` of ``job``, waiting at most the bound for it."""
+        if not await slow_work.finished(job, self._wake.trigger):
+            job.abandon()
+            self._abandoned = job
+            return TimeoutError(
+                '%s not applied: its loading took longer than %.0f s (it goes on in the '
+                'background and is discarded; a model it downloads stays in the cache)'
+                % (what, slow_work.WAIT_LIMIT_S))
+        return job.error if job.error is not None else job.result
+
+    def _busy(self) -> Optional[BaseException]:
+        if self._abandoned is not None and self._abandoned.running():
+            return RuntimeError('busy: an earlier load is still running; try again later')
+        return None
+
+    async def _before_change_state(self, request) -> None:
+        """Build the pipeline of a ``configure`` request on a worker, before the transition."""
+        label = request.transition.label
+        if label != 'configure' and (label or request.transition.id
+                                     != Transition.TRANSITION_CONFIGURE):
+            return
+        if self._pipeline is not None or self._state_machine.current_state[1] != 'unconfigured':
+            return
+        try:
+            config = self._startup_config()
+        except params.ParamError:
+            return   # on_configure reports it
+        busy = self._busy()
+        if busy is not None:
+            self._preloaded = (_key(config), busy)
+            return
+        job = self._job(lambda: Pipeline(config))
+        self._preloaded = (_key(config), await self._wait(job, 'configure'))
+
+    async def _before_set_parameters(self, request, atomic: bool = False) -> None:
+        """
+        Do the slow work of a parameter request on a worker, before rclpy applies it.
+
+        rclpy's ``set_parameters`` applies the parameters one by one (each through
+        :meth:`_on_set_parameters`), ``set_parameters_atomically`` all at once; the same
+        steps are followed here, each on the pipeline the step before would leave.
+        """
+        pipeline, config = self._pipeline, self._config
+        if pipeline is None or config is None:
+            return
+        steps = [request.parameters] if atomic else [[p] for p in request.parameters]
+        for step in steps:
+            try:
+                values = {m.name: parameters.plain(Parameter.from_parameter_msg(m).value)
+                          for m in step}
+                new = config.with_updates(params.split(values)[0])
+                self._refuse_while_configured(pipeline, new)
+            except Exception:  # noqa: B902 - refused by the callback itself, without work
+                continue
+            if not pipeline.needs_work(new):
+                config = new
+                continue
+            key = (id(pipeline), _key(new))
+            entry = self._busy()
+            if entry is None:
+                entry = await self._wait(self._job(lambda p=pipeline, n=new: p.prepare(n)),
+                                         'the change of %s' % ', '.join(values))
+            self._prepared[key] = entry
+            if isinstance(entry, BaseException):
+                continue
+            if entry[0] == 'pipeline':
+                pipeline = entry[1]
+            config = new
+
+    async def _before_set_parameters_atomically(self, request) -> None:
+        await self._before_set_parameters(request, atomic=True)
+
+    def _discard_prepared(self) -> None:
+        """Release what slow work made for a request and the callback did not take."""
+        prepared, self._prepared = self._prepared, {}
+        for entry in prepared.values():
+            _close_prepared(entry)
+        preloaded, self._preloaded = self._preloaded, None
+        if preloaded is not None:
+            _close_prepared(preloaded[1])
 
     # --- diagnostics --------------------------------------------------------------------------
 
@@ -478,6 +697,7 @@ class MatteNode(LifecycleNode):
             last_reject_reason=self.stats.last_reject_reason,
             **{'rejected[%s]' % k: n for k, n in self.stats.rejected_reasons.copy().items()},
             last_failure=self.stats.last_failure,
+            last_reconfigure_error=self.last_reconfigure_error,
             **self._tracking_values())
         msg = diagnostics.status_message(self.get_clock().now().to_msg(),
                                          '%s: matte' % self.get_fully_qualified_name(),

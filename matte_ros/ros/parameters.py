@@ -8,6 +8,7 @@ parameter through these functions, so the schema stays the single source of trut
 from typing import Any
 from typing import Dict
 from typing import List
+from typing import Tuple
 
 from matte_ros import params
 from rcl_interfaces.msg import FloatingPointRange
@@ -50,15 +51,26 @@ def declare_all(node) -> None:
         node.declare_parameter(spec.name, spec.default, descriptor(spec))
 
 
-def read_all(node) -> Dict[str, Any]:
-    """Return the node's current value of every schema parameter, validated."""
-    return {spec.name: params.validate(spec.name, _plain(node.get_parameter(spec.name).value))
-            for spec in params.PARAMS}
+def read_each(node) -> Tuple[Dict[str, Any], List[str]]:
+    """Return the node's valid values by name and the reasons of the invalid ones."""
+    values, errors = {}, []
+    for spec in params.PARAMS:
+        try:
+            values[spec.name] = params.validate(spec.name,
+                                                _plain(node.get_parameter(spec.name).value))
+        except params.ParamError as exc:
+            errors.append(str(exc))
+    return values, errors
 
 
-def as_updates(parameters: List[Any]) -> Dict[str, Any]:
-    """Turn rclpy ``Parameter`` objects into ``{name: value}``; raise ParamError if invalid."""
-    return {p.name: params.validate(p.name, _plain(p.value)) for p in parameters}
+def plain_values(parameters: List[Any]) -> Dict[str, Any]:
+    """Turn rclpy ``Parameter`` objects into ``{name: plain value}`` (not validated)."""
+    return {p.name: _plain(p.value) for p in parameters}
+
+
+def plain(value):
+    """Return an rclpy parameter value as a plain Python value (arrays become lists)."""
+    return _plain(value)
 
 
 def _plain(value):

@@ -16,6 +16,7 @@ logged and the caller gets the failure answer of that service type.
 """
 
 from lifecycle_msgs.srv import ChangeState
+from matte_ros.text import cut
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from rcl_interfaces.srv import SetParametersAtomically
@@ -57,7 +58,7 @@ def guarded(callback, srv_type, logger):
         try:
             return callback(request, response)
         except Exception as exc:  # noqa: B902 - a client's bad request must not kill the node
-            reason = 'refused: %s: %s' % (type(exc).__name__, exc)
+            reason = 'refused: %s: %s' % (type(exc).__name__, cut(exc))
             logger.warn('%s request %s' % (srv_type.__name__, reason))
             if refuse is not None:
                 refuse(request, response, reason)

@@ -77,6 +77,15 @@ class Segmenter:
     """
 
     name = 'base'
+    #: Memory per frame pixel (bytes) and fixed memory (model, runtime) of
+    #: :meth:`memory_bytes`; subclasses state their own.
+    bytes_per_pixel = 64
+    fixed_bytes = 0
+
+    @classmethod
+    def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
+        """Return the memory the segmenter needs for frames of ``pixels`` pixels (bytes)."""
+        return cls.fixed_bytes + cls.bytes_per_pixel * int(pixels)
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         self.backend = backend

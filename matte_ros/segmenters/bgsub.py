@@ -119,6 +119,27 @@ class BackgroundSubtractor(Segmenter):
     """Foreground = pixels the background model does not explain (static camera)."""
 
     name = 'bgsub'
+    #: Bytes per pixel of consensus besides its samples: float32 background (12) and
+    #: noise (4), the split planes, smallest distances and masks of a frame (~20), the
+    #: float32 alpha (4).
+    CONSENSUS_STATE = 40
+    #: OpenCV MOG2 (5 Gaussians × weight, mean BGR, variance in float32, + modes) and KNN
+    #: (3 × 7 samples of BGR + flag, + indexes); VPI's mixture counted like MOG2.
+    MIXTURE_BYTES = 110
+
+    @classmethod
+    def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
+        """
+        Return the model's memory for frames of ``pixels`` pixels (bytes).
+
+        consensus: ``samples × 3`` (uint8 BGR samples) ``+ CONSENSUS_STATE`` per pixel;
+        mog2 / knn: ``MIXTURE_BYTES`` per pixel.
+        """
+        if config['bgsub.algorithm'] == 'consensus':
+            per_pixel = 3 * int(config['bgsub.consensus.samples']) + cls.CONSENSUS_STATE
+        else:
+            per_pixel = cls.MIXTURE_BYTES
+        return per_pixel * int(pixels)
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         super().__init__(config, backend)

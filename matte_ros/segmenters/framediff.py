@@ -22,6 +22,8 @@ class FrameDifference(Segmenter):
     """Per-pixel threshold on the grey difference of consecutive frames."""
 
     name = 'framediff'
+    #: grey frame, previous grey frame, difference (1 each), float32 alpha (4), slack (5).
+    bytes_per_pixel = 12
 
     def __init__(self, config, backend='cpu'):
         super().__init__(config, backend)

@@ -33,6 +33,7 @@ from typing import Tuple
 from urllib.parse import urlparse
 
 from matte_ros import models
+from matte_ros import safe_files
 from matte_ros.params import FLOAT
 from matte_ros.params import Param
 from matte_ros.params import STRING
@@ -43,6 +44,7 @@ from matte_ros.segmenters.spec import BackendUse
 from matte_ros.segmenters.spec import CPU
 from matte_ros.segmenters.spec import SegmenterSpec
 from matte_ros.segmenters.spec import Variant
+from matte_ros.text import cut
 import numpy as np
 
 #: Label of a person in torchvision's detection models.
@@ -102,10 +104,15 @@ def load_state_dict(path: str) -> Dict[str, Any]:
             'segmenter instance needs weights: set instance.weights to a torchvision Mask '
             'R-CNN state dict (.pth, e.g. maskrcnn_resnet50_fpn); none ship with matte_ros')
     path = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(path):
-        raise SegmenterError('instance.weights: no file at %s' % path)
+    if not os.path.lexists(path):
+        raise SegmenterError('instance.weights: no file at %s' % cut(path))
+    try:   # a regular file of bounded size, opened without blocking (never a FIFO)
+        stream = safe_files.open_regular(path, models.MAX_MODEL_BYTES, 'instance.weights')
+    except safe_files.UnsafeFileError as exc:
+        raise SegmenterError(str(exc))
     try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        with stream:
+            state = torch.load(stream, map_location='cpu', weights_only=True)
     except Exception as exc:  # noqa: B902 - torch raises many types for a bad file
         raise SegmenterError('instance.weights %s is not a tensors-only state dict: %s'
                              % (path, str(exc).splitlines()[0] if str(exc) else exc))
@@ -165,6 +172,10 @@ class InstanceSegmenter(Segmenter):
     """Segmenter ``instance``: union of person masks chosen by ``instance.select``."""
 
     name = 'instance'
+    #: float32 input tensor and the per-person masks pasted at full size (~64 B/px);
+    #: Mask R-CNN's weights and activations (~600 MB).
+    bytes_per_pixel = 64
+    fixed_bytes = 600 * 1024 * 1024
     #: Input scaling of torchvision's detection transform (its defaults; the weights
     #: were trained at these sizes).  Tests lower them for speed.
     min_size = 800

@@ -158,6 +158,10 @@ class RobustVideoMatting(Segmenter):
     """
 
     name = 'rvm'
+    #: Full-resolution float32 source, foreground and alpha with their resized copies
+    #: (~48 B/px); the model, its recurrent state and runtime arenas (~200 MB).
+    bytes_per_pixel = 48
+    fixed_bytes = 200 * 1024 * 1024
     #: ONNX Runtime intra-op threads (0 = one per physical core) and spin-waiting;
     #: tuning knobs for benchmarks (tools/bench_rvm.py), not parameters.
     threads = 0

@@ -73,6 +73,10 @@ class SelfieSegmenter(Segmenter):
     """Segmenter ``selfie``: person probability from MediaPipe's selfie model."""
 
     name = 'selfie'
+    #: Resized input, full-size float32 probability and its smoothed copy (~16 B/px); the
+    #: 256×256 model and its interpreter (~60 MB).
+    bytes_per_pixel = 16
+    fixed_bytes = 60 * 1024 * 1024
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         super().__init__(config, backend)

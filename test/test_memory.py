@@ -1,0 +1,80 @@
+"""
+Memory budget: what each segmenter and compositing need, and the pipeline's refusals.
+
+The pipeline refuses (with the figure) a configuration or a frame size over
+``memory_budget_mb``.
+"""
+
+from matte_ros import memory
+from matte_ros import params
+from matte_ros.pipeline import Pipeline
+from matte_ros.segmenters import segmenter_class
+import numpy as np
+import pytest
+
+HD = 1920 * 1080
+
+
+def values(**extra):
+    """Return the core's defaults with ``extra`` (dots written as __) applied."""
+    config = params.core_defaults()
+    config.update({k.replace('__', '.'): v for k, v in extra.items()})
+    return config
+
+
+def test_consensus_need_is_samples_times_three_plus_its_state():
+    bgsub = segmenter_class('bgsub')
+    for samples in (2, 10, 64):
+        need = bgsub.memory_bytes(values(bgsub__consensus__samples=samples), HD)
+        assert need == (3 * samples + bgsub.CONSENSUS_STATE) * HD
+    assert bgsub.memory_bytes(values(bgsub__algorithm='mog2'), HD) == \
+        bgsub.MIXTURE_BYTES * HD
+
+
+@pytest.mark.parametrize('name', params.SEGMENTERS)
+def test_every_segmenter_states_a_need_that_grows_with_pixels(name):
+    cls = segmenter_class(name)
+    small = cls.memory_bytes(values(segmenter=name), 640 * 480)
+    big = cls.memory_bytes(values(segmenter=name), HD)
+    assert 0 < small < big
+
+
+def test_defaults_fit_the_default_budget_at_max_pixels():
+    for name in params.SEGMENTERS:
+        config = values(segmenter=name)
+        assert memory.check(config, config['max_pixels'], 'max_pixels') <= \
+            config['memory_budget_mb'] * memory.MB
+
+
+def test_pipeline_refuses_a_setting_over_budget_with_the_figure():
+    config = values(segmenter='bgsub', bgsub__consensus__samples=64, max_pixels=HD,
+                    memory_budget_mb=256)
+    need = memory.need_bytes(config, HD)
+    with pytest.raises(memory.MemoryBudgetError) as info:
+        Pipeline(config)
+    assert '%d MB' % -(-need // memory.MB) in str(info.value)
+    assert 'memory_budget_mb 256' in str(info.value)
+
+
+def test_update_and_frames_are_checked_too():
+    pipe = Pipeline(values(segmenter='framediff', max_pixels=HD, memory_budget_mb=256))
+    with pytest.raises(memory.MemoryBudgetError):
+        pipe.update({'max_pixels': 3840 * 2160})
+    assert pipe.config['max_pixels'] == HD           # nothing changed
+    with pytest.raises(memory.MemoryBudgetError, match='needs 109 MB'):
+        pipe.update({'memory_budget_mb': 64})        # framediff at HD: ~109 MB
+    assert pipe.config['memory_budget_mb'] == 256
+    pipe.update({'memory_budget_mb': 128, 'threshold': 0.7})
+    assert pipe.config['memory_budget_mb'] == 128 and pipe.config['threshold'] == 0.7
+    small = np.zeros((120, 160, 3), np.uint8)
+    assert pipe.process(small).mask.shape == (120, 160)
+
+
+def test_a_frame_over_budget_is_refused_before_processing():
+    pipe = Pipeline(values(segmenter='framediff', max_pixels=64 * 64,
+                           memory_budget_mb=64))
+    pipe.config = pipe.config.with_updates({'max_pixels': 10 ** 8})  # bypass on purpose
+    big = np.zeros((4000, 4000, 3), np.uint8)   # 16 Mpx × ~59 B > 64 MB
+    with pytest.raises(memory.MemoryBudgetError, match='frame 4000×4000'):
+        pipe.process(big)
+    assert pipe.segmenter.resets == 0
