@@ -23,7 +23,7 @@ from matte_ros import vpi_ops
 from matte_ros.pipeline import Pipeline
 from matte_ros.segmenters import create
 from matte_ros.segmenters import rvm as rvm_module
-from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters.bgsub import vpi_arguments
 import numpy as np
 import pytest
@@ -183,7 +183,7 @@ def test_segmenter_fallback_joins_the_pipeline_choice(monkeypatch):
 # --- ONNX Runtime / TensorRT options ----------------------------------------------------------
 
 def test_tensorrt_options_carry_fp16_cache_and_one_fixed_profile():
-    shapes = rvm_device.input_shapes(480, 640, 0.5)
+    shapes = rvm_model.input_shapes(480, 640, 0.5)
     options = onnx_runtime.tensorrt_options('/cache', fp16=False, shapes=shapes)
     assert options['trt_fp16_enable'] is False
     assert options['trt_engine_cache_enable'] is True
@@ -219,24 +219,24 @@ def test_state_shapes_match_the_real_model(height, width, ratio):
     zero = np.zeros((1, 1, 1, 1), np.float32)
     feed = {'src': np.zeros((1, 3, height, width), np.float32),
             'downsample_ratio': np.array([ratio], np.float32)}
-    feed.update(dict.fromkeys(rvm_device.STATE_INPUTS, zero))
-    outputs = session.run(list(rvm_device.STATE_OUTPUTS), feed)
-    assert [o.shape for o in outputs] == rvm_device.state_shapes(height, width, ratio)
+    feed.update(dict.fromkeys(rvm_model.STATE_INPUTS, zero))
+    outputs = session.run(list(rvm_model.STATE_OUTPUTS), feed)
+    assert [o.shape for o in outputs] == rvm_model.state_shapes(height, width, ratio)
 
 
 def test_fixed_ratio_model_equals_the_original_fed_that_ratio(tmp_path):
     import onnxruntime
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
-    path = rvm_device.fixed_ratio_model(model, 0.375, str(tmp_path))
+    path = rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path))
     assert os.path.basename(path) == 'rvm_mobilenetv3_fp32.ratio-0.375000.onnx'
     stamp = os.stat(path).st_mtime_ns
-    assert rvm_device.fixed_ratio_model(model, 0.375, str(tmp_path)) == path
+    assert rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path)) == path
     assert os.stat(path).st_mtime_ns == stamp  # reused, not rewritten
     fixed = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     original = onnxruntime.InferenceSession(model, providers=['CPUExecutionProvider'])
     assert 'downsample_ratio' not in [i.name for i in fixed.get_inputs()]
     src = np.random.default_rng(1).random((1, 3, 360, 640), np.float32)
-    feed = dict.fromkeys(rvm_device.STATE_INPUTS, np.zeros((1, 1, 1, 1), np.float32))
+    feed = dict.fromkeys(rvm_model.STATE_INPUTS, np.zeros((1, 1, 1, 1), np.float32))
     feed['src'] = src
     got = fixed.run(None, feed)
     feed['downsample_ratio'] = np.array([0.375], np.float32)
@@ -248,8 +248,8 @@ def test_fixed_ratio_model_equals_the_original_fed_that_ratio(tmp_path):
 def test_alpha_only_model_gives_the_same_alpha_and_state(tmp_path):
     import onnxruntime
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
-    full = rvm_device.fixed_ratio_model(model, 0.5, str(tmp_path))
-    path = rvm_device.fixed_ratio_model(model, 0.5, str(tmp_path), alpha_only=True)
+    full = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path))
+    path = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path), alpha_only=True)
     assert os.path.basename(path) == 'rvm_mobilenetv3_fp32.ratio-0.500000.alpha.onnx'
     sessions = [onnxruntime.InferenceSession(p, providers=['CPUExecutionProvider'])
                 for p in (full, path)]
@@ -260,7 +260,7 @@ def test_alpha_only_model_gives_the_same_alpha_and_state(tmp_path):
     feed = {'src': rng.random((1, 3, 240, 320), np.float32)}
     state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
     for _ in range(2):
-        feed.update(zip(rvm_device.STATE_INPUTS, state))
+        feed.update(zip(rvm_model.STATE_INPUTS, state))
         full_out = dict(zip(names[0], sessions[0].run(None, feed)))
         alpha_out = dict(zip(names[1], sessions[1].run(None, feed)))
         for name in names[1]:
@@ -278,20 +278,20 @@ def test_alpha_only_rewrite_refuses_another_graph():
         [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info('pha', TensorProto.FLOAT, [1])])
     with pytest.raises(rvm_module.SegmenterError, match='not the official RVM export'):
-        rvm_device.alpha_only_proto(helper.make_model(graph))
+        rvm_model.alpha_only_proto(helper.make_model(graph))
 
 
 def test_bound_runner_keeps_state_and_ratio_as_ortvalues_and_skips_fgr():
     import onnxruntime
     session = onnxruntime.InferenceSession(
         shared_path('models', 'rvm_mobilenetv3_fp32.onnx'), providers=['CPUExecutionProvider'])
-    runner = rvm_device.BoundRunner(session, 'cpu')
+    runner = rvm_model.BoundRunner(session, 'cpu')
     src = np.random.default_rng(2).random((1, 3, 90, 160), np.float32)
     state = runner.zero_state(90, 160, 1.0)
     fgr, pha, state2 = runner.run(src, state, 1.0, want_foreground=False)
     assert fgr is None and pha.shape == (1, 1, 90, 160)
     assert all(isinstance(t, onnxruntime.OrtValue) for t in state2)
-    assert [tuple(t.shape()) for t in state2] == rvm_device.state_shapes(90, 160, 1.0)
+    assert [tuple(t.shape()) for t in state2] == rvm_model.state_shapes(90, 160, 1.0)
     ratio_value = runner._ratio_value
     fgr, pha2, _ = runner.run(src, state2, 1.0, want_foreground=True)
     assert runner._ratio_value is ratio_value  # created once per ratio
@@ -339,7 +339,7 @@ def test_tensorrt_path_logic_on_cpu(monkeypatch, tmp_path):
     assert backend == 'tensorrt' and kwargs['fp16'] is False
     assert kwargs['cache_dir'] == str(tmp_path)
     assert os.path.dirname(path) == str(tmp_path) and path.endswith('ratio-1.000000.onnx')
-    assert kwargs['shapes'] == rvm_device.input_shapes(180, 320, 1.0)
+    assert kwargs['shapes'] == rvm_model.input_shapes(180, 320, 1.0)
     big = cv2.resize(frames(1)[0], (640, 360))  # new resolution and ratio: new engine
     trt.process(big)
     assert len(created) == 2 and created[1][2]['shapes']['src'] == (1, 3, 360, 640)

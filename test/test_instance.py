@@ -92,7 +92,7 @@ def test_random_model_loads_and_its_detections_become_the_matte(weights, small_i
                          'composite.mode': 'none'}, backend='cpu')
     seg = pipeline.segmenter
     assert isinstance(seg, instance.InstanceSegmenter)
-    assert 'maskrcnn_resnet50_fpn' in seg.runtime_info
+    assert 'maskrcnn_resnet50_fpn' in seg.describe()
     seg.model.rpn._post_nms_top_n['testing'] = 30   # fewer proposals: a faster test
     seg.model.roi_heads.detections_per_img = 8
     frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)

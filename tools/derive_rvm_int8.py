@@ -46,6 +46,7 @@ from matte_ros import datasets  # noqa: E402
 from matte_ros import scoring  # noqa: E402
 from matte_ros.models import sha256_file as sha256  # noqa: E402
 from matte_ros.segmenters import rvm  # noqa: E402
+from matte_ros.segmenters import rvm_model  # noqa: E402
 import numpy as np  # noqa: E402
 
 SHARED = os.path.join(ROOT, '..', 'shared')
@@ -107,9 +108,9 @@ def record_feeds(model: str, frames):
             state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
             shape = frame.shape
         feed = {'src': to_src(frame), 'downsample_ratio': np.array([ratio], np.float32)}
-        feed.update(zip(rvm.STATE_INPUTS, state))
+        feed.update(zip(rvm_model.STATE_INPUTS, state))
         feeds.append(feed)
-        state = session.run(list(rvm.STATE_OUTPUTS), feed)
+        state = session.run(list(rvm_model.STATE_OUTPUTS), feed)
     return feeds
 
 
@@ -177,7 +178,7 @@ class Loop:
     def __call__(self, frame, ratio):
         """Return alpha for one BGR frame."""
         feed = {'src': to_src(frame), 'downsample_ratio': np.array([ratio], np.float32)}
-        feed.update(zip(rvm.STATE_INPUTS, self.state))
+        feed.update(zip(rvm_model.STATE_INPUTS, self.state))
         _, pha, *self.state = self.session.run(None, feed)
         return pha[0, 0]
 

@@ -90,6 +90,7 @@ class MatteNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         self._pipeline: Optional[Pipeline] = None
+        self._backend_note = ''  # last logged reason for the backend in use
         self._pipeline_lock = threading.Lock()   # held while a frame is processed
         self._reconfigure_lock = threading.Lock()  # serialises parameter changes
         self._outputs = {}
@@ -127,8 +128,9 @@ class MatteNode(LifecycleNode):
         except Exception as exc:  # noqa: B902 - any failure must leave the node up
             self.get_logger().error('configure failed: %s' % exc)
             return TransitionCallbackReturn.FAILURE
-        if pipeline.choice.warning:
-            self.get_logger().warn(pipeline.choice.warning)
+        self._backend_note = pipeline.status().note
+        if self._backend_note:
+            self.get_logger().warn(self._backend_note)
         with self._pipeline_lock:
             self._pipeline = pipeline
         out_qos = _qos(values['qos.output_reliability'], values['qos.depth'])
@@ -141,8 +143,8 @@ class MatteNode(LifecycleNode):
             extra.append((CompressedImage, COMPOSITE_COMPRESSED_TOPIC))
         for msg_type, topic in extra:
             self._outputs[topic] = self.create_lifecycle_publisher(msg_type, topic, out_qos)
-        self.get_logger().info('configured: segmenter %s on %s' % (pipeline.name,
-                                                                   pipeline.backend))
+        self.get_logger().info('configured: segmenter %s on %s (%s)' % (
+            pipeline.name, pipeline.backend, pipeline.describe()))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -453,8 +455,9 @@ class MatteNode(LifecycleNode):
         values = dict(old.config.values)
         values.update(updates)
         new = Pipeline(values)
-        if new.choice.warning:
-            self.get_logger().warn(new.choice.warning)
+        self._backend_note = new.status().note
+        if self._backend_note:
+            self.get_logger().warn(self._backend_note)
         with self._pipeline_lock:
             self._pipeline = new
         old.close()
@@ -471,13 +474,19 @@ class MatteNode(LifecycleNode):
         self._last_counts = counts
         level, message = diagnostics.level_for(self._active, snap, rejected_recent,
                                                failed_recent)
+        status = pipeline.status() if pipeline else None  # live: fallbacks after configure
+        level, message = diagnostics.with_busy(level, message, status.busy if status else '')
+        if status is not None and status.note != self._backend_note:
+            self._backend_note = status.note
+            if status.note:
+                self.get_logger().warn(status.note)
         values = dict(snap)
         values.update(
             state='active' if self._active else (
                 'inactive' if pipeline is not None else 'unconfigured'),
             segmenter=pipeline.name if pipeline else '',
-            backend=pipeline.backend if pipeline else '',
-            backend_note=pipeline.choice.warning if pipeline else '',
+            backend=status.backend if status else '',
+            backend_note=status.note if status else '',
             dropped=self._slot.dropped,
             last_reject_reason=self.stats.last_reject_reason,
             **{'rejected[%s]' % k: n for k, n in self.stats.rejected_reasons.copy().items()},

@@ -9,8 +9,9 @@ import importlib
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
+from matte_ros.segmenters.base import Status
 
-__all__ = ['Matte', 'Segmenter', 'SegmenterError', 'create', 'REGISTRY']
+__all__ = ['Matte', 'Segmenter', 'SegmenterError', 'Status', 'create', 'REGISTRY']
 
 #: segmenter name → (module, class)
 REGISTRY = {

@@ -42,6 +42,7 @@ from typing import Dict
 from typing import Optional
 
 import cv2
+from matte_ros import backends
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
@@ -64,25 +65,11 @@ ALGORITHMS = ('consensus',) + OPENCV_ALGORITHMS
 
 
 def load_vpi():
-    """
-    Import NVIDIA VPI, or raise SegmenterError saying it is missing.
-
-    Checks for the attributes this module uses, because ``pip install vpi`` brings an
-    unrelated package of the same name.
-    """
-    try:
-        import vpi  # noqa: I900 (optional, JetPack only)
-    except ImportError as exc:
-        raise SegmenterError(
-            'bgsub on backend vpi: NVIDIA VPI was not found (import vpi failed: %s); '
-            'install VPI from JetPack (python3-vpi*) or use backend cpu' % exc)
-    missing = [name for name in ('BackgroundSubtractor', 'Backend', 'Format', 'asimage')
-               if not hasattr(vpi, name)]
-    if missing:
-        raise SegmenterError(
-            'bgsub on backend vpi: NVIDIA VPI was not found: the module "vpi" at %s lacks '
-            '%s (is it the unrelated PyPI package "vpi"?); install VPI from JetPack or use '
-            'backend cpu' % (getattr(vpi, '__file__', '?'), ', '.join(missing)))
+    """Return NVIDIA VPI's module, or raise SegmenterError saying why it is missing."""
+    vpi, why = backends.find_vpi()
+    if vpi is None:
+        raise SegmenterError('bgsub on backend vpi: %s; install VPI from JetPack '
+                             '(python3-vpi*) or use backend cpu' % why)
     return vpi
 
 
