@@ -364,9 +364,9 @@ def test_reset_drops_the_device_state(monkeypatch):
 # --- VPI: bgsub mapping and the blur plan ---------------------------------------------------
 
 def test_bgsub_parameters_map_onto_vpi_keywords():
-    assert vpi_arguments(-1.0, 0, 16.0, True) == {'learnrate': 1.0, 'threshold': 16.0,
+    assert vpi_arguments(-1.0, 0, 16.0, True) == {'learnrate': 0.5, 'threshold': 16.0,
                                                   'shadow': 127}
-    assert vpi_arguments(-1.0, 9, 25.0, False)['learnrate'] == pytest.approx(0.1)
+    assert vpi_arguments(-1.0, 9, 25.0, False)['learnrate'] == pytest.approx(0.05)
     assert vpi_arguments(-1.0, 10_000, 16.0, False) == {
         'learnrate': pytest.approx(1 / 500), 'threshold': 16.0, 'shadow': None}
     assert vpi_arguments(0.05, 3, 16.0, True)['learnrate'] == 0.05
@@ -428,14 +428,14 @@ def test_bgsub_on_vpi_maps_parameters_and_releases_its_model(monkeypatch):
     frame = np.full((8, 12, 3), 50, np.uint8)
     matte = seg.process(frame)
     assert calls[0] == ('create', (12, 8), 'BGR8')
-    assert calls[1] == ('run', {'learnrate': 1.0, 'threshold': 25.0, 'shadow': 127})
+    assert calls[1] == ('run', {'learnrate': 0.5, 'threshold': 25.0, 'shadow': 127})
     assert matte.alpha[0, 0] == 1.0 and matte.alpha[0, 1] == 0.0  # shadow is background
     seg.process(frame)
-    assert calls[2][1]['learnrate'] == pytest.approx(0.5)
+    assert calls[2][1]['learnrate'] == pytest.approx(0.25)
     seg.reset('deactivate')
     assert seg._model is None  # the GPU model is dropped, rebuilt at the next frame
     seg.process(frame)
-    assert calls[3][0] == 'create' and calls[4][1]['learnrate'] == 1.0
+    assert calls[3][0] == 'create' and calls[4][1]['learnrate'] == 0.5
     seg.close()
     assert seg._model is None
 

@@ -14,7 +14,7 @@ Parameters (see ``matte_ros/params.py``):
   than MOG2), ``mog2`` (Gaussian mixture,
   Zivkovic 2004/2006) or ``knn`` (K nearest neighbours, Zivkovic & van der Heijden 2006).
 * ``bgsub.learn_rate`` -- per-frame learning rate in [0, 1]; -1 lets the model choose.
-  OpenCV: passed as ``learningRate`` to ``apply()`` (automatic: 1 / min(frames seen,
+  OpenCV: passed as ``learningRate`` to ``apply()`` (automatic: 1 / min(2 × frames seen,
   history)).  consensus: the fraction of the samples refreshed per frame.  Dynamic:
   :meth:`BackgroundSubtractor.configure` applies it from the next frame, as it does the
   ``bgsub.consensus.*`` knobs except ``samples``.
@@ -79,14 +79,15 @@ def vpi_arguments(learn_rate: float, frames: int, variance_threshold: float,
     Map the bgsub parameters onto ``vpi.BackgroundSubtractor.__call__``'s keywords.
 
     ``learnrate``: ``bgsub.learn_rate``, or when it is -1 OpenCV MOG2's automatic rate
-    1 / min(frames seen + 1, :data:`HISTORY`) (VPI's own default is a fixed 0.001,
+    1 / min(2 × (frames seen + 1), :data:`HISTORY`), the rate MOG2 applies when given -1
+    (VPI's own default is a fixed 0.001,
     which would take minutes to learn a first background).  ``threshold``:
     ``bgsub.variance_threshold`` (squared Mahalanobis distance, as MOG2's varThreshold).
     ``shadow``: the mask value for shadows (127, as OpenCV) or None to not detect them.
     """
     rate = float(learn_rate)
     if rate < 0:
-        rate = 1.0 / min(frames + 1, HISTORY)
+        rate = 1.0 / min(2 * (frames + 1), HISTORY)
     return {'learnrate': rate, 'threshold': float(variance_threshold),
             'shadow': SHADOW_VALUE if detect_shadows else None}
 
