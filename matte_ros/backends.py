@@ -175,8 +175,9 @@ def vpi_backends(vpi) -> Dict[str, Tuple[bool, str]]:
 
     CUDA is tried for real: a 16×16 conversion to float on CUDA, read back on the CPU
     and compared (VPI evaluates lazily; reading the result back is what synchronises and
-    surfaces a failed launch).  The accelerators (PVA, VIC, OFA) are only listed as present in ``vpi.Backend``,
-    because each runs a different subset of algorithms and formats.
+    surfaces a failed launch).  The accelerators (PVA, VIC, OFA) are only listed as
+    present in ``vpi.Backend``, because each runs a different subset of algorithms and
+    formats.
     """
     import numpy as np
     out = {}
@@ -219,7 +220,7 @@ def _ort_found() -> Dict[str, Tuple[bool, str]]:
 
 
 def _ort_works(capability: str, provider: str):
-    """Return a prober: does a tiny session run on ``provider``?"""
+    """Return a prober telling whether a tiny session runs on ``provider``."""
     def probe_it() -> Dict[str, Tuple[bool, str]]:
         from matte_ros import onnx_runtime
         return {capability: onnx_runtime.provider_works(provider)}
@@ -268,8 +269,9 @@ def choose(segmenter: str, requested: str, strict: bool = False,
     Pick the backend ``segmenter`` runs on.
 
     ``auto`` takes the best backend the segmenter supports whose capability was found
-    (never an error), except those of :data:`NOT_AUTO`.  An explicit request that cannot be met falls back to cpu with a
-    warning naming what was missing, or raises :class:`BackendError` when ``strict``.
+    (never an error), except those of :data:`NOT_AUTO`.  An explicit request that
+    cannot be met falls back to cpu with a warning naming what was missing, or raises
+    :class:`BackendError` when ``strict``.
     ``config`` (parameter values) narrows what is supported: bgsub runs on vpi only
     with ``bgsub.algorithm mog2``.
     """

@@ -73,8 +73,9 @@ class Pipeline:
         """
         Return what runs now: backend in use, why it is not the one asked for, what delays it.
 
-        The notes are the probe's and the segmenter's own.  Read live, so a fallback after configure (a TensorRT engine that fails at the
-        first frame) shows in logs and diagnostics at once.
+        The notes are the probe's and the segmenter's own.  Read live, so a fallback
+        after configure (a TensorRT engine that fails at the first frame) shows in logs
+        and diagnostics at once.
         """
         own = self.segmenter.status()
         notes = [n for n in (self.choice.warning, own.note) if n]

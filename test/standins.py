@@ -39,10 +39,10 @@ def claim_gpu_providers(monkeypatch, failure='missing-libraries'):
 
     if failure == 'missing-libraries':
         def register_plugins(session_options, provider_options):
-            """A GPU build without libnvinfer_plugin: nothing registered, no error."""
+            """Register nothing, as a GPU build without libnvinfer_plugin does."""
     elif failure == 'ep-error':
         def register_plugins(session_options, provider_options):
-            """A GPU build whose TensorRT libraries do not load."""
+            """Fail as a GPU build whose TensorRT libraries do not load."""
             raise RuntimeError('libnvinfer.so.10: cannot open shared object file: '
                                'No such file or directory')
     else:
@@ -178,7 +178,7 @@ def fake_vpi(cuda_works=True):
 
         def convert(self, format, *, backend=None, stream=None,  # noqa: A002
                     policy=None, scale=1, offset=0):
-            """Image.convert(format, *, backend, stream, policy, scale, offset)."""
+            """Convert the pixels to ``format`` (U8 and F32, with ``scale`` and ``offset``)."""
             backend = chosen(backend)
             check_backend(backend, 'convert')
             dtype = {Format.F32: np.float32, Format.U8: np.uint8}.get(format)
@@ -196,7 +196,7 @@ def fake_vpi(cuda_works=True):
 
         def gaussian_filter(self, ksize, sigma, *, backend=None, out=None,
                             border=Border.ZERO, stream=None):
-            """Image.gaussian_filter(ksize, sigma, *, backend, out, border, stream)."""
+            """Blur with a Gaussian of ``ksize`` (3-11, odd) px, U8 only, as VPI does."""
             backend = chosen(backend)
             check_backend(backend, 'gaussian_filter')
             kx, ky = (ksize, ksize) if isinstance(ksize, int) else tuple(ksize)
@@ -219,7 +219,7 @@ def fake_vpi(cuda_works=True):
 
         def rescale(self, size, *, backend=None, out=None, interp=Interp.LINEAR,
                     border=Border.ZERO, stream=None):
-            """Image.rescale(size, *, backend, out, interp, border, stream)."""
+            """Resize to ``size`` (width, height) with ``interp``."""
             backend = chosen(backend)
             check_backend(backend, 'rescale')
             if self.format is not Format.U8:
@@ -233,7 +233,7 @@ def fake_vpi(cuda_works=True):
             return Image(size, Format.U8, evaluate('rescale', backend, compute))
 
     def asimage(array, format=None):  # noqa: A002 - VPI's argument name
-        """vpi.asimage(array, format=None): wrap an ndarray (no copy until work reads it)."""
+        """Wrap an ndarray as an image; the format follows its dtype and shape if not given."""
         array = np.asarray(array)
         if format is None:
             if array.dtype == np.uint8 and array.ndim == 2:
@@ -288,8 +288,8 @@ def fake_vpi(cuda_works=True):
 
             mask_thunk = evaluate('BackgroundSubtractor', self.backend,
                                   lambda: run()['mask'])
-            bg_image = Image(self.size, self.format, lambda: (mask_image._pixels(),
-                                                                outcome['bg'])[1])
+            bg_image = Image(self.size, self.format,
+                             lambda: (mask_image._pixels(), outcome['bg'])[1])
             mask_image = Image(self.size, Format.U8, mask_thunk)
             return mask_image, bg_image
 

@@ -27,8 +27,8 @@ from matte_ros.segmenters import create
 from matte_ros.segmenters import rvm as rvm_module
 from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters import rvm_runner
-from matte_ros.segmenters.rvm_onnxruntime import BoundOrtRunner
 from matte_ros.segmenters.bgsub import vpi_arguments
+from matte_ros.segmenters.rvm_onnxruntime import BoundOrtRunner
 import numpy as np
 import pytest
 

@@ -22,7 +22,6 @@ from conftest import shared_path  # noqa: I100 (test helpers, not packages)
 import standins  # noqa: I100
 
 
-
 def values(tmp_path, **extra):
     """Return parameter values that run rvm from the shared model file."""
     out = params.defaults()
@@ -42,7 +41,6 @@ def frame():
 def note(pipeline):
     """Return what the node publishes as ``backend_note``."""
     return pipeline.status().note if hasattr(pipeline, 'status') else pipeline.choice.warning
-
 
 
 @pytest.mark.parametrize('failure', ['missing-libraries', 'ep-error'])

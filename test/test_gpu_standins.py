@@ -23,7 +23,6 @@ from matte_ros import params
 from matte_ros import vpi_ops
 from matte_ros.pipeline import Pipeline
 from matte_ros.segmenters import create
-from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters import rvm_runner
 from matte_ros.segmenters import rvm_tensorrt
 from matte_ros.segmenters import SegmenterError
@@ -68,8 +67,8 @@ def reference(values, count=3, size=(320, 180), video=None):
 # --- bug 1: the backend in use is what the session reports --------------------------------
 
 @pytest.mark.parametrize('failure', FAILURES)
-def test_a_listed_cuda_that_does_not_start_is_reported_as_cpu(monkeypatch, tmp_path, caplog,
-                                                               failure):
+def test_a_listed_cuda_that_does_not_start_is_reported_as_cpu(monkeypatch, tmp_path,
+                                                              caplog, failure):
     standins.claim_gpu_providers(monkeypatch, failure)
     import onnxruntime
     assert 'CUDAExecutionProvider' in onnxruntime.get_available_providers()
@@ -186,9 +185,11 @@ def test_the_ratio_is_bound_on_the_host_even_when_the_state_is_on_the_device(tmp
 
 class WorkingTensorrt:
     """
-    Stand-in for a GPU build whose TensorRT starts: the real CPU session computes, and
-    ``get_providers()`` answers what was asked for.  ``gate`` holds TensorRT sessions'
-    creation (an engine build that takes a while); ``created`` records their options.
+    Stand-in for a GPU build whose TensorRT starts.
+
+    The real CPU session computes, and ``get_providers()`` answers what was asked for.
+    ``gate`` holds TensorRT sessions' creation (an engine build that takes a while);
+    ``created`` records their options.
     """
 
     def __init__(self, monkeypatch):
@@ -221,8 +222,11 @@ class WorkingTensorrt:
 
 
 def tensorrt_segmenter(values):
-    """Return rvm on tensorrt whose engine's state is bound on the CPU (the stand-in computes
-    there; on a robot the device is read from the session: cuda)."""
+    """
+    Return rvm on tensorrt whose engine's state is bound on the CPU.
+
+    The stand-in computes there; on a robot the device is read from the session (cuda).
+    """
     seg = create('rvm', values, 'tensorrt')
     seg.runner.close()
     seg.runner = rvm_tensorrt.TensorrtRunner(seg.runner.model, 'tensorrt',

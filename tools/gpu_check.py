@@ -105,8 +105,8 @@ def bundle(out: str, shared: str, frames: int, wheels_from: str = '') -> int:
     for label, size in rows:
         print('%10.2f MiB  %s' % (size / 2 ** 20, label))
     fits = total <= LIMIT_BYTES
-    print('%10.2f MiB  total (limit %d MiB): %s' % (total / 2 ** 20, LIMIT_BYTES // 2 ** 20,
-                                                   'fits' if fits else 'TOO LARGE'))
+    print('%10.2f MiB  total (limit %d MiB): %s' % (
+        total / 2 ** 20, LIMIT_BYTES // 2 ** 20, 'fits' if fits else 'TOO LARGE'))
     print('carry: %s' % os.path.relpath(out, ROOT))
     return 0 if fits else 1
 
@@ -299,7 +299,8 @@ def run(args) -> int:
             half = precision == 'fp16'
             label = 'rvm torchscript %s on %s' % (precision, device)
             if budget.left() <= 0:
-                rows.append({'row': label + ' vs ONNX Runtime CPU', 'note': 'skipped (time budget)'})
+                rows.append({'row': label + ' vs ONNX Runtime CPU',
+                             'note': 'skipped (time budget)'})
                 continue
             try:
                 result = parity(torch, model, model_dir, frames, device, half)
@@ -313,8 +314,9 @@ def run(args) -> int:
                     rows.append({'row': name, 'note': 'skipped (time budget)'})
                     continue
                 try:
-                    rows.append({'row': name, **rvm_speed(torch, model, model_dir, frames,
-                                                           device, half, size, args.count)})
+                    speed = rvm_speed(torch, model, model_dir, frames, device, half, size,
+                                      args.count)
+                    rows.append({'row': name, **speed})
                 except Exception as exc:  # noqa: B902
                     rows.append({'row': name, 'note': '%s: %s' % (type(exc).__name__, exc)})
         if not args.no_instance:

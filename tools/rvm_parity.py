@@ -30,7 +30,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import cv2  # noqa: E402
 from matte_ros import datasets  # noqa: E402
 from matte_ros import scoring  # noqa: E402
 from matte_ros.pipeline import Pipeline  # noqa: E402

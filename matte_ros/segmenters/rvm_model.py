@@ -25,7 +25,6 @@ import os
 import tempfile
 from typing import Dict
 from typing import List
-from typing import Optional
 from typing import Tuple
 
 from matte_ros.segmenters.base import SegmenterError

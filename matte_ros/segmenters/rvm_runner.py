@@ -62,9 +62,9 @@ class Options:
     wanted; ``model_dir``: the model cache (derived models go below it);
     ``engine_cache`` / ``fp16``: TensorRT's; ``precision``: OpenVINO's fp32 / int8;
     ``ratio``: ``rvm.downsample_ratio`` (0 = automatic; OpenVINO int8 checks at
-    configure that a model was derived for a fixed one); ``half``: TorchScript in fp16 (the GPU check); ``io_binding``: run ONNX Runtime
-    through I/O binding even on the CPU; ``full_zero_state``: start from full-size zero
-    tensors instead of [1, 1, 1, 1].
+    configure that a model was derived for a fixed one); ``half``: TorchScript in fp16
+    (the GPU check); ``io_binding``: run ONNX Runtime through I/O binding even on the
+    CPU; ``full_zero_state``: start from full-size zero tensors instead of [1, 1, 1, 1].
     """
 
     threads: int = 0
