@@ -55,6 +55,44 @@ def claim_gpu_providers(monkeypatch, failure='missing-libraries'):
     return listing
 
 
+def claim_slow_tensorrt(monkeypatch, build_seconds):
+    """
+    Make TensorRT sessions take ``build_seconds`` and *report* TensorRT, computing on the CPU.
+
+    A GPU build where TensorRT starts (a tiny probe session passes) but the CUDA memory
+    the runner then binds cannot be had here, so RVM's engine fails after its build: the
+    path of a robot whose engine build fails late.  Listing as :func:`claim_gpu_providers`.
+    """
+    import time
+    import onnxruntime
+    claim_gpu_providers(monkeypatch)
+    real = onnxruntime.InferenceSession
+
+    class Session(real):
+
+        def __init__(self, path, sess_options=None, providers=None, **kwargs):
+            names = [p[0] if isinstance(p, tuple) else p for p in providers or []]
+            self._claimed = names if TENSORRT in names else None
+            if self._claimed and not isinstance(path, bytes):
+                time.sleep(build_seconds)  # the engine build (the probe's model is bytes)
+            super().__init__(path, sess_options=sess_options,
+                             providers=['CPUExecutionProvider'], **kwargs)
+
+        def get_providers(self):
+            return list(self._claimed) if self._claimed else super().get_providers()
+
+    monkeypatch.setattr(onnxruntime, 'InferenceSession', Session)
+
+
+class Patch:
+    """``monkeypatch.setattr`` for a whole process (the stand-in node's)."""
+
+    @staticmethod
+    def setattr(target, name, value, raising=True):
+        """Set ``target.name`` to ``value`` for the rest of the process."""
+        setattr(target, name, value)
+
+
 def _fresh_probe(backends):
     found = backends.Probe({'cpu': (True, 'always available')}, lazy=True)
     return lambda: found
