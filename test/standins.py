@@ -88,7 +88,7 @@ class Patch:
     """``monkeypatch.setattr`` for a whole process (the stand-in node's)."""
 
     @staticmethod
-    def setattr(target, name, value, raising=True):
+    def setattr(target, name, value, raising=True):  # noqa: A003 - monkeypatch's name
         """Set ``target.name`` to ``value`` for the rest of the process."""
         setattr(target, name, value)
 

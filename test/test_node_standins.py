@@ -106,7 +106,7 @@ class Client:
 
 
 def test_tensorrt_that_cannot_run_serves_frames_and_diagnostics_say_cpu(client_node,
-                                                                         standin_node):
+                                                                        standin_node):
     client = Client(client_node, standin_node(backend='tensorrt'))
     client.activate()
     for sec in range(1, 4):
