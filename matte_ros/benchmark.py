@@ -104,6 +104,9 @@ def bare_loop(values: Dict[str, Any], frames: List[np.ndarray], seconds: float,
     try:
         for frame in frames[:warmup]:
             pipeline.process(frame)
+        while pipeline.status().busy:  # a TensorRT engine being built: time the engine
+            time.sleep(0.5)
+            pipeline.process(frames[0])
         stage_total = {}
         count = 0
         busy = 0.0

@@ -64,6 +64,13 @@ class _Build:
                                        name='tensorrt-build-%dx%d' % (key[1], key[0]))
         self.thread.start()
 
+    def abandon(self) -> None:
+        """Drop the outcome: a finished build's session is closed, a running one's will be."""
+        self.abandoned = True
+        if self.done.is_set() and self.runner is not None:
+            self.runner.close()
+            self.runner = None
+
     def _run(self, target) -> None:
         try:
             self.runner = target()
@@ -162,6 +169,8 @@ class TensorrtRunner(rvm_runner.Runner):
             return self._set_serving(self._engine)
         build = self._build
         if build is None or build.key != key:
+            if build is not None:
+                build.abandon()  # another resolution came before its engine was ready
             self._build = build = _Build(key, lambda: self._build_engine(height, width, ratio))
         if build.done.is_set():
             self._build = None
@@ -218,7 +227,7 @@ class TensorrtRunner(rvm_runner.Runner):
             if runner is not None:
                 runner.close()
         if self._build is not None:
-            self._build.abandoned = True
+            self._build.abandon()
         self._engine = self._interim = self._fallback = self._serving = None
         self._build = None
         self._key = None
