@@ -373,8 +373,11 @@ def fake_vpi(calls):
         def __init__(self, size, fmt):
             calls.append(('create', size, fmt))
 
-        def __call__(self, image, **kwargs):
-            calls.append(('run', kwargs))
+        def __call__(self, image, *, out_fgmask=None, out_bg=None, threshold=16.0,
+                     shadow=127, learnrate=0.001, stream=None):
+            # VPI 3's keywords exactly (no **kwargs: a misspelt keyword fails here)
+            calls.append(('run', {'learnrate': learnrate, 'threshold': threshold,
+                                  'shadow': shadow}))
             mask = np.zeros(image.data.shape[:2], np.uint8)
             mask[0, 0], mask[0, 1] = 255, 127  # one foreground, one shadow pixel
             return FakeVpiImage(mask), FakeVpiImage(image.data.copy())

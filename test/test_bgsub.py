@@ -291,8 +291,11 @@ def fake_vpi(calls):
     def subtractor(size, fmt):
         calls.append(('create', size, fmt))
 
-        def call(image, **kwargs):
-            calls.append(('call', kwargs))
+        def call(image, *, out_fgmask=None, out_bg=None, threshold=16.0, shadow=127,
+                 learnrate=0.001, stream=None):
+            # VPI 3's keywords exactly (no **kwargs: a misspelt keyword fails here)
+            calls.append(('call', {'learnrate': learnrate, 'threshold': threshold,
+                                   'shadow': shadow}))
             width, height = size
             mask = np.zeros((height, width), np.uint8)
             mask[:, :width // 2] = 255

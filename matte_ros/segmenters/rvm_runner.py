@@ -27,6 +27,7 @@ from typing import List
 from typing import Optional
 from typing import Tuple
 
+from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
 
@@ -109,7 +110,7 @@ class Runner:
 
     def zero_state(self, height: int, width: int, ratio: float) -> List:
         """Return a fresh state: four zero tensors the runner's :meth:`run` accepts."""
-        return [np.zeros((1, 1, 1, 1), np.float32) for _ in range(4)]
+        return rvm_model.zero_state()
 
     def run(self, src: np.ndarray, state: List, ratio: float,
             want_foreground: bool) -> Tuple[Optional[np.ndarray], np.ndarray, List]:
