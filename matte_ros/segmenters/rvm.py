@@ -1,5 +1,5 @@
 """
-Robust Video Matting (RVM, MobileNetV3) on ONNX Runtime, with its recurrent state in view.
+Robust Video Matting (RVM, MobileNetV3): its recurrent state in view, the runtimes behind it.
 
 RVM is a recurrent network: besides the frame it takes four hidden tensors ``r1i..r4i``
 (ConvGRU states at 1/2 … 1/16 of the downsampled resolution) and returns their
