@@ -10,7 +10,8 @@ JAZZY_STAMP := $(JAZZY_VENV)/.installed
 # Only the files marked ros_integration are collected there (the others import Kilted-only tools).
 JAZZY_TESTS = $(shell grep -l 'pytest.mark.ros_integration' test/test_*.py)
 
-.PHONY: setup setup-jazzy setup-mediapipe demo test test-jazzy lint params clean reliability bench
+.PHONY: setup setup-jazzy setup-mediapipe demo test test-jazzy lint params clean reliability bench \
+	gpu-bundle gpu-check
 
 setup: $(STAMP)
 
@@ -63,6 +64,15 @@ bench: setup setup-mediapipe
 # Full-size robustness scenarios against the live node (~15 min); writes docs/reliability.md.
 reliability: setup
 	$(PY) test/reliability_scenarios.py --out docs/reliability.md $(RELIABILITY_ARGS)
+
+# GPU check (docs/gpu.md): `make gpu-bundle` here collects what an NVIDIA machine lacks
+# (RVM model, frames, onnx2torch wheel) into gpu_bundle/; `make gpu-check` there runs it
+# with the machine's own python3 (no venv, nothing installed).
+gpu-bundle:
+	$(PY) tools/gpu_check.py bundle
+
+gpu-check:
+	python3 tools/gpu_check.py run --out out/gpu_check $(GPU_CHECK_ARGS)
 
 lint: setup
 	$(PY) -m pytest -q -m linter

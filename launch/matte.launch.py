@@ -11,6 +11,11 @@ the same profile for best-effort frames above ~512 KB.
     ros2 launch matte_ros matte.launch.py input_transport:=compressed camera_topic:=/cam/raw
     (the node then reads /cam/raw/compressed)
 
+**Which value wins**: the params file (``params_file``, by default the shipped
+``config/matte.yaml``) is in charge, and the schema's defaults behind it.  ``segmenter``,
+``backend`` and ``input_transport`` given on the command line override it; not given
+(their launch default is empty) they leave it alone (:func:`node_parameters`).
+
 ``launch`` and ``launch_ros`` are imported inside the functions, so that this module's
 table of arguments can be read (and tested) where they are not installed.  The
 ``segmenter`` and ``backend`` help lists what the parameter schema offers (plugins
@@ -41,14 +46,33 @@ ARGUMENTS = {
                               '<camera_topic>/compressed).'),
     'camera_info_topic': ('camera_info', 'CameraInfo topic of the camera, republished as '
                                          '~/camera_info with the header of each output frame.'),
-    'input_transport': ('raw', 'Input transport: raw (sensor_msgs/Image) or compressed '
-                               '(CompressedImage, jpeg/png, on <camera_topic>/compressed).'),
+    'input_transport': ('', 'Input transport: raw (sensor_msgs/Image) or compressed '
+                            '(CompressedImage, jpeg/png, on <camera_topic>/compressed). '
+                            'Empty: the params file decides (schema default raw).'),
     'params_file': (os.path.join('{share}', 'config', 'matte.yaml'),
                     'Parameter file (/**/matte: ros__parameters: ...).'),
-    'segmenter': (params.BY_NAME['segmenter'].default, 'Segmenter: %s.' % _one_of('segmenter')),
-    'backend': (params.BY_NAME['backend'].default, 'Backend: %s.' % _one_of('backend')),
+    'segmenter': ('', 'Segmenter: %s. Empty: the params file decides (schema default %s).'
+                  % (_one_of('segmenter'), params.BY_NAME['segmenter'].default)),
+    'backend': ('', 'Backend: %s. Empty: the params file decides (schema default %s).'
+                % (_one_of('backend'), params.BY_NAME['backend'].default)),
     'log_level': ('info', 'Log level of the node: debug, info, warn, error.'),
 }
+
+
+#: Launch arguments that, when given, override the params file's node parameter.
+OVERRIDES = ('segmenter', 'backend', 'input_transport')
+
+
+def node_parameters(params_file, given):
+    """
+    Return the node's ``parameters`` list: the params file, then what the command line set.
+
+    ``given`` maps launch argument names to their values as strings; those of
+    :data:`OVERRIDES` that are non-empty override the file (later entries win in
+    launch_ros), empty ones (not given) leave the file and the schema defaults in charge.
+    """
+    overrides = {name: given[name] for name in OVERRIDES if given.get(name, '')}
+    return [params_file, overrides] if overrides else [params_file]
 
 
 def profile_variable():
@@ -81,8 +105,8 @@ def node_actions(namespace, camera_topic, camera_info_topic, input_transport, pa
     """
     Return the node and its configure → activate sequence as launch actions.
 
-    Each argument is a string or a substitution; :func:`generate_launch_description`
-    passes LaunchConfigurations, ``multi_camera.launch.py`` one namespace per camera.
+    Each argument is a string (the launch arguments' values, resolved by
+    :func:`launch_setup`); ``multi_camera.launch.py`` calls it once per camera namespace.
     """
     from launch.actions import EmitEvent
     from launch.actions import RegisterEventHandler
@@ -95,8 +119,8 @@ def node_actions(namespace, camera_topic, camera_info_topic, input_transport, pa
     node = LifecycleNode(
         package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=namespace,
         output='screen',
-        parameters=[params_file, {'segmenter': segmenter, 'backend': backend,
-                                  'input_transport': input_transport}],
+        parameters=node_parameters(params_file, {'segmenter': segmenter, 'backend': backend,
+                                                 'input_transport': input_transport}),
         remappings=[('image', camera_topic),
                     ('image/compressed', [camera_topic, '/compressed']),
                     ('camera_info', camera_info_topic)],
@@ -112,12 +136,22 @@ def node_actions(namespace, camera_topic, camera_info_topic, input_transport, pa
     return [activate_when_inactive, node, configure]
 
 
+def resolved(context, names):
+    """Return {name: the launch argument's value as a string} for ``names``."""
+    from launch.substitutions import LaunchConfiguration
+    return {name: LaunchConfiguration(name).perform(context) for name in names}
+
+
+def launch_setup(context):
+    """Return the node actions with every launch argument resolved (see node_parameters)."""
+    return node_actions(**resolved(context, ARGUMENTS))
+
+
 def generate_launch_description():
     """Declare the arguments, the node, and the configure → activate sequence."""
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
-    from launch.substitutions import LaunchConfiguration
+    from launch.actions import OpaqueFunction
     share = get_package_share_directory(PACKAGE)
-    config = {name: LaunchConfiguration(name) for name in ARGUMENTS}
     return LaunchDescription(declare_arguments(share) + [fastdds_profile(share)]
-                             + node_actions(**config))
+                             + [OpaqueFunction(function=launch_setup)])

@@ -66,7 +66,7 @@ def parse_cameras(text):
 def _nodes_for_cameras(context):
     from launch.substitutions import LaunchConfiguration
     cameras = parse_cameras(LaunchConfiguration('cameras').perform(context))
-    shared = {name: LaunchConfiguration(name) for name in SHARED_ARGUMENTS}
+    shared = matte_launch.resolved(context, SHARED_ARGUMENTS)
     actions = []
     for namespace in cameras:
         actions += matte_launch.node_actions(namespace=namespace, **shared)

@@ -10,10 +10,17 @@ Probing imports the GPU libraries lazily (they exist only on the robot) and look
 name:
 
 * ``ort_cuda`` / ``ort_tensorrt`` -- ONNX Runtime's CUDA / TensorRT execution
-  providers (``rvm`` on ``cuda`` / ``tensorrt``);
+  providers (``rvm`` on ``cuda`` / ``tensorrt``), found only when a tiny session really
+  runs on them (:func:`matte_ros.onnx_runtime.provider_works`): the package's listing
+  names what it was built with, not what starts;
 * ``torch_cuda`` -- ``torch.cuda.is_available()`` (``instance`` on ``cuda``);
 * ``vpi_cuda`` -- NVIDIA VPI with a working CUDA backend (``bgsub`` on ``vpi`` with
-  ``bgsub.algorithm mog2``, the only model VPI implements; and the composite's blur).
+  ``bgsub.algorithm mog2``, the only model VPI implements; and the composite's blur):
+  a test conversion on CUDA whose result is read back on the CPU (VPI runs lazily, so
+  only the read-back shows that the work ran).
+
+``auto`` never picks TensorRT (:data:`NOT_AUTO`): its first engine build per resolution
+takes minutes; ask for it with ``backend tensorrt``.
 
 The PyPI package called ``vpi`` is an unrelated Raspberry Pi library, so NVIDIA VPI is
 recognised by its API (``vpi.Backend``, ``vpi.BackgroundSubtractor``), not by the name.
@@ -120,24 +127,39 @@ def torch_cuda() -> Tuple[bool, str]:
         torch.__version__)
 
 
-def nvidia_vpi():
-    """Return NVIDIA VPI's module, or None (also when ``vpi`` is PyPI's unrelated package)."""
+def find_vpi() -> Tuple[Any, str]:
+    """
+    Return (NVIDIA VPI's module, '') or (None, why it is not there).
+
+    The one place VPI is detected: the PyPI package called ``vpi`` (a Raspberry Pi
+    library) is told apart by its missing attributes.
+    """
     try:
         vpi = importlib.import_module('vpi')
-    except Exception:  # noqa: B902 - any import failure means "no VPI"
-        return None
-    if all(hasattr(vpi, name) for name in VPI_API):
-        return vpi
-    return None
+    except Exception as exc:  # noqa: B902 - any import failure means "no VPI"
+        return None, 'NVIDIA VPI was not found (import vpi failed: %s)' % exc
+    missing = [name for name in VPI_API if not hasattr(vpi, name)]
+    if missing:
+        return None, ('NVIDIA VPI was not found: the module "vpi" at %s lacks %s (is it the '
+                      'unrelated PyPI package "vpi"?)' % (getattr(vpi, '__file__', '?'),
+                                                          ', '.join(missing)))
+    return vpi, ''
+
+
+def nvidia_vpi():
+    """Return NVIDIA VPI's module, or None (also when ``vpi`` is PyPI's unrelated package)."""
+    return find_vpi()[0]
 
 
 def vpi_backends(vpi) -> Dict[str, Tuple[bool, str]]:
     """
     Return VPI backend name → (usable, detail) for CPU, CUDA, PVA, VIC, OFA.
 
-    CUDA is tried for real (a 16×16 conversion to float, which needs a CUDA context);
-    the accelerators (PVA, VIC, OFA) are only listed as present in ``vpi.Backend``,
-    because each runs a different subset of algorithms and formats.
+    CUDA is tried for real: a 16×16 conversion to float on CUDA, read back on the CPU
+    and compared (VPI evaluates lazily; reading the result back is what synchronises and
+    surfaces a failed launch).  The accelerators (PVA, VIC, OFA) are only listed as
+    present in ``vpi.Backend``, because each runs a different subset of algorithms and
+    formats.
     """
     import numpy as np
     out = {}
@@ -146,10 +168,14 @@ def vpi_backends(vpi) -> Dict[str, Tuple[bool, str]]:
         if backend is None:
             out[name] = (False, 'not in vpi.Backend')
         elif name == 'CUDA':
+            source = np.arange(256, dtype=np.uint8).reshape(16, 16)
             try:
                 with backend:
-                    vpi.asimage(np.zeros((16, 16), np.uint8)).convert(vpi.Format.F32)
-                out[name] = (True, 'ran a test conversion')
+                    image = vpi.asimage(source).convert(vpi.Format.F32)
+                with image.rlock_cpu() as data:
+                    same = np.array_equal(np.asarray(data), source.astype(np.float32))
+                out[name] = (same, 'ran a test conversion and read it back' if same else
+                             'a test conversion read back wrong values')
             except Exception as exc:  # noqa: B902 - any VPI/CUDA failure = unusable
                 out[name] = (False, 'test conversion failed: %s' % exc)
         else:
@@ -158,10 +184,9 @@ def vpi_backends(vpi) -> Dict[str, Tuple[bool, str]]:
 
 
 def _vpi_found() -> Dict[str, Tuple[bool, str]]:
-    vpi = nvidia_vpi()
+    vpi, why = find_vpi()
     if vpi is None:
-        return {'vpi': (False, 'NVIDIA VPI python module not found (JetPack: python3-vpi3)'),
-                'vpi_cuda': (False, 'NVIDIA VPI python module not found')}
+        return {'vpi': (False, '%s (JetPack: python3-vpi3)' % why), 'vpi_cuda': (False, why)}
     version = 'NVIDIA VPI %s' % getattr(vpi, '__version__', '?')
     listed = vpi_backends(vpi)
     names = ', '.join('%s%s' % (n, '' if ok else ' (no)') for n, (ok, _) in listed.items())
@@ -173,15 +198,22 @@ def _vpi_found() -> Dict[str, Tuple[bool, str]]:
 def _ort_found() -> Dict[str, Tuple[bool, str]]:
     providers, detail = ort_providers()
     listed = '%s, providers: %s' % (detail, ', '.join(providers or []) or 'none')
-    providers = providers or []
-    return {'onnxruntime': (bool(providers), listed),
-            'ort_cuda': ('CUDAExecutionProvider' in providers, listed),
-            'ort_tensorrt': ('TensorrtExecutionProvider' in providers, listed)}
+    return {'onnxruntime': (bool(providers), listed)}
+
+
+def _ort_works(capability: str, provider: str):
+    """Return a prober telling whether a tiny session runs on ``provider``."""
+    def probe_it() -> Dict[str, Tuple[bool, str]]:
+        from matte_ros import onnx_runtime
+        return {capability: onnx_runtime.provider_works(provider)}
+    return probe_it
 
 
 #: capability → the function that probes it (and its siblings).
 _PROBERS = {
-    'onnxruntime': _ort_found, 'ort_cuda': _ort_found, 'ort_tensorrt': _ort_found,
+    'onnxruntime': _ort_found,
+    'ort_cuda': _ort_works('ort_cuda', 'CUDAExecutionProvider'),
+    'ort_tensorrt': _ort_works('ort_tensorrt', 'TensorrtExecutionProvider'),
     'torch_cuda': lambda: {'torch_cuda': torch_cuda()},
     'vpi': _vpi_found, 'vpi_cuda': _vpi_found,
 }
@@ -227,15 +259,21 @@ def choose(segmenter: str, requested: str, strict: bool = False,
     Pick the backend ``segmenter`` runs on.
 
     ``auto`` takes the best backend the segmenter supports whose capability was found
-    (never an error).  An explicit request that cannot be met falls back to cpu with a
-    warning naming what was missing, or raises :class:`BackendError` when ``strict``.
-    ``config`` (parameter values) narrows what is supported through each declared
-    backend's ``unless`` (bgsub runs on vpi only with ``bgsub.algorithm mog2``).
+    (never an error), except a backend whose declaration says why ``auto`` skips it
+    (:attr:`~matte_ros.segmenters.spec.BackendUse.not_auto`: rvm's TensorRT, whose first
+    engine build per resolution takes minutes).  An explicit request that cannot be met
+    falls back to cpu with a warning naming what was missing, or raises
+    :class:`BackendError` when ``strict``.  ``config`` (parameter values) narrows what is
+    supported through each declared backend's ``unless`` (bgsub runs on vpi only with
+    ``bgsub.algorithm mog2``).
     """
     found = found or probe()
     names = supported(segmenter, config)
     if requested == 'auto':
         for name in names:
+            use = _use(segmenter, name)
+            if use is not None and use.not_auto:
+                continue
             need = _need(segmenter, name)
             if not need or found.has(need):
                 return Choice(requested, name)
@@ -255,12 +293,18 @@ def choose(segmenter: str, requested: str, strict: bool = False,
     return Choice(requested, 'cpu', why + '; falling back to cpu')
 
 
-def _need(segmenter: str, backend: str) -> str:
-    """Return the capability ``segmenter`` needs on ``backend`` ('' for none)."""
+def _use(segmenter: str, backend: str):
+    """Return how ``segmenter`` runs on ``backend`` (its BackendUse), or None."""
     for use in _uses(segmenter):
         if use.name == backend:
-            return use.needs
-    return ''
+            return use
+    return None
+
+
+def _need(segmenter: str, backend: str) -> str:
+    """Return the capability ``segmenter`` needs on ``backend`` ('' for none)."""
+    use = _use(segmenter, backend)
+    return use.needs if use is not None else ''
 
 
 def wants_gpu_blur(requested: str, found: Optional[Probe] = None) -> bool:

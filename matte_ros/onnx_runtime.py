@@ -1,14 +1,24 @@
 """
 ONNX Runtime sessions for the neural segmenters: providers per backend, threads, options.
 
-A backend name maps to an ordered list of execution providers (:data:`PROVIDERS`);
-those this ONNX Runtime build lacks are dropped and reported in
-:class:`SessionInfo`, so the node can say "asked for tensorrt, running on cpu" in its
-diagnostics instead of failing.  ``strict=True`` turns a missing provider into a
-SegmenterError instead (the ``backend_strict`` parameter).
+A backend name maps to an ordered list of execution providers (:data:`PROVIDERS`).
+What runs is decided by the session, not by the listing:
+``onnxruntime.get_available_providers()`` names the providers the package was *built*
+with, and ``InferenceSession`` drops a listed provider that fails to start (a missing
+``libnvinfer`` or cuDNN, an option key the build does not know) and carries on with the
+rest, without raising.  So after a session is created, :class:`SessionInfo` holds
+``session.get_providers()``: the backend in use is read from it (:func:`backend_of`),
+every wanted provider that is not active is named with the reason (not built in, or
+listed but dropped at session creation), a warning is logged, and ``strict=True`` (the
+``backend_strict`` parameter) raises SegmenterError instead of running on less.
+
+:func:`provider_works` creates a tiny session per provider: what ``matte-ros doctor``
+and the backend probe report as working.
 """
 
+import base64
 from dataclasses import dataclass
+import logging
 from typing import Dict
 from typing import List
 from typing import Optional
@@ -16,9 +26,19 @@ from typing import Tuple
 
 from matte_ros.errors import SegmenterError
 
+LOG = logging.getLogger(__name__)
+
 CPU = 'CPUExecutionProvider'
 CUDA = 'CUDAExecutionProvider'
 TENSORRT = 'TensorrtExecutionProvider'
+
+#: Provider → the backend name it stands for.
+BACKEND_OF = {TENSORRT: 'tensorrt', CUDA: 'cuda', CPU: 'cpu'}
+
+#: A one-node ONNX model (``y = Identity(x)``, float [1], opset 13) for
+#: :func:`provider_works`; test/test_backends.py checks it against onnx.helper's.
+TINY_MODEL = base64.b64decode(
+    'CAc6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN')
 
 #: backend → execution providers, best first (CPU always last, as the fallback).
 PROVIDERS = {
@@ -31,21 +51,57 @@ PROVIDERS = {
 }
 
 
+def backend_of(providers: List[str]) -> str:
+    """Return the backend a session runs on, from its active providers (best first)."""
+    return BACKEND_OF.get(providers[0], 'cpu') if providers else 'cpu'
+
+
 @dataclass
 class SessionInfo:
-    """What a session runs on, and what was asked for but is not available."""
+    """
+    What a session runs on (``session.get_providers()``) and what it was asked for.
+
+    ``backend``: the backend asked for; ``providers``: the active providers, best first;
+    ``missing``: wanted providers that are not active; ``dropped``: those of them the
+    package lists but the session did not start.
+    """
 
     backend: str
     providers: List[str]
     missing: List[str]
     threads: int
+    dropped: List[str] = None
+
+    @property
+    def in_use(self) -> str:
+        """Return the backend actually in use (cpu, cuda, tensorrt)."""
+        return backend_of(self.providers)
 
     def summary(self) -> str:
         """Return one line for logs and diagnostics."""
-        text = 'onnxruntime %s on %s' % (self.backend, ', '.join(self.providers))
+        text = 'onnxruntime on %s' % ', '.join(self.providers)
         if self.missing:
-            text += ' (not available: %s)' % ', '.join(self.missing)
+            text += ' (asked for %s; %s)' % (self.backend, self.reason())
         return text
+
+    def reason(self) -> str:
+        """Return why the wanted providers are not active ('' when they all are)."""
+        dropped = self.dropped or []
+        parts = []
+        absent = [p for p in self.missing if p not in dropped]
+        if absent:
+            parts.append('%s not in this onnxruntime build' % ', '.join(absent))
+        if dropped:
+            parts.append('%s listed but failed to start in the session (ONNX Runtime '
+                         'dropped it: see its log for the missing library or option)'
+                         % ', '.join(dropped))
+        return '; '.join(parts)
+
+    def note(self) -> str:
+        """Return the warning when the session runs on less than asked ('' otherwise)."""
+        if not self.missing or self.backend == 'auto':
+            return ''
+        return 'backend %s: %s; running on %s' % (self.backend, self.reason(), self.in_use)
 
 
 def _import_ort():
@@ -173,13 +229,39 @@ def create_session(path: str, backend: str = 'cpu', threads: int = 0,
     except Exception as exc:  # noqa: B902 - onnxruntime raises its own unrelated types
         raise SegmenterError('onnxruntime cannot load %s: %s' % (path, exc))
     active = list(session.get_providers())
-    missing += [p for p in use if p not in active and p not in missing]
-    return session, SessionInfo(backend, active, missing, options.intra_op_num_threads)
+    dropped = [p for p in use if p not in active and p != CPU]
+    info = SessionInfo(backend, active, missing + dropped, options.intra_op_num_threads,
+                       dropped)
+    wanted = PROVIDERS.get(backend, (CPU,))[0]
+    if strict and backend not in ('auto', 'vpi') and wanted not in active:
+        raise SegmenterError('backend %s: %s is not active in the session (%s); '
+                             'backend_strict is true' % (backend, wanted, info.reason()))
+    if info.note():
+        LOG.warning('%s (model %s)', info.note(), path)
+    return session, info
 
 
-def provider_note(info: Optional[SessionInfo]) -> str:
-    """Return a warning line when the session fell back from what the backend asked."""
-    if info is None or not info.missing:
-        return ''
-    return 'backend %s: %s not available, running on %s' % (
-        info.backend, ', '.join(info.missing), info.providers[0])
+def provider_works(provider: str) -> Tuple[bool, str]:
+    """
+    Tell whether ``provider`` really starts: create a tiny session on it and run it.
+
+    Returns (works, detail); the detail names what the session fell back to or the error.
+    """
+    try:
+        ort = _import_ort()
+    except SegmenterError as exc:
+        return False, str(exc)
+    if provider not in ort.get_available_providers():
+        return False, '%s not in this onnxruntime build' % provider
+    wanted = [provider] if provider == CPU else [provider, CPU]
+    try:
+        session = ort.InferenceSession(TINY_MODEL, providers=wanted)
+        active = list(session.get_providers())
+        import numpy as np
+        session.run(None, {'x': np.ones(1, np.float32)})
+    except Exception as exc:  # noqa: B902 - any failure means "does not work"
+        return False, 'a test session failed: %s: %s' % (type(exc).__name__, exc)
+    if provider not in active:
+        return False, ('listed, but a test session dropped it and ran on %s (see ONNX '
+                       "Runtime's log for the missing library)" % ', '.join(active))
+    return True, 'a test session ran on it'

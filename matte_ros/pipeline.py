@@ -38,30 +38,6 @@ class Result:
     timings: Dict[str, float] = field(default_factory=dict)  # stage → seconds
 
 
-def _settled(choice: backends.Choice, segmenter) -> backends.Choice:
-    """
-    Return the choice updated with what the segmenter actually runs on.
-
-    A segmenter may still step down (ONNX Runtime without the provider, a VPI model
-    missing): its ``backend`` and its ``warning`` or ``runtime_info`` note then join the
-    choice, so logs and diagnostics name it.
-    """
-    notes = [choice.warning] if choice.warning else []
-    own = getattr(segmenter, 'warning', '')
-    info = getattr(segmenter, 'session_info', None)
-    if info is not None and info.missing:
-        own = own or 'backend %s: %s not available, running on %s' % (
-            info.backend, ', '.join(info.missing), info.providers[0])
-    if own:
-        notes.append(own)
-    backend = getattr(segmenter, 'backend', choice.backend) or choice.backend
-    if info is not None and info.missing and info.providers[0] == 'CPUExecutionProvider':
-        backend = 'cpu'
-    if backend == choice.backend and len(notes) == (1 if choice.warning else 0):
-        return choice
-    return backends.Choice(choice.requested, backend, '; '.join(notes))
-
-
 class Pipeline:
     """
     Segmenter + compositor with validated configuration.
@@ -96,7 +72,6 @@ class Pipeline:
         self.compositor = compositing.Compositor(config.values, blur=blur)
         self.segmenter = segmenters.create(config['segmenter'], config.values,
                                            self.choice.backend)
-        self.choice = _settled(self.choice, self.segmenter)
 
     @property
     def name(self) -> str:
@@ -105,8 +80,24 @@ class Pipeline:
 
     @property
     def backend(self) -> str:
-        """Return the backend the segmenter actually runs on."""
-        return self.choice.backend
+        """Return the backend the segmenter actually runs on (read live)."""
+        return self.segmenter.status().backend
+
+    def status(self) -> segmenters.Status:
+        """
+        Return what runs now: backend in use, why it is not the one asked for, what delays it.
+
+        The notes are the probe's and the segmenter's own.  Read live, so a fallback
+        after configure (a TensorRT engine that fails at the first frame) shows in logs
+        and diagnostics at once.
+        """
+        own = self.segmenter.status()
+        notes = [n for n in (self.choice.warning, own.note) if n]
+        return segmenters.Status(own.backend, '; '.join(notes), own.busy)
+
+    def describe(self) -> str:
+        """Return what the segmenter runs, in one line (for logs)."""
+        return self.segmenter.describe()
 
     def process(self, frame: np.ndarray, stamp: Optional[float] = None,
                 frame_id: Optional[str] = None) -> Result:

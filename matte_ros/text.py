@@ -8,6 +8,9 @@ says how much was left out; :func:`brief` does the same for ``repr(value)``.
 
 #: Characters of one value kept in a log line or reply.
 LIMIT = 200
+#: Characters of a whole message (its quoted values already cut to :data:`LIMIT` each):
+#: room for two file paths and a model name, never a megabyte.
+MESSAGE_LIMIT = 1000
 
 
 def cut(text, limit: int = LIMIT) -> str:
@@ -16,6 +19,11 @@ def cut(text, limit: int = LIMIT) -> str:
     if len(text) <= limit:
         return text
     return '%s… (%d characters in all)' % (text[:limit], len(text))
+
+
+def message(text) -> str:
+    """Return a whole log line or reply cut to :data:`MESSAGE_LIMIT` characters."""
+    return cut(text, MESSAGE_LIMIT)
 
 
 def brief(value, limit: int = LIMIT) -> str:

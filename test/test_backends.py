@@ -8,6 +8,8 @@ Jetson), ONNX Runtime's provider list (to claim TensorRT), or a ``vpi`` module i
 ``sys.modules`` (NVIDIA VPI's API recording calls).  The computations behind those
 boundaries (I/O binding with device-resident state, the fixed-ratio model, the blur
 plan) run for real on the CPU.  RVM tests use ../shared/models and skip without it.
+The robot's first run end to end (TensorRT and CUDA listed but not starting, engine
+builds, VPI 3's API) is rehearsed in test/test_gpu_standins.py.
 """
 
 import os
@@ -23,8 +25,10 @@ from matte_ros import vpi_ops
 from matte_ros.pipeline import Pipeline
 from matte_ros.segmenters import create
 from matte_ros.segmenters import rvm as rvm_module
-from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters import rvm_model
+from matte_ros.segmenters import rvm_runner
 from matte_ros.segmenters.bgsub import vpi_arguments
+from matte_ros.segmenters.rvm_onnxruntime import BoundOrtRunner
 import numpy as np
 import pytest
 
@@ -146,7 +150,9 @@ def test_choices_on_a_jetson_like_machine():
     jetson = gpu_probe(ort_cuda=True, ort_tensorrt=True, torch_cuda=True, vpi=True,
                        vpi_cuda=True)
     mog2, consensus = {'bgsub.algorithm': 'mog2'}, {'bgsub.algorithm': 'consensus'}
-    assert backends.choose('rvm', 'auto', found=jetson).backend == 'tensorrt'
+    # auto never picks TensorRT (a first engine build takes minutes): CUDA
+    assert backends.choose('rvm', 'auto', found=jetson).backend == 'cuda'
+    assert backends.choose('rvm', 'tensorrt', found=jetson).backend == 'tensorrt'
     assert backends.choose('rvm', 'cuda', found=jetson).backend == 'cuda'
     assert backends.choose('instance', 'auto', found=jetson).backend == 'cuda'
     assert backends.choose('bgsub', 'auto', found=jetson, config=mog2).backend == 'vpi'
@@ -176,14 +182,14 @@ def test_segmenter_fallback_joins_the_pipeline_choice(monkeypatch):
     monkeypatch.setattr(onnx_runtime, 'available_providers', lambda: ['CPUExecutionProvider'])
     pipeline = Pipeline(rvm_values(segmenter='rvm', backend='tensorrt'))
     assert pipeline.backend == 'cpu'
-    assert 'TensorrtExecutionProvider' in pipeline.choice.warning
+    assert 'TensorrtExecutionProvider' in pipeline.status().note
     pipeline.close()
 
 
 # --- ONNX Runtime / TensorRT options ----------------------------------------------------------
 
 def test_tensorrt_options_carry_fp16_cache_and_one_fixed_profile():
-    shapes = rvm_device.input_shapes(480, 640, 0.5)
+    shapes = rvm_model.input_shapes(480, 640, 0.5)
     options = onnx_runtime.tensorrt_options('/cache', fp16=False, shapes=shapes)
     assert options['trt_fp16_enable'] is False
     assert options['trt_engine_cache_enable'] is True
@@ -219,24 +225,24 @@ def test_state_shapes_match_the_real_model(height, width, ratio):
     zero = np.zeros((1, 1, 1, 1), np.float32)
     feed = {'src': np.zeros((1, 3, height, width), np.float32),
             'downsample_ratio': np.array([ratio], np.float32)}
-    feed.update(dict.fromkeys(rvm_device.STATE_INPUTS, zero))
-    outputs = session.run(list(rvm_device.STATE_OUTPUTS), feed)
-    assert [o.shape for o in outputs] == rvm_device.state_shapes(height, width, ratio)
+    feed.update(dict.fromkeys(rvm_model.STATE_INPUTS, zero))
+    outputs = session.run(list(rvm_model.STATE_OUTPUTS), feed)
+    assert [o.shape for o in outputs] == rvm_model.state_shapes(height, width, ratio)
 
 
 def test_fixed_ratio_model_equals_the_original_fed_that_ratio(tmp_path):
     import onnxruntime
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
-    path = rvm_device.fixed_ratio_model(model, 0.375, str(tmp_path))
+    path = rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path))
     assert os.path.basename(path) == 'rvm_mobilenetv3_fp32.ratio-0.375000.onnx'
     stamp = os.stat(path).st_mtime_ns
-    assert rvm_device.fixed_ratio_model(model, 0.375, str(tmp_path)) == path
+    assert rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path)) == path
     assert os.stat(path).st_mtime_ns == stamp  # reused, not rewritten
     fixed = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     original = onnxruntime.InferenceSession(model, providers=['CPUExecutionProvider'])
     assert 'downsample_ratio' not in [i.name for i in fixed.get_inputs()]
     src = np.random.default_rng(1).random((1, 3, 360, 640), np.float32)
-    feed = dict.fromkeys(rvm_device.STATE_INPUTS, np.zeros((1, 1, 1, 1), np.float32))
+    feed = dict.fromkeys(rvm_model.STATE_INPUTS, np.zeros((1, 1, 1, 1), np.float32))
     feed['src'] = src
     got = fixed.run(None, feed)
     feed['downsample_ratio'] = np.array([0.375], np.float32)
@@ -248,8 +254,8 @@ def test_fixed_ratio_model_equals_the_original_fed_that_ratio(tmp_path):
 def test_alpha_only_model_gives_the_same_alpha_and_state(tmp_path):
     import onnxruntime
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
-    full = rvm_device.fixed_ratio_model(model, 0.5, str(tmp_path))
-    path = rvm_device.fixed_ratio_model(model, 0.5, str(tmp_path), alpha_only=True)
+    full = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path))
+    path = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path), alpha_only=True)
     assert os.path.basename(path) == 'rvm_mobilenetv3_fp32.ratio-0.500000.alpha.onnx'
     sessions = [onnxruntime.InferenceSession(p, providers=['CPUExecutionProvider'])
                 for p in (full, path)]
@@ -260,7 +266,7 @@ def test_alpha_only_model_gives_the_same_alpha_and_state(tmp_path):
     feed = {'src': rng.random((1, 3, 240, 320), np.float32)}
     state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
     for _ in range(2):
-        feed.update(zip(rvm_device.STATE_INPUTS, state))
+        feed.update(zip(rvm_model.STATE_INPUTS, state))
         full_out = dict(zip(names[0], sessions[0].run(None, feed)))
         alpha_out = dict(zip(names[1], sessions[1].run(None, feed)))
         for name in names[1]:
@@ -278,20 +284,22 @@ def test_alpha_only_rewrite_refuses_another_graph():
         [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info('pha', TensorProto.FLOAT, [1])])
     with pytest.raises(rvm_module.SegmenterError, match='not the official RVM export'):
-        rvm_device.alpha_only_proto(helper.make_model(graph))
+        rvm_model.alpha_only_proto(helper.make_model(graph))
 
 
 def test_bound_runner_keeps_state_and_ratio_as_ortvalues_and_skips_fgr():
     import onnxruntime
     session = onnxruntime.InferenceSession(
         shared_path('models', 'rvm_mobilenetv3_fp32.onnx'), providers=['CPUExecutionProvider'])
-    runner = rvm_device.BoundRunner(session, 'cpu')
+    runner = BoundOrtRunner(rvm_runner.ModelFile(session._model_path, ''), 'cpu',
+                            rvm_runner.Options(full_zero_state=True))
+    assert runner.device == 'cpu'  # from the session's providers
     src = np.random.default_rng(2).random((1, 3, 90, 160), np.float32)
     state = runner.zero_state(90, 160, 1.0)
     fgr, pha, state2 = runner.run(src, state, 1.0, want_foreground=False)
     assert fgr is None and pha.shape == (1, 1, 90, 160)
     assert all(isinstance(t, onnxruntime.OrtValue) for t in state2)
-    assert [tuple(t.shape()) for t in state2] == rvm_device.state_shapes(90, 160, 1.0)
+    assert [tuple(t.shape()) for t in state2] == rvm_model.state_shapes(90, 160, 1.0)
     ratio_value = runner._ratio_value
     fgr, pha2, _ = runner.run(src, state2, 1.0, want_foreground=True)
     assert runner._ratio_value is ratio_value  # created once per ratio
@@ -300,11 +308,10 @@ def test_bound_runner_keeps_state_and_ratio_as_ortvalues_and_skips_fgr():
     assert runner.session is None and runner._ratio_value is None
 
 
-def test_full_size_zero_state_gives_the_same_mattes(monkeypatch):
+def test_full_size_zero_state_gives_the_same_mattes():
     plain = create('rvm', rvm_values(), 'cpu')
-    monkeypatch.setattr(rvm_module.RobustVideoMatting, 'io_binding', True)
-    monkeypatch.setattr(rvm_module.RobustVideoMatting, 'full_zero_state', True)
-    bound = create('rvm', rvm_values(), 'cpu')
+    bound = rvm_module.RobustVideoMatting(rvm_values(), 'cpu', io_binding=True,
+                                          full_zero_state=True)
     for frame in frames(3):
         expected = plain.process(frame).alpha
         np.testing.assert_allclose(bound.process(frame).alpha, expected, atol=1e-5)
@@ -312,48 +319,8 @@ def test_full_size_zero_state_gives_the_same_mattes(monkeypatch):
     bound.close()
 
 
-def test_tensorrt_path_logic_on_cpu(monkeypatch, tmp_path):
-    # Faked: ONNX Runtime's provider list claims TensorRT, and session creation swaps
-    # the TensorRT providers for the CPU one (recording what TensorRT would get).  Real:
-    # the fixed-ratio model, the engine profile shapes, the bound full-size state.
-    plain = create('rvm', rvm_values(), 'cpu')
-    created = []
-    real_create = onnx_runtime.create_session
-
-    def fake_create(path, backend='cpu', **kwargs):
-        created.append((path, backend, kwargs))
-        return real_create(path, 'cpu', threads=kwargs.get('threads', 0))
-
-    monkeypatch.setattr(onnx_runtime, 'available_providers', lambda: [
-        onnx_runtime.TENSORRT, onnx_runtime.CUDA, onnx_runtime.CPU])
-    monkeypatch.setattr(onnx_runtime, 'create_session', fake_create)
-    monkeypatch.setattr(rvm_module.RobustVideoMatting, 'trt_device', 'cpu')
-    values = rvm_values(**{'tensorrt.engine_cache': str(tmp_path), 'tensorrt.fp16': False})
-    trt = create('rvm', values, 'tensorrt')
-    assert trt.session is None and created == []  # the engine waits for the first frame
-    for frame in frames(3):
-        np.testing.assert_allclose(trt.process(frame).alpha, plain.process(frame).alpha,
-                                   atol=1e-5)
-    assert len(created) == 1
-    path, backend, kwargs = created[0]
-    assert backend == 'tensorrt' and kwargs['fp16'] is False
-    assert kwargs['cache_dir'] == str(tmp_path)
-    assert os.path.dirname(path) == str(tmp_path) and path.endswith('ratio-1.000000.onnx')
-    assert kwargs['shapes'] == rvm_device.input_shapes(180, 320, 1.0)
-    big = cv2.resize(frames(1)[0], (640, 360))  # new resolution and ratio: new engine
-    trt.process(big)
-    assert len(created) == 2 and created[1][2]['shapes']['src'] == (1, 3, 360, 640)
-    assert created[1][0].endswith('ratio-0.750000.onnx')
-    assert 'fixed ratio 0.750000 at 640x360' in trt.runtime_info
-    trt.close()
-    assert trt.session is None and trt._runner is None
-    assert isinstance(trt.state.r1, np.ndarray)  # device state dropped
-    plain.close()
-
-
-def test_reset_drops_the_device_state(monkeypatch):
-    monkeypatch.setattr(rvm_module.RobustVideoMatting, 'io_binding', True)
-    bound = create('rvm', rvm_values(), 'cpu')
+def test_reset_drops_the_device_state():
+    bound = rvm_module.RobustVideoMatting(rvm_values(), 'cpu', io_binding=True)
     bound.process(frames(1)[0])
     assert not isinstance(bound.state.r1, np.ndarray)
     bound.reset('deactivate')
@@ -364,9 +331,9 @@ def test_reset_drops_the_device_state(monkeypatch):
 # --- VPI: bgsub mapping and the blur plan ---------------------------------------------------
 
 def test_bgsub_parameters_map_onto_vpi_keywords():
-    assert vpi_arguments(-1.0, 0, 16.0, True) == {'learnrate': 1.0, 'threshold': 16.0,
+    assert vpi_arguments(-1.0, 0, 16.0, True) == {'learnrate': 0.5, 'threshold': 16.0,
                                                   'shadow': 127}
-    assert vpi_arguments(-1.0, 9, 25.0, False)['learnrate'] == pytest.approx(0.1)
+    assert vpi_arguments(-1.0, 9, 25.0, False)['learnrate'] == pytest.approx(0.05)
     assert vpi_arguments(-1.0, 10_000, 16.0, False) == {
         'learnrate': pytest.approx(1 / 500), 'threshold': 16.0, 'shadow': None}
     assert vpi_arguments(0.05, 3, 16.0, True)['learnrate'] == 0.05
@@ -406,8 +373,11 @@ def fake_vpi(calls):
         def __init__(self, size, fmt):
             calls.append(('create', size, fmt))
 
-        def __call__(self, image, **kwargs):
-            calls.append(('run', kwargs))
+        def __call__(self, image, *, out_fgmask=None, out_bg=None, threshold=16.0,
+                     shadow=127, learnrate=0.001, stream=None):
+            # VPI 3's keywords exactly (no **kwargs: a misspelt keyword fails here)
+            calls.append(('run', {'learnrate': learnrate, 'threshold': threshold,
+                                  'shadow': shadow}))
             mask = np.zeros(image.data.shape[:2], np.uint8)
             mask[0, 0], mask[0, 1] = 255, 127  # one foreground, one shadow pixel
             return FakeVpiImage(mask), FakeVpiImage(image.data.copy())
@@ -428,14 +398,14 @@ def test_bgsub_on_vpi_maps_parameters_and_releases_its_model(monkeypatch):
     frame = np.full((8, 12, 3), 50, np.uint8)
     matte = seg.process(frame)
     assert calls[0] == ('create', (12, 8), 'BGR8')
-    assert calls[1] == ('run', {'learnrate': 1.0, 'threshold': 25.0, 'shadow': 127})
+    assert calls[1] == ('run', {'learnrate': 0.5, 'threshold': 25.0, 'shadow': 127})
     assert matte.alpha[0, 0] == 1.0 and matte.alpha[0, 1] == 0.0  # shadow is background
     seg.process(frame)
-    assert calls[2][1]['learnrate'] == pytest.approx(0.5)
+    assert calls[2][1]['learnrate'] == pytest.approx(0.25)
     seg.reset('deactivate')
     assert seg._model is None  # the GPU model is dropped, rebuilt at the next frame
     seg.process(frame)
-    assert calls[3][0] == 'create' and calls[4][1]['learnrate'] == 1.0
+    assert calls[3][0] == 'create' and calls[4][1]['learnrate'] == 0.5
     seg.close()
     assert seg._model is None
 
@@ -497,32 +467,6 @@ def test_a_backend_change_needs_a_new_pipeline():
     pipeline.close()
 
 
-def test_a_failing_tensorrt_engine_falls_back_with_a_warning(monkeypatch, tmp_path):
-    # Faked: the provider list claims TensorRT and building its session fails (as a
-    # TensorRT build error would); the fallback session is the real CPU one.
-    real_create = onnx_runtime.create_session
-
-    def failing_create(path, backend='cpu', **kwargs):
-        if backend == 'tensorrt':
-            raise rvm_module.SegmenterError('TensorRT build failed (faked)')
-        return real_create(path, backend, **kwargs)
-
-    monkeypatch.setattr(onnx_runtime, 'available_providers', lambda: [
-        onnx_runtime.TENSORRT, onnx_runtime.CUDA, onnx_runtime.CPU])
-    monkeypatch.setattr(onnx_runtime, 'create_session', failing_create)
-    values = rvm_values(**{'tensorrt.engine_cache': str(tmp_path)})
-    seg = create('rvm', values, 'tensorrt')
-    matte = seg.process(frames(1)[0])
-    assert matte.alpha.shape == (180, 320)
-    assert seg.backend == 'cpu' and not seg.fixed_ratio
-    assert 'TensorRT engine for 320x180 failed' in seg.warning
-    seg.close()
-    strict = create('rvm', dict(values, backend_strict=True), 'tensorrt')
-    with pytest.raises(rvm_module.SegmenterError, match='faked'):
-        strict.process(frames(1)[0])
-    strict.close()
-
-
 def test_probe_looks_up_only_what_a_choice_needs(monkeypatch):
     # Faked: the probe functions, replaced by recorders (the real ones import libraries).
     calls = []
@@ -533,19 +477,40 @@ def test_probe_looks_up_only_what_a_choice_needs(monkeypatch):
             return {key: (False, 'faked') for key in keys}
         return probe_it
 
-    ort = recorder('onnxruntime', ('onnxruntime', 'ort_cuda', 'ort_tensorrt'))
     vpi = recorder('vpi', ('vpi', 'vpi_cuda'))
     monkeypatch.setattr(backends, '_PROBERS', {
-        'onnxruntime': ort, 'ort_cuda': ort, 'ort_tensorrt': ort,
+        'onnxruntime': recorder('onnxruntime', ('onnxruntime',)),
+        'ort_cuda': recorder('ort_cuda', ('ort_cuda',)),
+        'ort_tensorrt': recorder('ort_tensorrt', ('ort_tensorrt',)),
         'torch_cuda': recorder('torch', ('torch_cuda',)), 'vpi': vpi, 'vpi_cuda': vpi})
     lazy = backends.Probe({'cpu': (True, '')}, lazy=True)
     backends.choose('bgsub', 'auto', found=lazy, config={'bgsub.algorithm': 'consensus'})
     backends.choose('framediff', 'auto', found=lazy)
     assert calls == []
-    backends.choose('rvm', 'auto', found=lazy)
+    backends.choose('rvm', 'auto', found=lazy)   # never TensorRT: only CUDA is tried
     backends.choose('rvm', 'cuda', found=lazy)
-    assert calls == ['onnxruntime']
+    assert calls == ['ort_cuda']
     backends.choose('bgsub', 'auto', found=lazy, config={'bgsub.algorithm': 'mog2'})
-    assert calls == ['onnxruntime', 'vpi']
+    assert calls == ['ort_cuda', 'vpi']
     backends.choose('instance', 'auto', found=lazy)
-    assert calls == ['onnxruntime', 'vpi', 'torch']
+    assert calls == ['ort_cuda', 'vpi', 'torch']
+    backends.choose('rvm', 'tensorrt', found=lazy)
+    assert calls == ['ort_cuda', 'vpi', 'torch', 'ort_tensorrt']
+
+
+def test_the_tiny_probe_model_is_an_identity_and_runs_on_the_cpu():
+    onnx = pytest.importorskip('onnx')
+    from onnx import helper
+    from onnx import TensorProto
+    model = onnx.load_from_string(onnx_runtime.TINY_MODEL)
+    onnx.checker.check_model(model)
+    graph = helper.make_graph(
+        [helper.make_node('Identity', ['x'], ['y'])], 'probe',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
+    made = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)], ir_version=7)
+    assert made.SerializeToString() == onnx_runtime.TINY_MODEL
+    assert onnx_runtime.provider_works(onnx_runtime.CPU) == (True, 'a test session ran on it')
+    works, detail = onnx_runtime.provider_works(onnx_runtime.CUDA)
+    if not works:
+        assert 'not in this onnxruntime build' in detail or 'dropped' in detail

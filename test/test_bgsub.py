@@ -291,8 +291,11 @@ def fake_vpi(calls):
     def subtractor(size, fmt):
         calls.append(('create', size, fmt))
 
-        def call(image, **kwargs):
-            calls.append(('call', kwargs))
+        def call(image, *, out_fgmask=None, out_bg=None, threshold=16.0, shadow=127,
+                 learnrate=0.001, stream=None):
+            # VPI 3's keywords exactly (no **kwargs: a misspelt keyword fails here)
+            calls.append(('call', {'learnrate': learnrate, 'threshold': threshold,
+                                   'shadow': shadow}))
             width, height = size
             mask = np.zeros((height, width), np.uint8)
             mask[:, :width // 2] = 255
@@ -311,11 +314,11 @@ def test_vpi_path_maps_parameters(monkeypatch):
                                       variance_threshold=25.0), 'vpi')
     matte = seg.process(static_background())
     assert calls[0] == ('create', (W, H), 'BGR8')
-    assert calls[1][1] == {'learnrate': 1.0, 'threshold': 25.0, 'shadow': 127}
+    assert calls[1][1] == {'learnrate': 0.5, 'threshold': 25.0, 'shadow': 127}
     assert matte.alpha[:, :W // 2].min() == 1.0 and matte.alpha[:, W // 2:].max() == 0.0
     assert matte.background.shape == (H, W, 3)
     seg.process(static_background())
-    assert calls[2][1]['learnrate'] == 0.5, 'automatic rate: 1 / frames seen'
+    assert calls[2][1]['learnrate'] == 0.25, "automatic rate: MOG2's 1 / (2 x frames seen)"
     seg.configure(config(algorithm='mog2', learn_rate=0.02))
     seg.process(static_background())
     assert calls[3][1]['learnrate'] == 0.02

@@ -36,6 +36,10 @@ def test_report_names_the_real_libraries_and_providers():
     assert report['libraries']['opencv'] == cv2.__version__
     for provider in onnxruntime.get_available_providers():
         assert provider in report['accelerators']['onnxruntime providers']
+    # a provider counts only when a tiny session ran on it (this CPU build has neither)
+    if 'CUDAExecutionProvider' not in onnxruntime.get_available_providers():
+        assert report['accelerators']['onnxruntime CUDA'] == \
+            'no - CUDAExecutionProvider not in this onnxruntime build'
     cuda = report['accelerators']['torch CUDA']
     assert cuda.startswith('yes' if torch.cuda.is_available() else 'no')
     assert report['matte_ros']['python'].split()[0] in sys.version
@@ -68,8 +72,10 @@ def test_backend_rows_on_a_gpu_machine_and_with_a_fallback():
                              'ort_tensorrt': (True, 'faked'), 'torch_cuda': (False, 'faked'),
                              'vpi': (True, 'faked'), 'vpi_cuda': (True, 'faked')})
     rows = dict(doctor_cmd.backend_rows('auto', {'bgsub.algorithm': 'mog2'}, jetson))
-    assert rows['rvm'] == 'tensorrt' and rows['bgsub'] == 'vpi'
+    assert rows['rvm'] == 'cuda' and rows['bgsub'] == 'vpi'  # auto never picks tensorrt
     assert rows['instance'] == 'cpu' and rows['composite blur'] == 'vpi/cuda'
+    rows = dict(doctor_cmd.backend_rows('tensorrt', {'bgsub.algorithm': 'mog2'}, jetson))
+    assert rows['rvm'] == 'tensorrt'
     rows = dict(doctor_cmd.backend_rows('cuda', {'bgsub.algorithm': 'mog2'}, jetson))
     assert rows['rvm'] == 'cuda'
     assert rows['instance'].startswith('cpu  (backend cuda for instance needs torch with CUDA')

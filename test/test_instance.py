@@ -93,7 +93,7 @@ def test_random_model_loads_and_its_detections_become_the_matte(weights, small_i
                          'composite.mode': 'none'}, backend='cpu')
     seg = pipeline.segmenter
     assert isinstance(seg, instance.InstanceSegmenter)
-    assert 'maskrcnn_resnet50_fpn' in seg.runtime_info
+    assert 'maskrcnn_resnet50_fpn' in seg.describe()
     seg.model.rpn._post_nms_top_n['testing'] = 30   # fewer proposals: a faster test
     seg.model.roi_heads.detections_per_img = 8
     frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
@@ -155,7 +155,7 @@ def test_torchvision_weights_come_from_the_model_cache(weights, tmp_path, small_
     os.makedirs(directory)
     os.symlink(str(weights), target)
     seg = create('instance', config('torchvision', **{'models.model_dir': cache}))
-    assert seg.weights_file == target and target in seg.runtime_info
+    assert seg.weights_file == target and target in seg.describe()
     state = torch.load(str(weights), weights_only=True)
     name = 'roi_heads.mask_predictor.mask_fcn_logits.weight'
     assert torch.equal(seg.model.state_dict()[name], state[name])

@@ -69,7 +69,8 @@ def test_argument_defaults_and_help_follow_the_parameter_schema(matte):
     for name in ('segmenter', 'backend', 'input_transport'):
         default, description = args[name]
         spec = params.BY_NAME[name]
-        assert default == spec.default
+        assert default == '', '%s must default to "not given" (the params file decides)' % name
+        assert 'schema default %s' % spec.default in description
         for choice in spec.choices:
             assert choice in description, '%s help omits %s' % (name, choice)
     params_file = args['params_file'][0].format(share=ROOT)
@@ -83,6 +84,57 @@ def test_node_builder_takes_exactly_the_declared_arguments(matte, multi):
     assert set(multi.ARGUMENTS) == set(multi.SHARED_ARGUMENTS) | set(multi.CAMERA_ARGUMENTS)
     for name, (_, description) in multi.ARGUMENTS.items():
         assert description, name
+
+
+def _yaml_value(path, name):
+    """Return the node parameter ``name`` as a params file (/**/matte) sets it."""
+    import yaml
+    with open(path, encoding='utf-8') as stream:
+        document = yaml.safe_load(stream)
+    (section,) = document.values()
+    return section['ros__parameters'].get(name)
+
+
+def _effective(parameters, name, default):
+    """Return the value launch_ros gives the node: the last entry that sets it wins."""
+    value = default
+    for entry in parameters:
+        if isinstance(entry, dict):
+            value = entry.get(name, value)
+        else:
+            file_value = _yaml_value(entry, name)
+            value = value if file_value is None else file_value
+    return value
+
+
+def test_the_params_file_decides_unless_the_command_line_overrides(matte, tmp_path):
+    user = tmp_path / 'robot.yaml'
+    user.write_text('/**/matte:\n  ros__parameters:\n    segmenter: rvm\n'
+                    '    backend: tensorrt\n')
+    not_given = {name: default for name, (default, _) in matte.ARGUMENTS.items()}
+    parameters = matte.node_parameters(str(user), not_given)
+    assert parameters == [str(user)]
+    assert _effective(parameters, 'segmenter', params.BY_NAME['segmenter'].default) == 'rvm'
+    assert _effective(parameters, 'backend', params.BY_NAME['backend'].default) == 'tensorrt'
+    # not in the file: the schema default stays in charge
+    assert _effective(parameters, 'input_transport',
+                      params.BY_NAME['input_transport'].default) == 'raw'
+    given = dict(not_given, backend='cpu', input_transport='compressed')
+    parameters = matte.node_parameters(str(user), given)
+    assert parameters == [str(user), {'backend': 'cpu', 'input_transport': 'compressed'}]
+    assert _effective(parameters, 'backend', 'auto') == 'cpu'
+    assert _effective(parameters, 'segmenter', 'bgsub') == 'rvm'  # still the file's
+    # only the overridable arguments become parameters
+    assert matte.node_parameters('f.yaml', {'log_level': 'debug', 'namespace': '/x'}) == \
+        ['f.yaml']
+
+
+def test_the_shipped_params_file_is_what_the_launch_runs_by_default(matte):
+    shipped = matte.ARGUMENTS['params_file'][0].format(share=ROOT)
+    not_given = {name: default for name, (default, _) in matte.ARGUMENTS.items()}
+    parameters = matte.node_parameters(shipped, not_given)
+    for name in matte.OVERRIDES:
+        assert _effective(parameters, name, None) == params.BY_NAME[name].default
 
 
 def _remapped_names(path):

@@ -17,6 +17,7 @@ from matte_ros.segmenters import SegmenterError
 from matte_ros.segmenters.rvm import auto_downsample_ratio
 from matte_ros.segmenters.rvm import RecurrentState
 from matte_ros.segmenters.rvm import RobustVideoMatting
+from matte_ros.segmenters.rvm_model import reference_loop
 import numpy as np
 import pytest
 
@@ -64,18 +65,9 @@ def rvm():
 
 
 def plain_loop(frames, ratio):
-    """Return alphas from a straight onnxruntime loop over the official model."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(RVM_FILE, providers=['CPUExecutionProvider'])
-    rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-    alphas = []
-    for frame in frames:
-        src = frame[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        feed = {'src': src, 'downsample_ratio': np.array([ratio], np.float32)}
-        feed.update(zip(('r1i', 'r2i', 'r3i', 'r4i'), rec))
-        _, pha, *rec = session.run(None, feed)
-        alphas.append(pha[0, 0])
-    return alphas
+    """Return alphas from RVM's documented loop (rvm_model.reference_loop)."""
+    alpha = reference_loop(RVM_FILE, ratio)
+    return [alpha(frame) for frame in frames]
 
 
 def test_automatic_downsample_ratio_follows_rvm_advice():
@@ -190,20 +182,21 @@ def test_missing_model_without_auto_fetch_fails_with_a_clear_error(tmp_path):
 
 def test_missing_gpu_provider_falls_back_or_fails_when_strict():
     seg = create('rvm', rvm_config(), 'cuda')
-    if 'CUDAExecutionProvider' in seg.session_info.providers:
+    info = seg.runner.session_info
+    if 'CUDAExecutionProvider' in info.providers:
         pytest.skip('this machine has CUDA')
-    assert seg.session_info.providers == ['CPUExecutionProvider']
-    assert 'CUDAExecutionProvider' in seg.session_info.missing
+    assert info.providers == ['CPUExecutionProvider']
+    assert 'CUDAExecutionProvider' in info.missing
+    assert seg.backend == 'cpu' and 'CUDAExecutionProvider' in seg.status().note
     with pytest.raises(SegmenterError, match='CUDAExecutionProvider'):
         create('rvm', rvm_config(backend_strict=True), 'cuda')
 
 
-def test_io_binding_path_gives_the_same_mattes(small, monkeypatch):
+def test_io_binding_path_gives_the_same_mattes(small):
     """The I/O-binding path (used on CUDA/TensorRT, forced here on the CPU) is exact."""
     reference = create('rvm', rvm_config(publish_foreground=True), 'cpu')
-    monkeypatch.setattr(RobustVideoMatting, 'io_binding', True)
-    bound = create('rvm', rvm_config(publish_foreground=True), 'cpu')
-    assert bound.state_device == 'cpu' and reference.state_device is None
+    bound = RobustVideoMatting(rvm_config(publish_foreground=True), 'cpu', io_binding=True)
+    assert bound.runner.device == 'cpu' and not hasattr(reference.runner, 'device')
     for frame in small[:3]:
         expected = reference.process(frame)
         got = bound.process(frame)

@@ -74,7 +74,7 @@ def test_openvino_fp32_matches_onnx_runtime(tmp_path, frames):
     segmenter = create('rvm', rvm_config(tmp_path), 'cpu')
     try:
         expected, got = run(reference, frames[:5]), run(segmenter, frames[:5])
-        assert 'OpenVINO fp32' in segmenter.runtime_info
+        assert 'OpenVINO fp32' in segmenter.describe()
         for a, b in zip(expected, got):
             assert b.shape == a.shape and b.dtype == np.float32
             assert float(np.abs(a - b).max()) < 2e-3
@@ -98,8 +98,8 @@ def test_openvino_without_foreground_runs_the_alpha_only_model(tmp_path, frames)
             a, b = alpha.process(frame), both.process(frame)
             assert a.foreground is None and b.foreground.shape == frame.shape
             np.testing.assert_allclose(a.alpha, b.alpha, atol=1e-5)
-        assert alpha.openvino.model_file.endswith('.alpha.onnx')
-        assert not both.openvino.model_file.endswith('.alpha.onnx')
+        assert alpha.runner.model_file.endswith('.alpha.onnx')
+        assert not both.runner.model_file.endswith('.alpha.onnx')
     finally:
         alpha.close()
         both.close()
@@ -124,8 +124,8 @@ def test_derived_int8_model_runs_and_is_checked(derived, frames):
     fp32 = create('rvm', rvm_config(model_dir), 'cpu')
     try:
         a8, a32 = run(int8, frames[:3]), run(fp32, frames[:3])
-        assert 'OpenVINO int8' in int8.runtime_info and stem.endswith(
-            os.path.splitext(int8.openvino.model_file)[0].rsplit('/', 1)[-1])
+        assert 'OpenVINO int8' in int8.describe() and stem.endswith(
+            os.path.splitext(int8.runner.model_file)[0].rsplit('/', 1)[-1])
         for a, b in zip(a8, a32):
             assert a.shape == b.shape
             assert 0 < float(np.abs(a - b).max())  # really another model ...

@@ -92,9 +92,9 @@ def test_matches_onnxruntime_with_the_state_carried(frames, onnx_alphas, torchsc
     assert torchscript.state.frames == len(frames) >= 3
     assert all(isinstance(t, torch.Tensor) for t in torchscript.state.tensors())
     assert torchscript.state.r1.shape == (1, 16, SIZE[1] // 2, SIZE[0] // 2)
-    assert torchscript.runtime_info.startswith(
+    assert torchscript.describe().startswith(
         'TorchScript (derived from ONNX via onnx2torch) on cpu')
-    assert torchscript.session is None
+    assert torchscript.backend == 'cpu' and torchscript.status().note == ''
 
 
 def test_reset_reproduces_the_first_frame(frames, torchscript):
@@ -115,21 +115,21 @@ def test_a_size_change_retraces_and_resets(frames, onnx_alphas, torchscript, mod
     torchscript.reset()
     torchscript.process(frames[0], stamp=0.0, frame_id='cam')
     torchscript.process(frames[1], stamp=0.04, frame_id='cam')
-    traced = torchscript.torchscript.traced
+    traced = torchscript.runner.traced
     small = cv2.resize(frames[2], (SIZE[0] // 2, SIZE[1] // 2))
     alpha = torchscript.process(small, stamp=0.08, frame_id='cam').alpha
     assert alpha.shape == small.shape[:2]
     assert torchscript.last_reset_reason.startswith('resolution changed')
     assert torchscript.state.frames == 1
-    assert torchscript.torchscript.traced == traced + 1
-    assert torchscript.torchscript.key[:2] == (SIZE[1] // 2, SIZE[0] // 2)
-    assert 'at 160x120' in torchscript.runtime_info
+    assert torchscript.runner.traced == traced + 1
+    assert torchscript.runner.key[:2] == (SIZE[1] // 2, SIZE[0] // 2)
+    assert 'at 160x120' in torchscript.describe()
     reference = create('rvm', rvm_config(model_dir, 'onnxruntime'), 'cpu')
     assert np.abs(alpha - reference.process(small).alpha).max() <= TOLERANCE
     # Back to the first size: the trace kept in memory serves, no new trace.
     again = torchscript.process(frames[0], stamp=0.12, frame_id='cam').alpha
-    assert torchscript.torchscript.traced == traced + 1
-    assert torchscript.torchscript.source == 'memory'
+    assert torchscript.runner.traced == traced + 1
+    assert torchscript.runner.source == 'memory'
     assert np.abs(again - onnx_alphas[0]).max() <= TOLERANCE
 
 
@@ -141,7 +141,7 @@ def test_a_saved_trace_is_loaded_from_the_model_cache(frames, onnx_alphas, torch
     assert len(saved) == 1
     seg = create('rvm', rvm_config(model_dir, 'torchscript'), 'cpu')
     alpha = seg.process(frames[0]).alpha
-    assert seg.torchscript.source == 'disk' and seg.torchscript.traced == 0
+    assert seg.runner.source == 'disk' and seg.runner.traced == 0
     assert np.abs(alpha - onnx_alphas[0]).max() <= TOLERANCE
     seg.close()
 

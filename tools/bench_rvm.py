@@ -29,8 +29,8 @@ sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 from matte_ros import params  # noqa: E402
-from matte_ros.segmenters import create  # noqa: E402
 from matte_ros.segmenters import rvm  # noqa: E402
+from matte_ros.segmenters import rvm_model  # noqa: E402
 import numpy as np  # noqa: E402
 
 SHARED = os.path.join(ROOT, '..', 'shared')
@@ -54,28 +54,6 @@ def load(shared: str, sequences, count: int):
     return out
 
 
-class StraightLoop:
-    """The reference: a plain InferenceSession fed and read as RVM's documentation shows."""
-
-    def __init__(self, model: str, ratio: float):
-        import onnxruntime as ort
-        self.session = ort.InferenceSession(model, providers=['CPUExecutionProvider'])
-        self.ratio = np.array([ratio], np.float32)
-        self.reset()
-
-    def reset(self):
-        """Start a new sequence."""
-        self.rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-
-    def __call__(self, frame):
-        """Return alpha for one BGR frame."""
-        src = frame[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        feed = {'src': src, 'downsample_ratio': self.ratio}
-        feed.update(zip(rvm.STATE_INPUTS, self.rec))
-        _, pha, *self.rec = self.session.run(None, feed)
-        return pha[0, 0]
-
-
 class Project:
     """matte_ros's rvm segmenter with the given session tuning."""
 
@@ -83,13 +61,8 @@ class Project:
         config = params.defaults()
         config.update({'models.model_path': model, 'rvm.downsample_ratio': ratio})
         config.update(extra)
-        rvm.RobustVideoMatting.threads = threads
-        rvm.RobustVideoMatting.spinning = spinning
-        try:
-            self.segmenter = create('rvm', config, 'cpu')
-        finally:
-            rvm.RobustVideoMatting.threads = 0
-            rvm.RobustVideoMatting.spinning = True
+        self.segmenter = rvm.RobustVideoMatting(config, 'cpu', threads=threads,
+                                                spinning=spinning)
 
     def reset(self):
         """Start a new sequence."""
@@ -124,7 +97,7 @@ def main(argv=None) -> int:
     height, width = next(iter(data.values()))[0][0].shape[:2]
     ratio = rvm.downsample_ratio(height, width, args.ratio)
     runners = [
-        ('straight ORT loop (reference)', StraightLoop(model, ratio)),
+        ('straight ORT loop (reference)', rvm_model.reference_loop(model, ratio)),
         ('matte_ros rvm (default session)', Project(model, ratio, 0, True)),
     ]
     if args.openvino:

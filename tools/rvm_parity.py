@@ -5,8 +5,10 @@ Compare rvm in matte_ros with a straight ONNX Runtime loop on DAVIS: J per seque
 For each DAVIS sequence both run over the same frames with the same weights and
 downsample ratio, frame by frame in lock-step:
 
-* **plain**: the loop RVM's documentation describes, written here with nothing from
-  matte_ros: ``fgr, pha, *rec = session.run(src, *rec, ratio)``, mask = ``pha > 0.5``;
+* **plain**: the loop RVM's documentation describes
+  (:func:`matte_ros.segmenters.rvm_model.reference_loop`, which shares nothing with the
+  segmenter's runtimes: ``fgr, pha, *rec = session.run(src, *rec, ratio)``), mask =
+  ``pha > 0.5``;
 * **project**: :class:`matte_ros.pipeline.Pipeline` with ``segmenter=rvm`` — the core
   ``matte-ros process``, ``matte-ros eval`` and the node all run — mask = its ``~/mask``
   (alpha > ``threshold`` 0.5), state reset at the start of each sequence.
@@ -28,33 +30,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import cv2  # noqa: E402
 from matte_ros.measure import datasets  # noqa: E402
 from matte_ros.measure import scoring  # noqa: E402
 from matte_ros.pipeline import Pipeline  # noqa: E402
+from matte_ros.segmenters import rvm_model  # noqa: E402
 import numpy as np  # noqa: E402
 
 SHARED = os.path.join(ROOT, '..', 'shared')
 DAVIS = os.path.join(SHARED, 'data', 'davis2016')
 MODEL = os.path.join(SHARED, 'models', 'rvm_mobilenetv3_fp32.onnx')
-
-
-class PlainLoop:
-    """RVM as a straight ONNX Runtime loop: zero state, then feed each output state back."""
-
-    def __init__(self, model_path: str):
-        import onnxruntime as ort
-        self.session = ort.InferenceSession(model_path, providers=['CPUExecutionProvider'])
-        self.rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-
-    def alpha(self, bgr: np.ndarray, ratio: float) -> np.ndarray:
-        """Return ``pha`` (float32 H×W) for the next frame of the stream."""
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-        src = rgb.transpose(2, 0, 1)[None].copy()
-        feed = {'src': src, 'downsample_ratio': np.array([ratio], np.float32)}
-        feed.update(zip(('r1i', 'r2i', 'r3i', 'r4i'), self.rec))
-        _, pha, *self.rec = self.session.run(['fgr', 'pha', 'r1o', 'r2o', 'r3o', 'r4o'], feed)
-        return pha[0, 0]
 
 
 def auto_ratio(height: int, width: int) -> float:
@@ -73,7 +57,7 @@ def compare(seq: str, ratio: float, max_frames: int = 0, root: str = DAVIS,
     pipeline = Pipeline({'segmenter': 'rvm', 'models.model_path': model,
                          'rvm.downsample_ratio': float(ratio), 'composite.mode': 'none'},
                         backend='cpu')
-    plain = PlainLoop(model)
+    plain = None  # made at the first frame: the ratio follows its size
     plain_score, project_score = scoring.DavisScore(), scoring.DavisScore()
     alpha_diff = 0
     frames = 0
@@ -84,7 +68,9 @@ def compare(seq: str, ratio: float, max_frames: int = 0, root: str = DAVIS,
             break
         if ratio <= 0:
             used_ratio = auto_ratio(*frame.shape[:2])
-        pha = plain.alpha(frame, used_ratio)
+        if plain is None:
+            plain = rvm_model.reference_loop(model, used_ratio)
+        pha = plain(frame)
         result = pipeline.process(frame, None, seq)
         plain_score.add(pha > 0.5, gt)
         project_score.add(result.mask > 127, gt)

@@ -104,6 +104,9 @@ def bare_loop(values: Dict[str, Any], frames: List[np.ndarray], seconds: float,
     try:
         for frame in frames[:warmup]:
             pipeline.process(frame)
+        while pipeline.status().busy:  # a TensorRT engine being built: time the engine
+            time.sleep(0.5)
+            pipeline.process(frames[0])
         stage_total = {}
         count = 0
         busy = 0.0
@@ -125,24 +128,6 @@ def bare_loop(values: Dict[str, Any], frames: List[np.ndarray], seconds: float,
         pipeline.close()
 
 
-class StraightOrtLoop:
-    """RVM's documented usage: default InferenceSession, NumPy in and out, state fed back."""
-
-    def __init__(self, model_path: str, ratio: float):
-        import onnxruntime as ort
-        self.session = ort.InferenceSession(model_path, providers=['CPUExecutionProvider'])
-        self.ratio = np.array([ratio], np.float32)
-        self.state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """Return alpha (float32 H×W) for one BGR frame."""
-        src = frame[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-        feed = {'src': src, 'downsample_ratio': self.ratio}
-        feed.update(zip(('r1i', 'r2i', 'r3i', 'r4i'), self.state))
-        _, pha, *self.state = self.session.run(None, feed)
-        return pha[0, 0]
-
-
 def rvm_vs_straight_ort(values: Dict[str, Any], frames: List[np.ndarray], seconds: float,
                         warmup: int = 2, min_frames: int = 10) -> Dict[str, Any]:
     """
@@ -154,11 +139,12 @@ def rvm_vs_straight_ort(values: Dict[str, Any], frames: List[np.ndarray], second
     """
     from matte_ros.segmenters import create
     from matte_ros.segmenters import rvm
+    from matte_ros.segmenters import rvm_model
     segmenter = create('rvm', values, 'cpu')
     try:
         height, width = frames[0].shape[:2]
         ratio = rvm.downsample_ratio(height, width, float(values.get('rvm.downsample_ratio', 0)))
-        straight = StraightOrtLoop(segmenter.model_path, ratio)
+        straight = rvm_model.reference_loop(segmenter.model_path, ratio)
         runners = [straight, lambda f: segmenter.process(f).alpha]
         for frame in frames[:warmup]:
             for runner in runners:
@@ -198,6 +184,7 @@ def rvm_davis_vs_ort(values: Dict[str, Any], davis_root: str) -> Dict[str, Any]:
     from matte_ros.measure import scoring
     from matte_ros.segmenters import create
     from matte_ros.segmenters import rvm
+    from matte_ros.segmenters import rvm_model
     segmenter = create('rvm', values, 'cpu')
     setting = float(values.get('rvm.downsample_ratio', 0.0))
     out: Dict[str, Any] = {'sequences': {}}
@@ -209,7 +196,7 @@ def rvm_davis_vs_ort(values: Dict[str, Any], davis_root: str) -> Dict[str, Any]:
             for _, frame, truth in datasets.iter_davis(davis_root, seq):
                 if straight is None:
                     out['ratio'] = rvm.downsample_ratio(*frame.shape[:2], setting)
-                    straight = StraightOrtLoop(segmenter.model_path, out['ratio'])
+                    straight = rvm_model.reference_loop(segmenter.model_path, out['ratio'])
                 scores[0].add(straight(frame) > 0.5, truth)
                 scores[1].add(segmenter.process(frame).alpha > 0.5, truth)
             j_ort, j_project = (score.result()['J'] for score in scores)

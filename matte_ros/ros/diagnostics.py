@@ -44,3 +44,15 @@ def level_for(active: bool, stats: Dict[str, float], rejected_recent: bool,
     if stats['input_rate_hz'] == 0:
         return DiagnosticStatus.WARN, 'no input'
     return DiagnosticStatus.OK, 'ok'
+
+
+def with_busy(level: bytes, message: str, busy: str):
+    """
+    Return (level, message) raised to WARN with ``busy`` as the message when it is set.
+
+    ``busy`` is the pipeline's ``status().busy``, e.g. ``building TensorRT engine for
+    640x480 (12 s)``: the node serves, but not at its best, and says why.
+    """
+    if not busy:
+        return level, message
+    return max(level, DiagnosticStatus.WARN), busy

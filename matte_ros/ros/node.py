@@ -44,6 +44,7 @@ from matte_ros import compositing
 from matte_ros import compressed
 from matte_ros import heap
 from matte_ros import params
+from matte_ros import text
 from matte_ros.frame_slot import FrameSlot
 from matte_ros.image_encodings import EncodingError
 from matte_ros.memory import MemoryBudgetError
@@ -59,7 +60,6 @@ from matte_ros.ros.image_msgs import image_msg_to_bgr8
 from matte_ros.ros.image_msgs import make_image_msg
 from matte_ros.stats import stamp_age
 from matte_ros.stats import Stats
-from matte_ros.text import cut
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from rcl_interfaces.srv import SetParametersAtomically
@@ -126,6 +126,7 @@ class MatteNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         self._pipeline: Optional[Pipeline] = None
+        self._backend_note = ''  # last logged reason for the backend in use
         self._pipeline_lock = threading.Lock()   # held while a frame is processed
         self._reconfigure_lock = threading.Lock()  # serialises parameter changes
         self._outputs = {}
@@ -171,7 +172,7 @@ class MatteNode(LifecycleNode):
         core, ros = params.split(values)
         self._ros.update(ros)
         if errors:
-            self._start_error = cut('; '.join(errors))   # configure refuses until fixed
+            self._start_error = text.message('; '.join(errors))   # configure refuses until fixed
             return
         self._config = params.Config(core)
         self._start_error = ''
@@ -211,11 +212,12 @@ class MatteNode(LifecycleNode):
                 _close_prepared(preloaded[1] if preloaded else None)
                 pipeline = Pipeline(config)
         except Exception as exc:  # noqa: B902 - any failure must leave the node up
-            self.last_reconfigure_error = cut('configure: %s' % exc)
-            self.get_logger().error('configure failed: %s' % cut(exc))
+            self.last_reconfigure_error = text.message('configure: %s' % exc)
+            self.get_logger().error('configure failed: %s' % text.message(exc))
             return TransitionCallbackReturn.FAILURE
-        if pipeline.choice.warning:
-            self.get_logger().warn(pipeline.choice.warning)
+        self._backend_note = pipeline.status().note
+        if self._backend_note:
+            self.get_logger().warn(self._backend_note)
         with self._pipeline_lock:
             self._pipeline = pipeline
         self._frame_limit = config['max_pixels']
@@ -230,8 +232,8 @@ class MatteNode(LifecycleNode):
             extra.append((CompressedImage, COMPOSITE_COMPRESSED_TOPIC))
         for msg_type, topic in extra:
             self._outputs[topic] = self.create_lifecycle_publisher(msg_type, topic, out_qos)
-        self.get_logger().info('configured: segmenter %s on %s' % (pipeline.name,
-                                                                   pipeline.backend))
+        self.get_logger().info('configured: segmenter %s on %s (%s)' % (
+            pipeline.name, pipeline.backend, pipeline.describe()))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -375,7 +377,7 @@ class MatteNode(LifecycleNode):
         time.sleep(0)
 
     def _reject(self, exc: Exception) -> None:
-        reason = cut(exc)
+        reason = text.message(exc)
         self.stats.on_rejected(reason)
         self.get_logger().warn('rejected image: %s' % reason,
                                throttle_duration_sec=LOG_THROTTLE)
@@ -413,8 +415,8 @@ class MatteNode(LifecycleNode):
                 self._reject(exc)
                 return
             except Exception as exc:  # noqa: B902 - one bad frame must not stop the stream
-                self.stats.on_failed(cut('%s: %s' % (type(exc).__name__, exc)))
-                self.get_logger().error('frame dropped, segmenter failed: %s' % cut(exc),
+                self.stats.on_failed(text.message('%s: %s' % (type(exc).__name__, exc)))
+                self.get_logger().error('frame dropped, segmenter failed: %s' % text.message(exc),
                                         throttle_duration_sec=LOG_THROTTLE)
                 return
         processed = time.perf_counter()
@@ -537,7 +539,7 @@ class MatteNode(LifecycleNode):
             base = self._config if self._config is not None else params.Config()
             new = base.with_updates(core)
         except params.ParamError as exc:
-            return SetParametersResult(successful=False, reason=cut(exc))
+            return SetParametersResult(successful=False, reason=text.message(exc))
         with self._reconfigure_lock:
             pipeline = self._pipeline
             try:
@@ -545,7 +547,7 @@ class MatteNode(LifecycleNode):
                 if pipeline is not None:
                     self._apply(pipeline, new)
             except Exception as exc:  # noqa: B902 - reject the change, keep serving
-                reason = cut(exc)
+                reason = text.message(exc)
                 self.last_reconfigure_error = reason
                 self.get_logger().warn('parameter change rejected: %s' % reason)
                 return SetParametersResult(successful=False, reason=reason)
@@ -578,8 +580,9 @@ class MatteNode(LifecycleNode):
             raise entry
         kind, made = entry
         if kind == 'pipeline':
-            if made.choice.warning:
-                self.get_logger().warn(made.choice.warning)
+            self._backend_note = made.status().note
+            if self._backend_note:
+                self.get_logger().warn(self._backend_note)
             with self._pipeline_lock:
                 self._pipeline = made
             pipeline.close()
@@ -686,13 +689,19 @@ class MatteNode(LifecycleNode):
         self._last_counts = counts
         level, message = diagnostics.level_for(self._active, snap, rejected_recent,
                                                failed_recent)
+        status = pipeline.status() if pipeline else None  # live: fallbacks after configure
+        level, message = diagnostics.with_busy(level, message, status.busy if status else '')
+        if status is not None and status.note != self._backend_note:
+            self._backend_note = status.note
+            if status.note:
+                self.get_logger().warn(status.note)
         values = dict(snap)
         values.update(
             state='active' if self._active else (
                 'inactive' if pipeline is not None else 'unconfigured'),
             segmenter=pipeline.name if pipeline else '',
-            backend=pipeline.backend if pipeline else '',
-            backend_note=pipeline.choice.warning if pipeline else '',
+            backend=status.backend if status else '',
+            backend_note=status.note if status else '',
             dropped=self._slot.dropped,
             last_reject_reason=self.stats.last_reject_reason,
             **{'rejected[%s]' % k: n for k, n in self.stats.rejected_reasons.copy().items()},

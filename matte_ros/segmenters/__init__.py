@@ -11,8 +11,9 @@ from matte_ros.errors import SegmenterError
 from matte_ros.segmenters import registry
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
+from matte_ros.segmenters.base import Status
 
-__all__ = ['Matte', 'Segmenter', 'SegmenterError', 'create', 'segmenter_class']
+__all__ = ['Matte', 'Segmenter', 'SegmenterError', 'Status', 'create', 'segmenter_class']
 
 
 def segmenter_class(name: str):

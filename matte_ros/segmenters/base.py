@@ -20,6 +20,21 @@ from matte_ros.errors import SegmenterError  # noqa: F401 - part of this module'
 import numpy as np
 
 
+@dataclass(frozen=True)
+class Status:
+    """
+    What a segmenter runs on now, read live by the pipeline, the node and the CLI.
+
+    ``backend``: the backend in use (after any fallback); ``note``: why it is not the one
+    asked for ('' when it is); ``busy``: what keeps it from its best speed right now,
+    e.g. ``building TensorRT engine for 640x480 (12 s)`` ('' when nothing).
+    """
+
+    backend: str
+    note: str = ''
+    busy: str = ''
+
+
 @dataclass
 class Matte:
     """What a segmenter returns for one frame."""
@@ -86,6 +101,8 @@ class Segmenter:
     def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
         """Return the memory the segmenter needs for frames of ``pixels`` pixels (bytes)."""
         return cls.fixed_bytes + cls.bytes_per_pixel * int(pixels)
+    #: Why the segmenter runs on another backend than asked ('' when as asked).
+    warning = ''
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         self.backend = backend
@@ -119,6 +136,14 @@ class Segmenter:
 
     def close(self) -> None:
         """Release models and device memory."""
+
+    def status(self) -> Status:
+        """Return the backend in use, why it differs from the request, what delays it."""
+        return Status(self.backend, self.warning)
+
+    def describe(self) -> str:
+        """Return one line saying what runs (library, model, device)."""
+        return '%s on %s' % (self.name, self.backend)
 
     def _segment(self, frame: np.ndarray) -> Matte:
         raise NotImplementedError

@@ -14,7 +14,7 @@ Parameters (see ``matte_ros/params.py``):
   than MOG2), ``mog2`` (Gaussian mixture,
   Zivkovic 2004/2006) or ``knn`` (K nearest neighbours, Zivkovic & van der Heijden 2006).
 * ``bgsub.learn_rate`` -- per-frame learning rate in [0, 1]; -1 lets the model choose.
-  OpenCV: passed as ``learningRate`` to ``apply()`` (automatic: 1 / min(frames seen,
+  OpenCV: passed as ``learningRate`` to ``apply()`` (automatic: 1 / min(2 × frames seen,
   history)).  consensus: the fraction of the samples refreshed per frame.  Dynamic:
   :meth:`BackgroundSubtractor.configure` applies it from the next frame, as it does the
   ``bgsub.consensus.*`` knobs except ``samples``.
@@ -42,6 +42,7 @@ from typing import Dict
 from typing import Optional
 
 import cv2
+from matte_ros import backends
 from matte_ros.params import BOOL
 from matte_ros.params import FLOAT
 from matte_ros.params import INT
@@ -75,25 +76,11 @@ VPI_ALGORITHMS = ('mog2',)
 
 
 def load_vpi():
-    """
-    Import NVIDIA VPI, or raise SegmenterError saying it is missing.
-
-    Checks for the attributes this module uses, because ``pip install vpi`` brings an
-    unrelated package of the same name.
-    """
-    try:
-        import vpi  # noqa: I900 (optional, JetPack only)
-    except ImportError as exc:
-        raise SegmenterError(
-            'bgsub on backend vpi: NVIDIA VPI was not found (import vpi failed: %s); '
-            'install VPI from JetPack (python3-vpi*) or use backend cpu' % exc)
-    missing = [name for name in ('BackgroundSubtractor', 'Backend', 'Format', 'asimage')
-               if not hasattr(vpi, name)]
-    if missing:
-        raise SegmenterError(
-            'bgsub on backend vpi: NVIDIA VPI was not found: the module "vpi" at %s lacks '
-            '%s (is it the unrelated PyPI package "vpi"?); install VPI from JetPack or use '
-            'backend cpu' % (getattr(vpi, '__file__', '?'), ', '.join(missing)))
+    """Return NVIDIA VPI's module, or raise SegmenterError saying why it is missing."""
+    vpi, why = backends.find_vpi()
+    if vpi is None:
+        raise SegmenterError('bgsub on backend vpi: %s; install VPI from JetPack '
+                             '(python3-vpi*) or use backend cpu' % why)
     return vpi
 
 
@@ -103,14 +90,15 @@ def vpi_arguments(learn_rate: float, frames: int, variance_threshold: float,
     Map the bgsub parameters onto ``vpi.BackgroundSubtractor.__call__``'s keywords.
 
     ``learnrate``: ``bgsub.learn_rate``, or when it is -1 OpenCV MOG2's automatic rate
-    1 / min(frames seen + 1, :data:`HISTORY`) (VPI's own default is a fixed 0.001,
+    1 / min(2 × (frames seen + 1), :data:`HISTORY`), the rate MOG2 applies when given -1
+    (VPI's own default is a fixed 0.001,
     which would take minutes to learn a first background).  ``threshold``:
     ``bgsub.variance_threshold`` (squared Mahalanobis distance, as MOG2's varThreshold).
     ``shadow``: the mask value for shadows (127, as OpenCV) or None to not detect them.
     """
     rate = float(learn_rate)
     if rate < 0:
-        rate = 1.0 / min(frames + 1, HISTORY)
+        rate = 1.0 / min(2 * (frames + 1), HISTORY)
     return {'learnrate': rate, 'threshold': float(variance_threshold),
             'shadow': SHADOW_VALUE if detect_shadows else None}
 

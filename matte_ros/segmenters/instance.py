@@ -214,10 +214,15 @@ class InstanceSegmenter(Segmenter):
         self.device = 'cuda' if cuda else 'cpu'
         self.backend = self.device
         self.model = model.to(self.device).eval()
-        self.runtime_info = 'torchvision %s (%d classes, %s) on %s%s' % (
-            build.__name__, classes, self.weights_file, self.device,
-            ', pure-torch NMS/RoIAlign' if torchvision_ops.FALLBACK else '')
+        self._built = (build.__name__, classes, self.weights_file, torchvision_ops.FALLBACK)
         self.configure(config)
+
+    def describe(self) -> str:
+        """Return the torchvision model, its classes and device (and NMS in use)."""
+        name, classes, weights, fallback = self._built
+        return 'torchvision %s (%d classes, %s) on %s%s' % (
+            name, classes, weights, self.device,
+            ', pure-torch NMS/RoIAlign' if fallback else '')
 
     def configure(self, config: Dict[str, Any]) -> None:
         """Take new thresholds; detections below ``instance.confidence`` are not even kept."""

@@ -540,12 +540,17 @@ class OnnxModel(Segmenter):
         #: input size (h, w) → recurrent input → the shape its output had there.
         self._learned: Dict[Tuple[int, int], Dict[str, Tuple[int, ...]]] = {}
         self.state: Optional[Dict[str, np.ndarray]] = None
-        self.runtime_info = '%s: %s' % (os.path.basename(self.model_path),
-                                        self.session_info.summary())
-        self.warning = onnx_runtime.provider_note(self.session_info)
+        # What the session runs on, not what was asked: ONNX Runtime drops a provider
+        # that fails to start without raising.
+        self.backend = self.session_info.in_use
+        self.warning = self.session_info.note()
         on_trt = self.session_info.providers[0] == onnx_runtime.TENSORRT
         if self.settings.size is not None or not on_trt:
             self._trial()
+
+    def describe(self) -> str:
+        """Return the model file and the providers the session runs on."""
+        return '%s: %s' % (os.path.basename(self.model_path), self.session_info.summary())
 
     def _open(self, config, backend: str, strict: bool):
         """Create the session (TensorRT: engines and timing caches kept, fp16 as asked)."""
@@ -756,5 +761,7 @@ SPEC = SegmenterSpec(
     state='optional recurrent inputs (`onnx.recurrent`)',
     factory=OnnxModel,
     params=tuple(Param(**spec) for spec in PARAM_SPECS),
-    backends=(BackendUse('tensorrt', 'ort_tensorrt'), BackendUse('cuda', 'ort_cuda'), CPU),
+    backends=(BackendUse('tensorrt', 'ort_tensorrt',
+                         not_auto='its first engine build per input size takes minutes'),
+              BackendUse('cuda', 'ort_cuda'), CPU),
 )

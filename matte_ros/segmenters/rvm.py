@@ -1,5 +1,5 @@
 """
-Robust Video Matting (RVM, MobileNetV3) on ONNX Runtime, with its recurrent state in view.
+Robust Video Matting (RVM, MobileNetV3): its recurrent state in view, the runtimes behind it.
 
 RVM is a recurrent network: besides the frame it takes four hidden tensors ``r1i..r4i``
 (ConvGRU states at 1/2 … 1/16 of the downsampled resolution) and returns their
@@ -22,22 +22,21 @@ this ratio and refines back to full resolution.  Its authors advise a downsample
 side of 256-512 px.  0 selects it automatically: 1 when the long side is at most 512 px,
 otherwise 480 / long side (so 0.25 at 1920×1080, 0.375 at 1280×720, 0.562 at 854×480).
 
-Model: ``rvm_mobilenetv3_fp32`` (see :mod:`matte_ros.models`).  Inputs ``src``
-[1, 3, H, W] RGB in [0, 1], ``r1i..r4i``, ``downsample_ratio`` [1]; outputs ``fgr``
-(foreground colours), ``pha`` (alpha), ``r1o..r4o``.  On CUDA/TensorRT the state and
-the ratio stay in GPU memory through I/O binding and only alpha (and ``fgr`` when it
-is published) comes back; TensorRT runs a copy of the model with the ratio fixed per
-resolution (see :mod:`matte_ros.segmenters.rvm_device`).  On the CPU plain ``run`` is
-as fast.  Speed against a straight ONNX Runtime loop: ``tools/bench_rvm.py``.
+Model: ``rvm_mobilenetv3_fp32`` (see :mod:`matte_ros.models`); its inputs and outputs
+are named in :mod:`matte_ros.segmenters.rvm_model`.
 
-Runtime (``rvm.runtime``): onnxruntime (above), or torchscript, where torch and
-onnx2torch are installed: the same model converted and traced once per resolution and
-ratio (see :mod:`matte_ros.segmenters.rvm_torchscript`), the state carried as torch
-tensors with the same reset rules; or openvino (CPU), compiled once per resolution and
-ratio, in fp32 or (``rvm.precision`` int8) in an int8 model the project derives and
-checks itself (:mod:`matte_ros.segmenters.rvm_openvino`, :mod:`.rvm_int8`).  On this
-project's development CPU OpenVINO fp32 is 1.07-1.15× a straight ONNX Runtime loop at
-the same J, int8 1.5-1.6× but with a J loss that depends on the calibration frames.
+Runtimes (``rvm.runtime`` and the backend): each is a
+:class:`~matte_ros.segmenters.rvm_runner.Runner` that only runs frames; this segmenter
+keeps the state and the policy above.  onnxruntime on cpu: plain ``session.run``
+(:mod:`.rvm_onnxruntime`); on cuda: I/O binding with the state on the GPU; on tensorrt:
+the ratio fixed per resolution, engines built in the background while CUDA serves
+(:mod:`.rvm_tensorrt`); torchscript: the model converted with onnx2torch and traced per
+resolution and ratio (:mod:`.rvm_torchscript`); openvino (CPU): compiled per resolution
+and ratio, fp32 or a derived int8 model (:mod:`.rvm_openvino`, :mod:`.rvm_int8`).
+:meth:`RobustVideoMatting.status` and :meth:`~RobustVideoMatting.describe` say what
+actually runs, read live (a TensorRT fallback at the first frame shows at once).
+Speed against RVM's documented loop (:func:`.rvm_model.reference_loop`):
+``tools/bench_rvm.py``.
 """
 
 from dataclasses import dataclass
@@ -49,17 +48,16 @@ from typing import Optional
 
 import cv2
 from matte_ros import models
-from matte_ros import onnx_runtime
 from matte_ros.params import BOOL
 from matte_ros.params import FLOAT
 from matte_ros.params import Param
 from matte_ros.params import STRING
-from matte_ros.segmenters import rvm_device
-from matte_ros.segmenters import rvm_openvino
-from matte_ros.segmenters import rvm_torchscript
+from matte_ros.segmenters import rvm_model
+from matte_ros.segmenters import rvm_runner
 from matte_ros.segmenters.base import Matte
 from matte_ros.segmenters.base import Segmenter
 from matte_ros.segmenters.base import SegmenterError
+from matte_ros.segmenters.base import Status
 from matte_ros.segmenters.spec import BackendUse
 from matte_ros.segmenters.spec import CPU
 from matte_ros.segmenters.spec import SegmenterSpec
@@ -76,9 +74,7 @@ AUTO_FULL_SIZE = 512
 ONNXRUNTIME = 'onnxruntime'
 TORCHSCRIPT = 'torchscript'
 OPENVINO = 'openvino'
-
-STATE_INPUTS = ('r1i', 'r2i', 'r3i', 'r4i')
-STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
+FP32 = rvm_runner.FP32
 
 
 def engine_cache_dir(config) -> str:
@@ -87,11 +83,6 @@ def engine_cache_dir(config) -> str:
     if path:
         return os.path.abspath(os.path.expanduser(path))
     return os.path.join(models.model_dir(config), 'tensorrt')
-
-
-def torchscript_cache_dir(config) -> str:
-    """Return the directory of saved TorchScript traces: ``<model cache>/torchscript``."""
-    return os.path.join(models.model_dir(config), 'torchscript')
 
 
 def auto_downsample_ratio(height: int, width: int) -> float:
@@ -115,10 +106,9 @@ class RecurrentState:
     RVM's four ConvGRU hidden tensors, carried from one frame to the next.
 
     ``zeros()`` is the start-of-stream state.  ``frames`` counts the frames that have
-    updated it since the last reset (0 = fresh).  The tensors are NumPy arrays, or
-    ONNX Runtime OrtValues that stay in GPU memory when the session runs on CUDA or
-    TensorRT (I/O binding: no copy to the host and back per frame), or torch tensors
-    on the TorchScript runtime.
+    updated it since the last reset (0 = fresh).  The tensors are whatever the runner
+    returns: NumPy arrays, ONNX Runtime OrtValues kept in GPU memory (I/O binding), or
+    torch tensors (TorchScript).
     """
 
     r1: Any
@@ -130,11 +120,11 @@ class RecurrentState:
     @classmethod
     def zeros(cls) -> 'RecurrentState':
         """Return the initial state: four [1, 1, 1, 1] zero tensors (broadcast by RVM)."""
-        return cls(*(np.zeros((1, 1, 1, 1), np.float32) for _ in range(4)))
+        return cls(*rvm_model.zero_state())
 
-    def feed(self) -> Dict[str, np.ndarray]:
+    def feed(self) -> Dict[str, Any]:
         """Return the state as the model's ``r1i..r4i`` inputs."""
-        return dict(zip(STATE_INPUTS, (self.r1, self.r2, self.r3, self.r4)))
+        return dict(zip(rvm_model.STATE_INPUTS, self.tensors()))
 
     def tensors(self) -> List[Any]:
         """Return the four tensors in input order."""
@@ -149,12 +139,12 @@ class RobustVideoMatting(Segmenter):
     """
     Segmenter ``rvm``: alpha matte and foreground colours from RVM MobileNetV3.
 
-    The model comes from :func:`matte_ros.models.locate` (``models.*`` parameters);
-    the ONNX Runtime providers from the backend (cpu, cuda, tensorrt; see
-    :mod:`matte_ros.onnx_runtime`).  ``runtime_info`` (one line) and ``session_info``
-    (providers in use, those missing) say what actually runs.  With ``rvm.runtime``
-    torchscript a :class:`~matte_ros.segmenters.rvm_torchscript.TorchScriptRunner` runs
-    the frames instead (``session`` and ``session_info`` are None).
+    The model comes from :func:`matte_ros.models.locate` (``models.*`` parameters); the
+    runner from ``rvm.runtime`` and the backend (:mod:`.rvm_runner`).  The keyword
+    arguments are the benchmarks' tuning knobs, not parameters: ONNX Runtime ``threads``
+    (0 = one per physical core) and ``spinning``; ``io_binding`` runs ONNX Runtime through
+    I/O binding even on the CPU; ``full_zero_state`` starts from full-size zero tensors;
+    ``half`` runs TorchScript in fp16.
     """
 
     name = 'rvm'
@@ -162,105 +152,59 @@ class RobustVideoMatting(Segmenter):
     #: (~48 B/px); the model, its recurrent state and runtime arenas (~200 MB).
     bytes_per_pixel = 48
     fixed_bytes = 200 * 1024 * 1024
-    #: ONNX Runtime intra-op threads (0 = one per physical core) and spin-waiting;
-    #: tuning knobs for benchmarks (tools/bench_rvm.py), not parameters.
-    threads = 0
-    spinning = True
-    #: Run through I/O binding even on the CPU (it is always used on CUDA/TensorRT).
-    io_binding = False
-    #: Start the state as full-size zeros on the device instead of [1, 1, 1, 1]
-    #: (always on TensorRT, whose engine profile fixes the state's shape).
-    full_zero_state = False
-    #: Device of the TensorRT path's bound state (tests run that path's logic on 'cpu').
-    trt_device = 'cuda'
 
-    def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
+    def __init__(self, config: Dict[str, Any], backend: str = 'cpu', *, threads: int = 0,
+                 spinning: bool = True, io_binding: bool = False,
+                 full_zero_state: bool = False, half: bool = False):
         super().__init__(config, backend)
-        self.model_path = models.locate(MODEL, config)
-        self.engine_cache = engine_cache_dir(config)
-        self._runner: Optional[rvm_device.BoundRunner] = None
-        self._shape_key = None
-        #: Why rvm runs on another backend than asked ('' when as asked).
-        self.warning = ''
-        strict = bool(config.get('backend_strict', False))
+        self.runner: Optional[rvm_runner.Runner] = None
         self.state = RecurrentState.zeros()
         self.ratio: Optional[float] = None
         self._src: Optional[np.ndarray] = None  # preallocated [1, 3, H, W] input
-        self.torchscript: Optional[rvm_torchscript.TorchScriptRunner] = None
-        self.openvino: Optional[rvm_openvino.OpenVinoRunner] = None
         runtime = config.get('rvm.runtime', ONNXRUNTIME)
-        precision = config.get('rvm.precision', rvm_openvino.FP32)
-        if precision != rvm_openvino.FP32 and runtime != OPENVINO:
+        precision = config.get('rvm.precision', FP32)
+        if precision != FP32 and runtime != OPENVINO:
             raise SegmenterError('rvm.precision %s needs rvm.runtime openvino (runtime is %s)'
                                  % (precision, runtime))
-        if runtime == TORCHSCRIPT:
-            self._init_torchscript(config, backend)
-            return
-        if runtime == OPENVINO:
-            self._init_openvino(config, backend, precision)
-            return
-        self.fixed_ratio = (backend == 'tensorrt' and onnx_runtime.TENSORRT
-                            in onnx_runtime.available_providers())
-        if self.fixed_ratio:
-            # The engine needs the ratio and resolution: built at the first frame.
-            self.session = None
-            self.session_info = onnx_runtime.SessionInfo(
-                backend, [onnx_runtime.TENSORRT, onnx_runtime.CUDA, onnx_runtime.CPU], [],
-                self.threads)
-        else:
-            self.session, self.session_info = onnx_runtime.create_session(
-                self.model_path, backend, strict=strict, threads=self.threads,
-                spinning=self.spinning)
-        self._output_names = ['fgr', 'pha'] + list(STATE_OUTPUTS)
-        self.runtime_info = self.session_info.summary()
-        if self.fixed_ratio:
-            self.runtime_info += ' (engine built at the first frame, fixed ratio)'
-        on_gpu = self.session_info.providers[0] in (onnx_runtime.CUDA, onnx_runtime.TENSORRT)
-        self.state_device = 'cuda' if on_gpu else ('cpu' if self.io_binding else None)
-        if self.state_device is not None and not self.fixed_ratio:
-            self._runner = rvm_device.BoundRunner(self.session, self.state_device)
+        self.model_path = models.locate(MODEL, config)
+        model = rvm_runner.ModelFile(self.model_path, models.get(MODEL).sha256)
+        options = rvm_runner.Options(
+            threads=threads, spinning=spinning,
+            strict=bool(config.get('backend_strict', False)),
+            alpha_only=not self._want_foreground(), model_dir=models.model_dir(config),
+            engine_cache=engine_cache_dir(config),
+            fp16=bool(config.get('tensorrt.fp16', True)), precision=precision,
+            ratio=float(config.get('rvm.downsample_ratio', 0.0)), half=half,
+            io_binding=io_binding, full_zero_state=full_zero_state)
+        self.runner = rvm_runner.create(runtime, backend, model, options)
 
-    def _init_torchscript(self, config, backend: str) -> None:
-        """Set up the TorchScript runtime (SegmenterError when torch or onnx2torch lack)."""
-        self.fixed_ratio = False
-        self.session = None
-        self.session_info = None
-        self.torchscript = rvm_torchscript.TorchScriptRunner(
-            self.model_path, models.get(MODEL).sha256, backend, torchscript_cache_dir(config))
-        self.state_device = self.torchscript.device
-        self.runtime_info = ('TorchScript (derived from ONNX via onnx2torch) on %s '
-                             '(traced at the first frame, fixed ratio)'
-                             % self.torchscript.device)
-        if backend != 'cpu' and self.torchscript.device == 'cpu':
-            self.backend = 'cpu'
-            self.warning = 'torch sees no CUDA device; TorchScript runs on cpu'
+    # -- what runs ---------------------------------------------------------------------
 
-    def _init_openvino(self, config, backend: str, precision: str) -> None:
-        """Set up the OpenVINO runtime (SegmenterError when it or the int8 model lacks)."""
-        self.fixed_ratio = False
-        self.session = None
-        self.session_info = None
-        self.state_device = None
-        sha256 = models.get(MODEL).sha256
-        directory = rvm_openvino.openvino_dir(config)
-        alpha_only = not self._want_foreground()
-        self.openvino = rvm_openvino.OpenVinoRunner(self.model_path, sha256, precision,
-                                                    directory, self.threads, alpha_only)
-        if precision == rvm_openvino.INT8:
-            # Fail configure, not every frame, when no derived model can serve.
-            fixed = float(config.get('rvm.downsample_ratio', 0.0))
-            if fixed > 0:
-                rvm_openvino.int8_model(self.model_path, sha256, fixed, directory, alpha_only)
-            elif not rvm_openvino.derived_ratios(self.model_path, sha256, directory,
-                                                 alpha_only):
-                raise SegmenterError(
-                    'rvm.precision int8: no int8 model derived yet in %s; derive one with '
-                    '`%s`' % (directory, rvm_openvino.derive_command(alpha_only=alpha_only)))
-        self.runtime_info = 'OpenVINO %s on cpu (compiled at the first frame, fixed ratio)' % (
-            precision)
-        if backend != 'cpu':
-            self.backend = 'cpu'
-            self.warning = 'rvm.runtime openvino runs on the CPU; backend %s not used' % backend
+    @property
+    def backend(self) -> str:
+        """Return the backend in use: the runner's, read live (it may fall back)."""
+        return self.runner.backend if self.runner is not None else self._requested
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._requested = value
+
+    @property
+    def warning(self) -> str:
+        """Return why rvm runs on another backend than asked ('' when as asked)."""
+        return self.runner.note if self.runner is not None else ''
+
+    def status(self) -> Status:
+        """Return the runner's backend, note and busy line, as they are now."""
+        if self.runner is None:
+            return Status(self._requested)
+        return Status(self.runner.backend, self.runner.note, self.runner.busy)
+
+    def describe(self) -> str:
+        """Return what runs, in one line (library, providers or device, model, size)."""
+        return self.runner.describe() if self.runner is not None else 'rvm (closed)'
+
+    # -- state policy ------------------------------------------------------------------
 
     @staticmethod
     def _max_gap(config) -> float:
@@ -268,26 +212,20 @@ class RobustVideoMatting(Segmenter):
         return float(config.get('rvm.max_gap', 0.0))
 
     def reset(self, reason: str = 'requested') -> None:
-        """Forget the recurrent state (back to zeros)."""
+        """Forget the recurrent state (back to host zeros; device tensors are dropped)."""
         super().reset(reason)
         self.state = RecurrentState.zeros()
 
     def close(self) -> None:
         """
-        Release the session and every device buffer (state, ratio, TensorRT engine).
+        Release the runner and every device buffer (state, ratio, TensorRT engine).
 
         Deactivation only calls :meth:`reset`, which already drops the device-resident
-        state (it becomes host zeros); ``close`` (cleanup, shutdown, reload) also drops
-        the session, whose CUDA/TensorRT memory ONNX Runtime frees with it.
+        state; ``close`` (cleanup, shutdown, reload) also drops the runner's session or
+        module, whose device memory goes with it.
         """
-        if self._runner is not None:
-            self._runner.close()
-        self._runner = None
-        if self.torchscript is not None:
-            self.torchscript.close()
-        if self.openvino is not None:
-            self.openvino.close()
-        self.session = None
+        if self.runner is not None:
+            self.runner.close()
         self.state = RecurrentState.zeros()
         self._src = None
 
@@ -295,98 +233,47 @@ class RobustVideoMatting(Segmenter):
         """Copy ``fgr`` back from the GPU, and convert it to BGR, only when it is published."""
         return bool(self.config.get('publish_foreground'))
 
+    def _ratio_for(self, height: int, width: int) -> float:
+        """Return this frame's ratio (rounded to the file-name tag for fixed-ratio runners)."""
+        ratio = downsample_ratio(height, width,
+                                 float(self.config.get('rvm.downsample_ratio', 0.0)))
+        if self.runner.fixed_ratio:
+            ratio = float(rvm_model.ratio_tag(ratio))
+        return ratio
+
     def _segment(self, frame: np.ndarray) -> Matte:
         height, width = frame.shape[:2]
-        ratio = downsample_ratio(height, width, float(self.config.get('rvm.downsample_ratio',
-                                                                      0.0)))
-        if self.fixed_ratio or self.torchscript or self.openvino:
-            ratio = float(rvm_device.ratio_tag(ratio))
+        ratio = self._ratio_for(height, width)
         if self.ratio is not None and ratio != self.ratio and self.state.frames:
             self.reset('downsample ratio changed')
         self.ratio = ratio
+        if self.runner.prepare(height, width, ratio) and self.state.frames:
+            self.reset(self.runner.change_reason)
         src = self._to_src(frame)
-        if self.fixed_ratio:
-            self._ensure_engine(height, width, ratio)
-        per_size = self.torchscript or self.openvino
-        if per_size is not None:
-            fgr, pha, rec = self._run_per_size(per_size, src, height, width, ratio)
-        elif self._runner is None:
-            feed = self.state.feed()
-            feed['src'] = src
-            feed['downsample_ratio'] = np.array([ratio], np.float32)
-            fgr, pha, *rec = self.session.run(self._output_names, feed)
+        if self.state.frames == 0:
+            fgr, pha, rec = self._run_fresh(src, height, width, ratio)
         else:
-            if self.state.frames == 0 and (self.fixed_ratio or self.full_zero_state):
-                self.state = RecurrentState(*self._runner.zero_state(height, width, ratio))
-            fgr, pha, rec = self._runner.run(src, self.state.tensors(), ratio,
-                                             self._want_foreground())
+            fgr, pha, rec = self._run(src, ratio)
         self.state = self.state.advanced(rec)
         # fgr to BGR costs 0.6 ms at 640x480, 1.7 ms at 1280x720: only for ~/foreground
         return Matte(alpha=np.clip(pha[0, 0], 0.0, 1.0),
                      foreground=fgr_to_bgr(fgr) if fgr is not None and self._want_foreground()
                      else None)
 
-    def _run_per_size(self, runner, src: np.ndarray, height: int, width: int, ratio: float):
+    def _run_fresh(self, src: np.ndarray, height: int, width: int, ratio: float):
         """
-        Run one frame on a runner built per size and ratio (TorchScript, OpenVINO).
+        Run the first frame of a fresh state (``state.frames == 0``).
 
-        A new size or ratio makes the runner prepare another module (and resets the
-        state if the stream had one); ``runtime_info`` then says which.
+        The one place where a stream (re)starts: after construction, a reset, or another
+        module.  The runner's zero state replaces the host zeros (full-size device tensors
+        where the runner needs them).
         """
-        if runner.prepare(height, width, ratio):
-            self.runtime_info = runner.describe(height, width, ratio)
-            if self.state.frames:
-                self.reset(runner.change_reason)
-        if self.state.frames == 0:
-            self.state = RecurrentState(*runner.zero_state(height, width, ratio))
-        return runner.run(src, self.state.tensors(), self._want_foreground())
+        self.state = RecurrentState(*self.runner.zero_state(height, width, ratio))
+        return self._run(src, ratio)
 
-    def _ensure_engine(self, height: int, width: int, ratio: float) -> None:
-        """
-        Build (or reuse) the TensorRT session for this resolution and fixed ratio.
-
-        See :mod:`matte_ros.segmenters.rvm_device`: the ratio is baked into a copy of
-        the model and the engine has one profile of exactly these input shapes.
-        """
-        key = (height, width, ratio)
-        if key == self._shape_key and self._runner is not None:
-            return
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
-            self.session = None
-        strict = bool(self.config.get('backend_strict', False))
-        try:
-            path = rvm_device.fixed_ratio_model(self.model_path, ratio, self.engine_cache)
-            self.session, self.session_info = onnx_runtime.create_session(
-                path, 'tensorrt', strict=strict, threads=self.threads, spinning=self.spinning,
-                cache_dir=self.engine_cache, fp16=bool(self.config.get('tensorrt.fp16', True)),
-                shapes=rvm_device.input_shapes(height, width, ratio))
-        except (SegmenterError, OSError) as exc:
-            if strict:
-                raise
-            self._leave_tensorrt('TensorRT engine for %dx%d failed: %s' % (width, height, exc))
-            return
-        self.runtime_info = self.session_info.summary() + ' (fixed ratio %s at %dx%d)' % (
-            rvm_device.ratio_tag(ratio), width, height)
-        self._runner = rvm_device.BoundRunner(self.session, self.trt_device, ratio_input=False)
-        self._shape_key = key
-        self.state = RecurrentState.zeros()
-
-    def _leave_tensorrt(self, why: str) -> None:
-        """Continue on CUDA (else CPU) with a runtime ratio when TensorRT cannot be used."""
-        self.fixed_ratio = False
-        self.session, self.session_info = onnx_runtime.create_session(
-            self.model_path, 'cuda', threads=self.threads, spinning=self.spinning)
-        on_gpu = self.session_info.providers[0] == onnx_runtime.CUDA
-        self.backend = 'cuda' if on_gpu else 'cpu'
-        self.state_device = 'cuda' if on_gpu else ('cpu' if self.io_binding else None)
-        self._runner = (rvm_device.BoundRunner(self.session, self.state_device)
-                        if self.state_device else None)
-        self._shape_key = None
-        self.state = RecurrentState.zeros()
-        self.warning = '%s; running on %s' % (why, self.backend)
-        self.runtime_info = self.session_info.summary() + ' (%s)' % self.warning
+    def _run(self, src: np.ndarray, ratio: float):
+        """Run one frame with the current state; return (fgr, pha, successor tensors)."""
+        return self.runner.run(src, self.state.tensors(), ratio, self._want_foreground())
 
     def _to_src(self, frame: np.ndarray) -> np.ndarray:
         """
@@ -440,11 +327,11 @@ SPEC = SegmenterSpec(
               'Runtime of rvm: onnxruntime; torchscript (needs torch and onnx2torch; traced '
               'from the checksummed ONNX model once per resolution and ratio); or openvino '
               '(CPU, compiled once per resolution and ratio; needed for rvm.precision int8).',
-              choices=(ONNXRUNTIME, TORCHSCRIPT, OPENVINO), reload=True),
+              choices=rvm_runner.runtimes(), reload=True),
         Param('rvm.precision', STRING, 'fp32',
               'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
               '`matte-ros models derive-int8` derived for the ratio in use).',
-              choices=(rvm_openvino.FP32, rvm_openvino.INT8), reload=True),
+              choices=(FP32, rvm_runner.INT8), reload=True),
         # rvm on backend tensorrt
         Param('tensorrt.fp16', BOOL, True,
               'rvm on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
@@ -454,7 +341,9 @@ SPEC = SegmenterSpec(
               '<model cache>/tensorrt. The first run per resolution builds for minutes.',
               reload=True),
     ),
-    backends=(BackendUse('tensorrt', 'ort_tensorrt'), BackendUse('cuda', 'ort_cuda'), CPU),
+    backends=(BackendUse('tensorrt', 'ort_tensorrt',
+                         not_auto='its first engine build per resolution takes minutes'),
+              BackendUse('cuda', 'ort_cuda'), CPU),
     models=(MODEL,),
     variants=(Variant('rvm', model=MODEL),),
 )

@@ -4,7 +4,7 @@ Derive RVM's int8 OpenVINO model for one downsample ratio (``matte-ros models de
 No registry ships an int8 RVM, so the project derives it from the checksummed fp32 ONNX:
 
 1. the ratio is fixed in a copy of the model
-   (:func:`matte_ros.segmenters.rvm_device.fixed_ratio_model`), which OpenVINO reads
+   (:func:`matte_ros.segmenters.rvm_model.fixed_ratio_model`), which OpenVINO reads
    with static shapes at the calibration frames' size;
 2. the fp32 model runs over the calibration frames **in order**, its recurrent state
    carried from frame to frame, and every input it was fed is recorded, so the
@@ -46,7 +46,7 @@ from typing import Optional
 import cv2
 from matte_ros import models
 from matte_ros.segmenters import rvm
-from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters import rvm_openvino
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
@@ -125,7 +125,7 @@ class _Loop:
     def __init__(self, compiled, height: int, width: int, ratio: float):
         self.request = compiled.create_infer_request()
         self.ports = {port.get_any_name(): port for port in compiled.outputs}
-        self.state = rvm_openvino.OpenVinoRunner.zero_state(height, width, ratio)
+        self.state = rvm_model.full_zero_state(height, width, ratio)
 
     def __call__(self, frame: np.ndarray):
         """Return (the feed, alpha H×W) for one BGR frame and advance the state."""
@@ -150,19 +150,19 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
 
     ``frames`` are consecutive BGR frames of one size; ``source`` says where they came
     from (recorded in the manifest).  ``alpha_only`` quantises the model without
-    foreground colours (:func:`.rvm_device.alpha_only_proto`), the one the segmenter runs
+    foreground colours (:func:`.rvm_model.alpha_only_proto`), the one the segmenter runs
     unless ``publish_foreground`` is set.  Raises SegmenterError (writing nothing) when
     OpenVINO or NNCF lack, there are too few frames, or the quality check fails.
     """
     openvino = rvm_openvino.import_openvino()
     nncf = import_nncf()
-    ratio = float(rvm_device.ratio_tag(ratio))
+    ratio = float(rvm_model.ratio_tag(ratio))
     if holdout_every < 2 or len(frames) < 2 * holdout_every:
         raise SegmenterError('need at least %d calibration frames (got %d)'
                              % (2 * holdout_every, len(frames)))
     height, width = frames[0].shape[:2]
-    fixed = rvm_device.fixed_ratio_model(model_path, ratio, directory, alpha_only)
-    shapes = rvm_device.input_shapes(height, width, ratio)
+    fixed = rvm_model.fixed_ratio_model(model_path, ratio, directory, alpha_only)
+    shapes = rvm_model.input_shapes(height, width, ratio)
     core = openvino.Core()
     fp32 = rvm_openvino.compile_model(core, fixed, shapes)
 
@@ -177,7 +177,7 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
         else:
             calibration.append(feed)
     log('calibrating on %d frames of %dx%d at ratio %s (%d held out)'
-        % (len(calibration), width, height, rvm_device.ratio_tag(ratio), len(holdout)))
+        % (len(calibration), width, height, rvm_model.ratio_tag(ratio), len(holdout)))
 
     # 3. Quantise.
     model = core.read_model(fixed)
@@ -228,7 +228,7 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
     manifest = {
         'format': rvm_openvino.MANIFEST_FORMAT,
         'source': os.path.basename(model_path), 'source_sha256': sha256,
-        'ratio': rvm_device.ratio_tag(ratio),
+        'ratio': rvm_model.ratio_tag(ratio),
         'outputs': 'alpha only' if alpha_only else 'alpha and foreground',
         'calibration': {'source': source, 'frames': len(calibration),
                         'size': [width, height], 'sha256': _digest(frames)},

@@ -7,12 +7,12 @@ As for TensorRT and TorchScript, the downsample ratio is **fixed first**: with t
 as a runtime input the Resize output size is data-dependent and every shape behind it
 dynamic, which costs OpenVINO more than it gains (measured: 0.95× ONNX Runtime).  So a
 model is compiled per (height, width, ratio): the fixed-ratio copy of
-:func:`matte_ros.segmenters.rvm_device.fixed_ratio_model` (fp32) or the int8 model that
+:func:`matte_ros.segmenters.rvm_model.fixed_ratio_model` (fp32) or the int8 model that
 ``matte-ros models derive-int8`` made for that ratio (:mod:`.rvm_int8`), reshaped to
 the frame size with full-size state tensors.
 
 Without ``publish_foreground`` the model runs without its foreground colours
-(:func:`.rvm_device.alpha_only_proto`: the same alpha, less full-resolution work).
+(:func:`.rvm_model.alpha_only_proto`: the same alpha, less full-resolution work).
 Derived int8 models live in ``<model cache>/openvino`` as
 ``<model>.<sha256 prefix>.int8[.alpha].ratio-<r>.{xml,bin,json}``.  The JSON manifest records the
 source model's sha256, the derived files' sha256, how they were calibrated and the
@@ -32,17 +32,15 @@ from typing import Optional
 from typing import Tuple
 
 from matte_ros import models
-from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters import rvm_model
+from matte_ros.segmenters import rvm_runner
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
 
-#: ``rvm.precision`` values.
-FP32 = 'fp32'
-INT8 = 'int8'
+FP32 = rvm_runner.FP32
+INT8 = rvm_runner.INT8
 #: Manifest format written by :mod:`.rvm_int8` and read by :func:`int8_model`.
 MANIFEST_FORMAT = 1
-STATE_INPUTS = ('r1i', 'r2i', 'r3i', 'r4i')
-STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
 
 
 def import_openvino():
@@ -64,19 +62,19 @@ def int8_stem(model_path: str, sha256: str, ratio: float, directory: str,
               alpha_only: bool = False) -> str:
     """Return the path (without extension) of the derived int8 model for a ratio."""
     return os.path.join(directory, _int8_prefix(model_path, sha256, alpha_only)
-                        + rvm_device.ratio_tag(ratio))
+                        + rvm_model.ratio_tag(ratio))
 
 
 def _int8_prefix(model_path: str, sha256: str, alpha_only: bool = False) -> str:
     """Return the file name of a derived int8 model up to its ratio tag."""
     base = os.path.splitext(os.path.basename(model_path))[0]
     return '%s.%s.int8%s.ratio-' % (base, sha256[:16],
-                                    rvm_device.ALPHA_SUFFIX if alpha_only else '')
+                                    rvm_model.ALPHA_SUFFIX if alpha_only else '')
 
 
 def derive_command(ratio: Optional[float] = None, alpha_only: bool = True) -> str:
     """Return the command line that derives the int8 model (for ``ratio`` if given)."""
-    ratio_arg = ' --ratio %s' % rvm_device.ratio_tag(ratio) if ratio else ''
+    ratio_arg = ' --ratio %s' % rvm_model.ratio_tag(ratio) if ratio else ''
     foreground = '' if alpha_only else ' --foreground'
     return ('matte-ros models derive-int8%s%s --calibration <frames of your camera: a video '
             'or a directory of images>' % (ratio_arg, foreground))
@@ -102,7 +100,7 @@ def int8_model(model_path: str, sha256: str, ratio: float, directory: str,
     """
     Return the verified ``.xml`` of the int8 model derived for ``ratio``.
 
-    ``alpha_only``: the model without foreground colours (:func:`.rvm_device.alpha_only_proto`).
+    ``alpha_only``: the model without foreground colours (:func:`.rvm_model.alpha_only_proto`).
     Raises SegmenterError when it is missing (naming the command that derives it), was
     derived from another source model, or a file's sha256 differs from its manifest.
     """
@@ -112,7 +110,7 @@ def int8_model(model_path: str, sha256: str, ratio: float, directory: str,
             'rvm.precision int8: no int8 model%s derived for downsample ratio %s in %s; '
             'derive it with `%s` (or set rvm.downsample_ratio to a ratio already derived)'
             % ('' if alpha_only else ' with foreground colours (publish_foreground)',
-               rvm_device.ratio_tag(ratio), directory, derive_command(ratio, alpha_only)))
+               rvm_model.ratio_tag(ratio), directory, derive_command(ratio, alpha_only)))
     manifest = read_manifest(stem)
     if manifest.get('source_sha256') != sha256:
         raise SegmenterError('int8 model %s was derived from another model (sha256 %s, '
@@ -159,54 +157,72 @@ def run_frame(request, ports: Dict[str, object], src: np.ndarray, state: List[np
     fgr (None for an alpha-only model), pha, [r1o..r4o]); the outputs are copies the
     caller owns.
     """
-    feed = {'src': src}
-    feed.update(zip(STATE_INPUTS, state))
+    feed = {rvm_model.SRC: src}
+    feed.update(zip(rvm_model.STATE_INPUTS, state))
     result = request.infer(feed)
     return (feed, result[ports['fgr']] if 'fgr' in ports else None, result[ports['pha']],
-            [result[ports[name]] for name in STATE_OUTPUTS])
+            [result[ports[name]] for name in rvm_model.STATE_OUTPUTS])
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(rvm_runner.Runner):
     """
-    Run RVM through OpenVINO with the recurrent state as NumPy arrays.
+    Run RVM through OpenVINO on the CPU with the recurrent state as NumPy arrays.
 
-    ``model_path`` is the verified ONNX model, ``sha256`` its checksum, ``precision``
-    fp32 or int8, ``directory`` where fixed-ratio copies and derived models live.
-    :meth:`prepare` compiles for a frame size and ratio, :meth:`zero_state` gives the
-    start-of-stream state, :meth:`run` one frame.
+    ``options.precision`` fp32 or int8; fixed-ratio copies and derived models live in
+    ``<model cache>/openvino``.  :meth:`prepare` compiles for a frame size and ratio.
+    With int8 and a fixed ``rvm.downsample_ratio`` the derived model is verified at
+    construction, so configure fails, not every frame, when none can serve.
     """
 
-    def __init__(self, model_path: str, sha256: str, precision: str = FP32,
-                 directory: str = '', threads: int = 0, alpha_only: bool = False):
+    fixed_ratio = True
+    #: Why the recurrent state is reset when another compiled model becomes current.
+    change_reason = 'OpenVINO model changed'
+
+    def __init__(self, model: rvm_runner.ModelFile, backend: str,
+                 options: rvm_runner.Options):
+        super().__init__(model, backend, options)
         self.openvino = import_openvino()
+        precision = options.precision
         if precision not in (FP32, INT8):
             raise SegmenterError('rvm.precision must be fp32 or int8, not %r' % precision)
-        self.model_path = model_path
-        self.sha256 = sha256
+        self.model_path = model.path
+        self.sha256 = model.sha256
         self.precision = precision
-        self.directory = directory
-        self.threads = threads
+        self.directory = openvino_dir({'models.model_dir': options.model_dir})
+        self.threads = options.threads
         #: Run the model without foreground colours (``fgr`` is then None).
-        self.alpha_only = alpha_only
+        self.alpha_only = options.alpha_only
         self.core = self.openvino.Core()
         self.key: Optional[Tuple[int, int, str]] = None
         self._request = None
         self._outputs: Dict[str, object] = {}
         #: The model file compiled last (the fixed-ratio ONNX or the int8 .xml).
         self.model_file = ''
+        self.backend = 'cpu'
+        if backend != 'cpu':
+            self.note = 'rvm.runtime openvino runs on the CPU; backend %s not used' % backend
+        if precision == INT8:
+            if options.ratio > 0:
+                int8_model(self.model_path, self.sha256, options.ratio, self.directory,
+                           self.alpha_only)
+            elif not derived_ratios(self.model_path, self.sha256, self.directory,
+                                    self.alpha_only):
+                raise SegmenterError(
+                    'rvm.precision int8: no int8 model derived yet in %s; derive one with '
+                    '`%s`' % (self.directory, derive_command(alpha_only=self.alpha_only)))
 
-    #: Why the recurrent state is reset when another compiled model becomes current.
-    change_reason = 'OpenVINO model changed'
-
-    def describe(self, height: int, width: int, ratio: float) -> str:
-        """Return the segmenter's ``runtime_info`` for the current compiled model."""
+    def describe(self) -> str:
+        """Return the compiled model, its precision, ratio and size."""
+        if self.key is None:
+            return 'OpenVINO %s on cpu (compiled at the first frame, fixed ratio)' % (
+                self.precision)
+        height, width, tag = self.key
         return 'OpenVINO %s on cpu (%s, fixed ratio %s at %dx%d)' % (
-            self.precision, os.path.basename(self.model_file), rvm_device.ratio_tag(ratio),
-            width, height)
+            self.precision, os.path.basename(self.model_file), tag, width, height)
 
     def prepare(self, height: int, width: int, ratio: float) -> bool:
         """Compile for this size and ratio unless already current; True when it changed."""
-        key = (height, width, rvm_device.ratio_tag(ratio))
+        key = (height, width, rvm_model.ratio_tag(ratio))
         if key == self.key and self._request is not None:
             return False
         self.close()
@@ -214,11 +230,11 @@ class OpenVinoRunner:
             path = int8_model(self.model_path, self.sha256, ratio, self.directory,
                               self.alpha_only)
         else:
-            path = rvm_device.fixed_ratio_model(self.model_path, ratio, self.directory,
-                                                self.alpha_only)
+            path = rvm_model.fixed_ratio_model(self.model_path, ratio, self.directory,
+                                               self.alpha_only)
         try:
             compiled = compile_model(self.core, path,
-                                     rvm_device.input_shapes(height, width, ratio),
+                                     rvm_model.input_shapes(height, width, ratio),
                                      self.threads)
         except RuntimeError as exc:
             raise SegmenterError('OpenVINO cannot compile %s for %dx%d: %s'
@@ -229,13 +245,12 @@ class OpenVinoRunner:
         self.model_file = path
         return True
 
-    @staticmethod
-    def zero_state(height: int, width: int, ratio: float) -> List[np.ndarray]:
+    def zero_state(self, height: int, width: int, ratio: float) -> List[np.ndarray]:
         """Return full-size zero state arrays (the compiled shapes are static)."""
-        return [np.zeros(shape, np.float32)
-                for shape in rvm_device.state_shapes(height, width, ratio)]
+        return rvm_model.full_zero_state(height, width, ratio)
 
-    def run(self, src: np.ndarray, state: List[np.ndarray], want_foreground: bool = True):
+    def run(self, src: np.ndarray, state: List[np.ndarray], ratio: float = 0.0,
+            want_foreground: bool = True):
         """Return (fgr, pha, [r1o..r4o]) for one frame (fgr None for an alpha-only model)."""
         _, fgr, pha, rec = run_frame(self._request, self._outputs, src, state)
         return fgr, pha, rec

@@ -8,10 +8,10 @@ module with ``onnx2torch`` and that module is compiled with ``torch.jit.trace``.
 **One trace per (height, width, ratio)**: RVM's ``downsample_ratio`` input drives a
 Resize whose output size a trace freezes, and the trace also records the frame's size.
 The ratio is therefore fixed first, exactly as for TensorRT, with
-:func:`matte_ros.segmenters.rvm_device.fixed_ratio_proto` (the ratio becomes a constant of
-the graph, rounded to :func:`~matte_ros.segmenters.rvm_device.ratio_tag`'s 6 decimals),
+:func:`matte_ros.segmenters.rvm_model.fixed_ratio_proto` (the ratio becomes a constant of
+the graph, rounded to :func:`~matte_ros.segmenters.rvm_model.ratio_tag`'s 6 decimals),
 and the trace is taken with full-size zero state tensors
-(:func:`~matte_ros.segmenters.rvm_device.state_shapes`), the shapes every later frame
+(:func:`~matte_ros.segmenters.rvm_model.state_shapes`), the shapes every later frame
 feeds.  A new resolution or ratio gets a new trace.
 
 Traces are kept in memory for the stream (a few of them, so switching back to a recent
@@ -22,8 +22,9 @@ with ``torch.jit.load`` only (a TorchScript archive, no pickled Python objects);
 unreadable file is traced again and replaced.
 
 Device: ``cpu``; on backends cuda and tensorrt the module and the state go to CUDA when
-``torch.cuda.is_available()``, else they stay on the CPU (the CUDA branch cannot be
-tested on the development machine, which has no GPU).
+``torch.cuda.is_available()``, else they stay on the CPU and ``note`` says why.
+``Options.half`` (the GPU check's fp16 row) runs the module, the frame and the state in
+float16 and returns float32 alpha.
 """
 
 from collections import OrderedDict
@@ -34,7 +35,8 @@ from typing import Optional
 from typing import Tuple
 import warnings
 
-from matte_ros.segmenters import rvm_device
+from matte_ros.segmenters import rvm_model
+from matte_ros.segmenters import rvm_runner
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
 
@@ -64,26 +66,36 @@ def _import_torch():
     return torch, convert
 
 
-class TorchScriptRunner:
+def cache_dir(model_dir: str) -> str:
+    """Return the directory of saved TorchScript traces: ``<model cache>/torchscript``."""
+    return os.path.join(model_dir, 'torchscript') if model_dir else ''
+
+
+class TorchScriptRunner(rvm_runner.Runner):
     """
     Run RVM as a traced TorchScript module with the recurrent state as torch tensors.
 
-    ``model_path`` is the verified ONNX model, ``sha256`` its checksum (the disk cache
-    key), ``cache_dir`` where traces are saved ('' = memory only).  :meth:`prepare` makes
-    the module for a frame size and ratio, :meth:`zero_state` the start-of-stream state,
-    :meth:`run` one frame.
+    ``model`` is the verified ONNX model (its sha256 keys the disk cache); traces are
+    saved under ``<model cache>/torchscript`` ('' model cache = memory only).
+    :meth:`prepare` makes the module for a frame size and ratio.
     """
 
-    def __init__(self, model_path: str, sha256: str, backend: str = 'cpu',
-                 cache_dir: str = ''):
+    fixed_ratio = True
+
+    def __init__(self, model: rvm_runner.ModelFile, backend: str = 'cpu',
+                 options: rvm_runner.Options = rvm_runner.Options()):
+        super().__init__(model, backend, options)
         self.torch, self._convert = _import_torch()
-        self.model_path = model_path
-        self.sha256 = sha256
-        self.cache_dir = cache_dir
-        # cuda (and tensorrt, which TorchScript does not use) run on CUDA when torch sees
-        # a GPU.  Not testable on the development machine (CPU build of torch, no GPU).
+        self.model_path = model.path
+        self.sha256 = model.sha256
+        self.cache_dir = cache_dir(options.model_dir)
         on_gpu = backend in ('cuda', 'tensorrt') and self.torch.cuda.is_available()
         self.device = 'cuda' if on_gpu else 'cpu'
+        self.backend = 'cuda' if on_gpu else 'cpu'
+        if backend != 'cpu' and not on_gpu:
+            self.note = 'torch sees no CUDA device; TorchScript runs on cpu'
+        self.half = bool(options.half)
+        self.dtype = self.torch.float16 if self.half else self.torch.float32
         self._traces: 'OrderedDict[Tuple[int, int, str], object]' = OrderedDict()
         self.module = None
         self.key: Optional[Tuple[int, int, str]] = None
@@ -97,9 +109,9 @@ class TorchScriptRunner:
 
     def _converted(self, ratio: float):
         """Return the fixed-ratio model converted to torch by onnx2torch, on the device."""
-        proto = rvm_device.fixed_ratio_proto(self.model_path, ratio, 'rvm.runtime torchscript')
+        proto = rvm_model.fixed_ratio_proto(self.model_path, ratio, 'rvm.runtime torchscript')
         try:
-            return self._convert(proto).eval().to(self.device)
+            return self._convert(proto).eval().to(self.device, self.dtype)
         except Exception as exc:  # noqa: B902 - onnx2torch raises many unrelated types
             raise SegmenterError('rvm.runtime torchscript: onnx2torch cannot convert %s: '
                                  '%s: %s' % (self.model_path, type(exc).__name__, exc))
@@ -107,23 +119,28 @@ class TorchScriptRunner:
     #: Why the recurrent state is reset when another module becomes current.
     change_reason = 'TorchScript module changed'
 
-    def describe(self, height: int, width: int, ratio: float) -> str:
-        """Return the segmenter's ``runtime_info`` for the module of this size and ratio."""
-        return ('TorchScript (derived from ONNX via onnx2torch) on %s (fixed ratio %s at '
-                '%dx%d)' % (self.device, rvm_device.ratio_tag(ratio), width, height))
+    def describe(self) -> str:
+        """Return the device, precision and the current module's size and ratio."""
+        text = 'TorchScript (derived from ONNX via onnx2torch) on %s%s' % (
+            self.device, ' in fp16' if self.half else '')
+        if self.key is None:
+            return text + ' (traced at the first frame, fixed ratio)'
+        height, width, tag = self.key
+        return text + ' (fixed ratio %s at %dx%d)' % (tag, width, height)
 
     def trace_path(self, height: int, width: int, ratio: float) -> str:
         """Return the disk cache file of the trace for this size and ratio ('' = none)."""
         if not self.cache_dir:
             return ''
         base = os.path.splitext(os.path.basename(self.model_path))[0]
-        name = '%s.%s.%dx%d.ratio-%s.%s.pt' % (base, self.sha256[:16], width, height,
-                                               rvm_device.ratio_tag(ratio), self.device)
+        name = '%s.%s.%dx%d.ratio-%s.%s%s.pt' % (
+            base, self.sha256[:16], width, height, rvm_model.ratio_tag(ratio), self.device,
+            '.fp16' if self.half else '')
         return os.path.join(self.cache_dir, name)
 
     def prepare(self, height: int, width: int, ratio: float) -> bool:
         """Make the module for this size and ratio current; return True when it changed."""
-        key = (height, width, rvm_device.ratio_tag(ratio))
+        key = (height, width, rvm_model.ratio_tag(ratio))
         if key == self.key and self.module is not None:
             return False
         module = self._traces.pop(key, None)
@@ -156,7 +173,8 @@ class TorchScriptRunner:
         torch = self.torch
         converted = self._converted(ratio)
         try:
-            example = [torch.zeros((1, 3, height, width), device=self.device)]
+            example = [torch.zeros((1, 3, height, width), device=self.device,
+                                   dtype=self.dtype)]
             example += self.zero_state(height, width, ratio)
             with warnings.catch_warnings():
                 # onnx2torch's shape arithmetic in Python: exactly what the trace freezes.
@@ -168,7 +186,7 @@ class TorchScriptRunner:
             raise SegmenterError('rvm.runtime torchscript: tracing %s (converted by '
                                  'onnx2torch) at %dx%d, ratio %s failed: %s: %s'
                                  % (self.model_path, width, height,
-                                    rvm_device.ratio_tag(ratio), type(exc).__name__, exc))
+                                    rvm_model.ratio_tag(ratio), type(exc).__name__, exc))
         self.traced += 1
         return module.eval()
 
@@ -189,21 +207,24 @@ class TorchScriptRunner:
 
     def zero_state(self, height: int, width: int, ratio: float) -> List:
         """Return the four zero state tensors of their real shapes, on the device."""
-        return [self.torch.zeros(shape, device=self.device)
-                for shape in rvm_device.state_shapes(height, width, ratio)]
+        return [self.torch.zeros(shape, device=self.device, dtype=self.dtype)
+                for shape in rvm_model.state_shapes(height, width, ratio)]
 
-    def run(self, src: np.ndarray, state: List, want_foreground: bool = True):
+    def run(self, src: np.ndarray, state: List, ratio: float = 0.0,
+            want_foreground: bool = True):
         """
         Run one frame through the current module.
 
         ``src`` is the [1, 3, H, W] float32 input, ``state`` four tensors on the device.
-        Return (fgr ndarray or None, pha ndarray, successor state tensors on the device).
+        Return (fgr ndarray or None, pha ndarray, successor state tensors on the device);
+        the arrays are float32 also in fp16.
         """
         torch = self.torch
         with torch.inference_mode():
-            fgr, pha, *rec = self.module(torch.from_numpy(src).to(self.device), *state)
-            pha = pha.cpu().numpy()
-            fgr = fgr.cpu().numpy() if want_foreground else None
+            frame = torch.from_numpy(src).to(self.device, self.dtype)
+            fgr, pha, *rec = self.module(frame, *state)
+            pha = pha.float().cpu().numpy()
+            fgr = fgr.float().cpu().numpy() if want_foreground else None
         return fgr, pha, rec
 
     def close(self) -> None:

@@ -94,9 +94,13 @@ class SelfieSegmenter(Segmenter):
         self._input = detail_in['index']
         self._output = self.interpreter.get_output_details()[0]['index']
         self.input_size = (int(detail_in['shape'][1]), int(detail_in['shape'][2]))
-        self.runtime_info = 'LiteRT (XNNPACK) on cpu, %s %dx%d' % (
-            variant, self.input_size[1], self.input_size[0])
+        self.variant = variant
         self.previous: Optional[np.ndarray] = None
+
+    def describe(self) -> str:
+        """Return the runtime, model variant and its input size."""
+        return 'LiteRT (XNNPACK) on cpu, %s %dx%d' % (self.variant, self.input_size[1],
+                                                      self.input_size[0])
 
     def reset(self, reason: str = 'requested') -> None:
         """Forget the smoothed probability of earlier frames."""

@@ -32,11 +32,14 @@ class BackendUse:
     cannot serve them (empty when it can): bgsub runs on ``vpi`` only with
     ``bgsub.algorithm mog2``.  When a backend is missing or ruled out, the choice falls
     back to the next one in :attr:`SegmenterSpec.backends`, down to ``cpu``.
+    ``not_auto`` says why ``backend: auto`` never picks this one ('' when it may): the
+    user asks for it by name.
     """
 
     name: str
     needs: str = ''
     unless: Optional[Callable[[Mapping[str, Any]], str]] = None
+    not_auto: str = ''
 
     def excluded_by(self, config: Optional[Mapping[str, Any]]) -> str:
         """Return why ``config`` rules this backend out ('' when it does not)."""

@@ -1,27 +1,23 @@
 """
-RVM on a GPU: device-resident recurrent state (I/O binding) and TensorRT's fixed ratio.
+What RVM's ONNX graph is, and the copies of it the runtimes run.
 
-**I/O binding** (:class:`BoundRunner`, used on CUDA and TensorRT): every frame the
-``src`` tensor is copied to the device once; the four recurrent tensors ``r1o..r4o``
-are bound as outputs *on the device* and fed back as the next frame's ``r1i..r4i``
-without ever leaving it; ``downsample_ratio`` is an OrtValue created on the device once
-per ratio.  Only ``pha`` is copied back to the host, plus ``fgr`` when the foreground
-is wanted (``publish_foreground``); otherwise ``fgr`` stays on the device and is
-dropped.  The same code runs with device ``cpu`` (tests do that: it exercises the
-binding logic with the real CPU build of ONNX Runtime).
+Names (defined here once): inputs ``src`` [1, 3, H, W] RGB in [0, 1], the recurrent
+state ``r1i..r4i`` and ``downsample_ratio`` [1]; outputs ``fgr``, ``pha`` and the
+successor state ``r1o..r4o``.  :func:`state_shapes` gives the state's real shapes for a
+frame size and ratio.
 
-**TensorRT and downsample_ratio**: RVM's ONNX graph takes the ratio as a runtime tensor
-that decides the size of internal tensors (it feeds a Resize).  TensorRT needs those
-sizes when it builds the engine, so a ratio given at run time cannot be used.  Here the
-ratio is *fixed per resolution*: :func:`fixed_ratio_model` writes a copy of the model
-in which ``downsample_ratio`` is no longer an input but an initializer (a constant)
+**Fixed ratio**: RVM's graph takes the ratio as a runtime tensor that decides the size of
+internal tensors (it feeds a Resize).  TensorRT needs those sizes when it builds an
+engine, a TorchScript trace freezes them and OpenVINO runs static shapes best, so those
+runtimes run a copy in which ``downsample_ratio`` is an initializer (a constant)
 holding the ratio that :func:`matte_ros.segmenters.rvm.downsample_ratio` picks for the
-stream's resolution, and the TensorRT session is built from that file with a single
-optimisation profile of that resolution (:func:`input_shapes`).  A new resolution or
-ratio means another fixed model and engine; both are cached in ``tensorrt.engine_cache``
-(files ``<model>.ratio-<r>.onnx`` and TensorRT's own engine files), so only the first
-run at a resolution spends minutes building.  On CPU this transformation is exact (the
-fixed model's outputs equal the original's fed the same ratio; tested).
+stream's resolution (:func:`fixed_ratio_proto`, :func:`fixed_ratio_model`), rounded to
+:func:`ratio_tag`'s 6 decimals.  On the CPU this transformation is exact (the fixed
+model's outputs equal the original's fed the same ratio; tested).  The alpha-only copy
+(:func:`alpha_only_proto`) drops the foreground colours' full-resolution work.
+
+:func:`reference_loop` is RVM's documented usage (a default session, NumPy in and out,
+the state fed back): what benchmarks, tools and tests compare the runtimes against.
 """
 
 import math
@@ -29,14 +25,19 @@ import os
 import tempfile
 from typing import Dict
 from typing import List
-from typing import Optional
 from typing import Tuple
 
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
 
+#: The frame input and the ratio input.
+SRC = 'src'
+RATIO = 'downsample_ratio'
+#: The recurrent state: inputs, and the outputs that become the next frame's inputs.
 STATE_INPUTS = ('r1i', 'r2i', 'r3i', 'r4i')
 STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
+#: Every output, in the graph's order.
+OUTPUTS = ('fgr', 'pha') + STATE_OUTPUTS
 #: ConvGRU channels of RVM MobileNetV3's four recurrent tensors.
 STATE_CHANNELS = (16, 20, 40, 64)
 
@@ -61,7 +62,7 @@ def state_shapes(height: int, width: int, ratio: float) -> List[Tuple[int, int, 
 
 def input_shapes(height: int, width: int, ratio: float) -> Dict[str, Tuple[int, ...]]:
     """Return the fixed-ratio model's input shapes (one TensorRT profile)."""
-    shapes = {'src': (1, 3, height, width)}
+    shapes = {SRC: (1, 3, height, width)}
     shapes.update(zip(STATE_INPUTS, state_shapes(height, width, ratio)))
     return shapes
 
@@ -122,13 +123,13 @@ def fixed_ratio_proto(model_path: str, ratio: float, user: str = 'rvm'):
         raise SegmenterError('%s needs the onnx package to fix the downsample ratio '
                              '(pip install onnx): %s' % (user, exc))
     model = onnx.load(model_path)
-    inputs = [i for i in model.graph.input if i.name != 'downsample_ratio']
+    inputs = [i for i in model.graph.input if i.name != RATIO]
     if len(inputs) == len(model.graph.input):
         raise SegmenterError('%s has no downsample_ratio input; is it RVM?' % model_path)
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     value = np.array([float(ratio_tag(ratio))], np.float32)
-    model.graph.initializer.append(numpy_helper.from_array(value, 'downsample_ratio'))
+    model.graph.initializer.append(numpy_helper.from_array(value, RATIO))
     return model
 
 
@@ -214,69 +215,45 @@ def alpha_only_proto(model):
     return model
 
 
-def _ort():
-    import onnxruntime
-    return onnxruntime
+def zero_state() -> List[np.ndarray]:
+    """Return the start-of-stream state: four [1, 1, 1, 1] zero tensors (RVM broadcasts them)."""
+    return [np.zeros((1, 1, 1, 1), np.float32) for _ in STATE_INPUTS]
 
 
-class BoundRunner:
+def full_zero_state(height: int, width: int, ratio: float) -> List[np.ndarray]:
+    """Return zero state arrays of their real shapes (static-shape runtimes start there)."""
+    return [np.zeros(shape, np.float32) for shape in state_shapes(height, width, ratio)]
+
+
+def reference_src(frame: np.ndarray) -> np.ndarray:
+    """Return a BGR uint8 frame as ``src`` the way RVM's documentation prepares it."""
+    return frame[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+
+
+def reference_loop(model_path: str, ratio: float, session=None):
     """
-    Run an RVM session through I/O binding with the state kept on ``device``.
+    Return a function ``alpha(frame)``: RVM run as its documentation shows.
 
-    ``device`` is ``cuda`` (robot) or ``cpu`` (tests).  ``ratio_input`` false means the
-    model has the ratio built in (:func:`fixed_ratio_model`).  :meth:`zero_state`
-    returns full-size zero tensors on the device: with TensorRT the state's shape must
-    not change between the first frame and the next (one engine profile).
+    A default CPU InferenceSession (or ``session``), the frame as NumPy ``src``, the
+    ratio as a NumPy input, zero state at the start and each returned state fed back.
+    ``alpha.reset()`` starts a new stream.  This is the baseline the benchmarks and the
+    parity tests compare every runtime with.
     """
+    if session is None:
+        import onnxruntime
+        session = onnxruntime.InferenceSession(model_path, providers=['CPUExecutionProvider'])
+    ratio_input = np.array([ratio], np.float32)
+    state = zero_state()
 
-    def __init__(self, session, device: str, ratio_input: bool = True, device_id: int = 0):
-        self.session = session
-        self.device = device
-        self.device_id = device_id
-        self.ratio_input = ratio_input
-        self._ratio: Optional[float] = None
-        self._ratio_value = None
+    def alpha(frame: np.ndarray) -> np.ndarray:
+        feed = {SRC: reference_src(frame), RATIO: ratio_input}
+        feed.update(zip(STATE_INPUTS, state))
+        _, pha, *state[:] = session.run(list(OUTPUTS), feed)
+        return pha[0, 0]
 
-    def zero_state(self, height: int, width: int, ratio: float) -> list:
-        """Return four zero OrtValues of the state's real shapes, on the device."""
-        ort = _ort()
-        return [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32), self.device,
-                                                 self.device_id)
-                for shape in state_shapes(height, width, ratio)]
+    def reset() -> None:
+        state[:] = zero_state()
 
-    def _ratio_on_device(self, ratio: float):
-        if self._ratio_value is None or ratio != self._ratio:
-            self._ratio_value = _ort().OrtValue.ortvalue_from_numpy(
-                np.array([ratio], np.float32), self.device, self.device_id)
-            self._ratio = ratio
-        return self._ratio_value
-
-    def run(self, src: np.ndarray, state: list, ratio: float, want_foreground: bool):
-        """
-        Run one frame; return (fgr ndarray or None, pha ndarray, new state OrtValues).
-
-        ``state`` holds ndarrays (copied to the device once) or OrtValues (already there).
-        """
-        binding = self.session.io_binding()
-        binding.bind_cpu_input('src', src)
-        if self.ratio_input:
-            binding.bind_ortvalue_input('downsample_ratio', self._ratio_on_device(ratio))
-        for name, tensor in zip(STATE_INPUTS, state):
-            if isinstance(tensor, np.ndarray):
-                binding.bind_cpu_input(name, tensor)
-            else:
-                binding.bind_ortvalue_input(name, tensor)
-        binding.bind_output('pha', 'cpu')
-        binding.bind_output('fgr', 'cpu' if want_foreground else self.device, self.device_id)
-        for name in STATE_OUTPUTS:
-            binding.bind_output(name, self.device, self.device_id)
-        self.session.run_with_iobinding(binding)
-        outputs = binding.get_outputs()
-        pha = outputs[0].numpy()
-        fgr = outputs[1].numpy() if want_foreground else None
-        return fgr, pha, list(outputs[2:])
-
-    def close(self) -> None:
-        """Drop the device-resident ratio tensor and the session reference."""
-        self._ratio_value = None
-        self.session = None
+    alpha.reset = reset
+    alpha.session = session
+    return alpha
