@@ -147,6 +147,14 @@ PARAMS: List[Param] = [
     Param('bgsub.consensus.smooth', INT, 9,
           'consensus: majority-vote (binary median) window in px; odd, 1 = off.',
           low=1, high=31, step=2, odd=True),
+    # --- BGSUB (issue 15) ------------------------------------------------------------------
+    Param('bgsub.consensus.still_seconds', FLOAT, 300.0,
+          'consensus: seconds (of stamp time; 30 frames per second for files without '
+          'stamps) that a foreground pixel which is not blinking keeps its model: an '
+          'object that stops stays foreground this long, then becomes background. 0 = '
+          'refresh foreground like background. Ghosts, ~/reset and a change of most of '
+          'the frame (lights) re-learn at once.',
+          low=0.0, high=86400.0),
     # --- framediff -------------------------------------------------------------------------
     Param('framediff.threshold', INT, 3,
           'Grey-level difference above which a pixel changed between frames.',

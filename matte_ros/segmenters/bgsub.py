@@ -130,6 +130,7 @@ class BackgroundSubtractor(Segmenter):
                                  % (self.algorithm, ', '.join(ALGORITHMS)))
         self._model = None
         self._frames = 0
+        self._stamp: Optional[float] = None
         self._build()
 
     # -- model ------------------------------------------------------------------------
@@ -141,7 +142,8 @@ class BackgroundSubtractor(Segmenter):
                 'min_matches': config['bgsub.consensus.min_matches'],
                 'adapt': config['bgsub.consensus.adapt'],
                 'smooth': config['bgsub.consensus.smooth'],
-                'learn_rate': config['bgsub.learn_rate']}
+                'learn_rate': config['bgsub.learn_rate'],
+                'still_seconds': config['bgsub.consensus.still_seconds']}
 
     def _build(self, size: Optional[tuple] = None) -> None:
         """Create a fresh model (VPI needs the frame size, so it waits for a frame)."""
@@ -184,11 +186,17 @@ class BackgroundSubtractor(Segmenter):
             except ValueError as exc:
                 raise SegmenterError('bgsub consensus: %s' % exc)
 
+    def process(self, frame: np.ndarray, stamp: Optional[float] = None,
+                frame_id: Optional[str] = None) -> Matte:
+        """Segment one frame; consensus measures time as foreground in ``stamp`` seconds."""
+        self._stamp = stamp
+        return super().process(frame, stamp, frame_id)
+
     def _segment(self, frame: np.ndarray) -> Matte:
         if self._vpi is not None:
             mask, background = self._segment_vpi(frame)
         elif self.algorithm == 'consensus':
-            mask = self._model.apply(frame)
+            mask = self._model.apply(frame, self._stamp)
             background = self._model.background_image()
         else:
             rate = self.learn_rate
