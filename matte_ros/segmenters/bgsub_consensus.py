@@ -93,6 +93,13 @@ BLINK_RATE = 0.05
 BLINK_GAIN = 45.0
 #: Blink level (0-1) above which a foreground pixel counts as noise and is refreshed.
 BLINK_LEVEL = 0.1
+#: Refinement of the majority vote: pixels beyond this many times their threshold stay
+#: foreground near the voted foreground; within this many times it, background.
+SURE_FOREGROUND = 3.0
+SURE_BACKGROUND = 0.5
+#: Diffusion reaches a foreground pixel whose colour lies within this share of its
+#: threshold from the background neighbour's colour.
+SPREAD_MATCH = 0.3
 #: Seconds a region must have been foreground before the ghost test looks at it.
 GHOST_AGE = 0.5
 #: The ghost test runs every this many frames.
@@ -203,7 +210,7 @@ class SampleConsensus:
         smallest = self._smallest_distances(planes)
         limit = self._limit()
         raw = cv2.compare(smallest[-1], limit, cv2.CMP_GT)
-        mask = self._smooth(raw)
+        mask = self._smooth(raw, smallest[-1], limit)
         if self._large_change(mask, step):
             self._initialise(frame)
             self.relearned += 1
@@ -212,7 +219,7 @@ class SampleConsensus:
         self._update_age(mask, step)
         if self.update_probability > 0 and self._frames % GHOST_PERIOD == 0:
             self._release_ghosts(frame, planes, mask, smallest[0], limit)
-        self._learn(frame, planes, mask, raw, smallest[0])
+        self._learn(frame, planes, mask, raw, smallest[0], limit)
         self._last_raw = raw
         self._last_mask = mask
         return mask
@@ -288,12 +295,29 @@ class SampleConsensus:
         return cv2.addWeighted(self._noise, self.adapt, self._blink, BLINK_GAIN / 255.0,
                                min(self.threshold, 255.0), dtype=cv2.CV_8U)
 
-    def _smooth(self, raw: np.ndarray) -> np.ndarray:
-        """Majority vote over smooth × smooth windows (binary median filter)."""
+    def _smooth(self, raw: np.ndarray, kth: np.ndarray, limit: np.ndarray) -> np.ndarray:
+        """
+        Majority vote over smooth × smooth windows (binary median filter), refined.
+
+        The vote removes specks and fills pinholes but also cuts thin parts (an arm) and
+        fills concave corners; pixels far beyond their threshold (:data:`SURE_FOREGROUND`
+        times it) next to the voted foreground stay foreground, and pixels well within it
+        (:data:`SURE_BACKGROUND` times it) are background.
+        """
         if self.smooth <= 1:
             return raw
         votes = cv2.blur(raw, (self.smooth, self.smooth), borderType=cv2.BORDER_REPLICATE)
-        return cv2.threshold(votes, 127, 255, cv2.THRESH_BINARY)[1]
+        mask = cv2.threshold(votes, 127, 255, cv2.THRESH_BINARY)[1]
+        if SURE_FOREGROUND > 0:
+            sure = cv2.compare(kth, cv2.convertScaleAbs(limit, alpha=SURE_FOREGROUND),
+                               cv2.CMP_GT)
+            near = cv2.dilate(mask, KERNEL3, iterations=self.smooth // 2)
+            cv2.bitwise_or(mask, cv2.bitwise_and(sure, near), dst=mask)
+        if SURE_BACKGROUND > 0:
+            sure = cv2.compare(kth, cv2.convertScaleAbs(limit, alpha=SURE_BACKGROUND),
+                               cv2.CMP_LE)
+            cv2.bitwise_and(mask, cv2.bitwise_not(sure), dst=mask)
+        return mask
 
     def _large_change(self, mask: np.ndarray, step: float) -> bool:
         """Return True when most of the frame has been foreground for RELEARN_SECONDS."""
@@ -308,7 +332,7 @@ class SampleConsensus:
     def _update_blink(self, raw: np.ndarray) -> None:
         """Raise the blink level where the raw label flipped away from last foreground."""
         flips = cv2.bitwise_xor(raw, self._last_raw)
-        near = cv2.dilate(self._last_mask, KERNEL3, iterations=2)
+        near = cv2.dilate(self._last_mask, KERNEL3, iterations=self.smooth // 2)
         cv2.bitwise_and(flips, cv2.bitwise_not(near), dst=flips)
         cv2.accumulateWeighted(flips, self._blink, BLINK_RATE)
 
@@ -377,7 +401,7 @@ class SampleConsensus:
         cv2.bitwise_and(mask, cv2.bitwise_not(region), dst=mask)
         self.ghosts_released += int(np.count_nonzero(ghost))
 
-    def _learn(self, frame, planes, mask, raw, nearest) -> None:
+    def _learn(self, frame, planes, mask, raw, nearest, limit) -> None:
         """Update samples, background image and noise level from updatable pixels."""
         probability = self.update_probability
         # Background for the update: background both before and after the majority vote
@@ -413,10 +437,22 @@ class SampleConsensus:
         rows = slice(1 - dy, 1 - dy + height)
         cols = slice(1 - dx, 1 - dx + width)
         where = cv2.copyMakeBorder(chosen, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-        where = cv2.bitwise_and(np.ascontiguousarray(where[rows, cols]), updatable)
+        where = np.ascontiguousarray(where[rows, cols])
+        sources = []
         for c in range(3):
             padded = cv2.copyMakeBorder(planes[c], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-            cv2.copyTo(np.ascontiguousarray(padded[rows, cols]), where, slot[c])
+            sources.append(np.ascontiguousarray(padded[rows, cols]))
+        # A foreground pixel whose colour the background neighbour's colour matches
+        # takes it too: regions that continue the background around them (ghosts,
+        # a creeping shadow edge) dissolve from their outline, objects do not.
+        similar = cv2.compare(cv2.add(cv2.add(cv2.absdiff(sources[0], planes[0]),
+                                              cv2.absdiff(sources[1], planes[1])),
+                                      cv2.absdiff(sources[2], planes[2])),
+                              cv2.convertScaleAbs(limit, alpha=SPREAD_MATCH), cv2.CMP_LE)
+        targets = cv2.bitwise_or(updatable, cv2.bitwise_and(similar, foreground))
+        cv2.bitwise_and(where, targets, dst=where)
+        for c in range(3):
+            cv2.copyTo(sources[c], where, slot[c])
 
     def _draw(self, updatable: np.ndarray, level: np.ndarray,
               probability: float) -> np.ndarray:
