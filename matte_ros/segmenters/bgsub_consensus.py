@@ -96,7 +96,7 @@ BLINK_LEVEL = 0.1
 #: Refinement of the majority vote: pixels beyond this many times their threshold stay
 #: foreground near the voted foreground; within this many times it, background.
 SURE_FOREGROUND = 3.0
-SURE_BACKGROUND = 0.5
+SURE_BACKGROUND = 0.3
 #: Diffusion reaches a foreground pixel whose colour lies within this share of its
 #: threshold from the background neighbour's colour.
 SPREAD_MATCH = 0.3
@@ -316,6 +316,8 @@ class SampleConsensus:
         if SURE_BACKGROUND > 0:
             sure = cv2.compare(kth, cv2.convertScaleAbs(limit, alpha=SURE_BACKGROUND),
                                cv2.CMP_LE)
+            inner = cv2.erode(mask, KERNEL3, iterations=self.smooth // 2)
+            cv2.bitwise_and(sure, cv2.bitwise_not(inner), dst=sure)
             cv2.bitwise_and(mask, cv2.bitwise_not(sure), dst=mask)
         return mask
 
@@ -332,7 +334,7 @@ class SampleConsensus:
     def _update_blink(self, raw: np.ndarray) -> None:
         """Raise the blink level where the raw label flipped away from last foreground."""
         flips = cv2.bitwise_xor(raw, self._last_raw)
-        near = cv2.dilate(self._last_mask, KERNEL3, iterations=self.smooth // 2)
+        near = cv2.dilate(self._last_mask, KERNEL3, iterations=2)
         cv2.bitwise_and(flips, cv2.bitwise_not(near), dst=flips)
         cv2.accumulateWeighted(flips, self._blink, BLINK_RATE)
 
