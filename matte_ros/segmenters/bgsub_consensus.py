@@ -22,8 +22,9 @@ Per-pixel feedback (after SuBSENSE's idea, simplified)
       moving objects (dynamic background: leaves, water, flicker) builds up a blink
       level (a moving average of those flips); the blink level raises the threshold
       further (:data:`BLINK_GAIN`) and speeds up the pixel's updates, up to twice the
-      base rate.  Flips next to last frame's foreground do not count, so the edge of a
-      person who sways a little does not become "noise".
+      base rate.  Flips near the outline of last frame's foreground do not count, so
+      the edge of a moving person, or of one who sways a little, does not become
+      "noise"; flips inside a foreground region do (flicker that the vote let through).
     * Time as foreground: a foreground pixel that is not blinking keeps its model (its
       samples are not refreshed, and no neighbour writes into them) until it has been
       foreground for ``still_seconds`` of stamp time; only then is it refreshed at the
@@ -92,7 +93,7 @@ BLINK_RATE = 0.05
 #: Threshold increase (L1) of a pixel that flips at every frame (blink level 1).
 BLINK_GAIN = 45.0
 #: Blink level (0-1) above which a foreground pixel counts as noise and is refreshed.
-BLINK_LEVEL = 0.1
+BLINK_LEVEL = 0.3
 #: Refinement of the majority vote: pixels beyond this many times their threshold stay
 #: foreground near the voted foreground; within this many times it, background.
 SURE_FOREGROUND = 3.0
@@ -332,10 +333,12 @@ class SampleConsensus:
         return self._changed >= RELEARN_SECONDS
 
     def _update_blink(self, raw: np.ndarray) -> None:
-        """Raise the blink level where the raw label flipped away from last foreground."""
+        """Raise the blink level where the raw label flipped away from last outlines."""
         flips = cv2.bitwise_xor(raw, self._last_raw)
-        near = cv2.dilate(self._last_mask, KERNEL3, iterations=2)
-        cv2.bitwise_and(flips, cv2.bitwise_not(near), dst=flips)
+        outline = cv2.bitwise_and(cv2.dilate(self._last_mask, KERNEL3, iterations=2),
+                                  cv2.bitwise_not(cv2.erode(self._last_mask, KERNEL3,
+                                                            iterations=2)))
+        cv2.bitwise_and(flips, cv2.bitwise_not(outline), dst=flips)
         cv2.accumulateWeighted(flips, self._blink, BLINK_RATE)
 
     def _update_age(self, mask: np.ndarray, step: float) -> None:
