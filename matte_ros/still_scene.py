@@ -74,7 +74,7 @@ class Scene:
 
     @property
     def frames(self) -> int:
-        """Number of frames in the scene."""
+        """Return the number of frames in the scene."""
         return sum(p[0] for p in self.phases)
 
 
@@ -158,7 +158,7 @@ class StillScene:
 
     @staticmethod
     def stamp(index: int) -> float:
-        """Return the stamp (s) of frame ``index``."""
+        """Return the stamp in seconds of frame ``index`` (index / RATE)."""
         return index / RATE
 
     def position(self, index: int) -> Optional[Tuple[int, int]]:

@@ -507,3 +507,31 @@ def test_consensus_memory_is_proportional_to_the_model():
     budget = SampleConsensus.bytes_per_pixel(samples) * height * width
     assert model._model.nbytes == samples * 3 * height * width
     assert model._model.nbytes < peak <= budget
+
+
+# -- matte-ros process ----------------------------------------------------------------
+
+
+def test_process_writes_the_background_images(tmp_path):
+    from matte_ros.cli.main import main as cli
+    frames = tmp_path / 'in'
+    frames.mkdir()
+    rng = np.random.default_rng(1)
+    for t in range(5):
+        frame, _ = frame_at(static_background(), t, rng)
+        cv2.imwrite(str(frames / ('f%02d.png' % t)), frame)
+    out = tmp_path / 'out'
+    assert cli(['process', '--input', str(frames), '--output', str(out), '--quiet',
+                '--segmenter', 'bgsub', '--fps', '15']) == 0
+    written = sorted(os.listdir(out / 'background'))
+    assert written == ['f%02d.png' % t for t in range(5)]
+    background = cv2.imread(str(out / 'background' / 'f04.png'))
+    assert background.shape == (H, W, 3)
+    assert np.median(np.abs(background.astype(int) - static_background().astype(int))) <= 3
+    # A segmenter without a background model writes none; a bad --fps is refused.
+    other = tmp_path / 'other'
+    assert cli(['process', '--input', str(frames), '--output', str(other), '--quiet',
+                '--segmenter', 'framediff']) == 0
+    assert not (other / 'background').exists()
+    assert cli(['process', '--input', str(frames), '--output', str(other), '--quiet',
+                '--fps', '0']) == 2
