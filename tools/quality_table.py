@@ -59,6 +59,7 @@ def still_table(args) -> str:
     """Return the markdown table of the still-person scenes (F, precision, recall, fps)."""
     from matte_ros.pipeline import Pipeline
     from matte_ros.scoring import CdnetScore
+    only = [s for s in args.only.split(',') if s]
     names = list(still_scene.DEV_SCENES + still_scene.REPORT_SCENES)
     scenes = [still_scene.StillScene(still_scene.SCENES[n], args.shared) for n in names]
     lines = ['| segmenter | %s |' % ' | '.join(
@@ -66,7 +67,7 @@ def still_table(args) -> str:
                                               else 'held out') for n in names),
              '|---' * (1 + 4 * len(names)) + '|']
     for label, segmenter, overrides, _ in CONFIGS:
-        if segmenter not in STILL_SEGMENTERS:
+        if segmenter not in STILL_SEGMENTERS or (only and segmenter not in only):
             continue
         cells = []
         for scene in scenes:

@@ -13,7 +13,11 @@ Classification
     (a min/max insertion per sample), so "k samples within the threshold" becomes "k-th
     smallest distance ≤ threshold", applied once per pixel.  A ``smooth`` × ``smooth``
     majority vote (a binary median, computed as a box filter) then removes isolated
-    pixels and fills pinholes.
+    pixels and fills pinholes.  The vote also cuts thin parts (arms, feet) and fills
+    concave corners, so it is refined: pixels beyond :data:`SURE_FOREGROUND` times their
+    threshold near the voted foreground stay foreground, and pixels within
+    :data:`SURE_BACKGROUND` times it in the voted foreground's outline band are
+    background.
 
 Per-pixel feedback (after SuBSENSE's idea, simplified)
     * Noise: the moving average of a pixel's nearest-sample distance on background
@@ -26,7 +30,8 @@ Per-pixel feedback (after SuBSENSE's idea, simplified)
       the edge of a moving person, or of one who sways a little, does not become
       "noise"; flips inside a foreground region do (flicker that the vote let through).
     * Time as foreground: a foreground pixel that is not blinking keeps its model (its
-      samples are not refreshed, and no neighbour writes into them) until it has been
+      samples are not refreshed, and a neighbour writes into them only where the
+      colours continue, see below) until it has been
       foreground for ``still_seconds`` of stamp time; only then is it refreshed at the
       background rate, so a person who stands still stays foreground for that long
       while a parked object eventually becomes background.  Blinking foreground pixels
@@ -50,9 +55,16 @@ Random update
     neighbour (spatial diffusion, which lets the background follow slow changes).  One
     random sample slot and one neighbour direction are drawn per frame rather than per
     pixel: over time each pixel still sees uniform choices, and an update is a masked
-    copy.  A large scene change (more than :data:`LARGE_CHANGE` of the frame
-    foreground for :data:`RELEARN_SECONDS`, such as the lights going on) re-initialises
-    the model from the current frame, unless learning is off (``learn_rate`` 0).
+    copy.  Diffusion also reaches a foreground pixel whose colour lies within
+    :data:`SPREAD_MATCH` of its threshold from the background neighbour's colour: a
+    region that continues the background around it (a ghost, a creeping shadow edge)
+    dissolves from its outline, an object that differs from its surroundings does not.
+    Only pixels that are background both before and after the vote count as background
+    here (a raw foreground pixel voted away is no evidence of background).  A large
+    scene change (more than :data:`LARGE_CHANGE` of the frame foreground for
+    :data:`RELEARN_SECONDS`, such as the lights going on) re-initialises the model from
+    the current frame, unless learning is off (``learn_rate`` 0); so does a person
+    who fills most of the view for that long.
 
 Time
     ``apply(frame, stamp)`` takes the frame's stamp in seconds; the time between
