@@ -483,11 +483,19 @@ def test_consensus_relearns_a_large_scene_change_fast():
     assert seg._model.relearned == 1
 
 
-def test_consensus_refuses_negative_still_seconds():
+def test_consensus_refuses_negative_or_nan_still_seconds():
     with pytest.raises(ValueError, match='still_seconds'):
         SampleConsensus(still_seconds=-1.0)
     with pytest.raises(ParamError):
         validate('bgsub.consensus.still_seconds', -1.0)
+    nan = config()
+    nan['bgsub.consensus.still_seconds'] = float('nan')
+    with pytest.raises(SegmenterError, match='still_seconds'):
+        BackgroundSubtractor(nan, 'cpu')
+    seg = BackgroundSubtractor(config(), 'cpu')
+    with pytest.raises(SegmenterError, match='still_seconds'):
+        seg.configure(nan)
+    assert seg._model.still_seconds == 300.0, 'the old value stays'
 
 
 def test_consensus_memory_is_proportional_to_the_model():
