@@ -30,8 +30,7 @@ Per-pixel feedback (after SuBSENSE's idea, simplified)
       the edge of a moving person, or of one who sways a little, does not become
       "noise"; flips inside a foreground region do (flicker that the vote let through).
     * Time as foreground: a foreground pixel that is not blinking keeps its model (its
-      samples are not refreshed, and a neighbour writes into them only where the
-      colours continue, see below) until it has been
+      samples are not refreshed, and no neighbour writes into them) until it has been
       foreground for ``still_seconds`` of stamp time; only then is it refreshed at the
       background rate, so a person who stands still stays foreground for that long
       while a parked object eventually becomes background.  Blinking foreground pixels
@@ -55,11 +54,9 @@ Random update
     neighbour (spatial diffusion, which lets the background follow slow changes).  One
     random sample slot and one neighbour direction are drawn per frame rather than per
     pixel: over time each pixel still sees uniform choices, and an update is a masked
-    copy.  Diffusion also reaches a foreground pixel whose colour lies within
-    :data:`SPREAD_MATCH` of its threshold from the background neighbour's colour: a
-    region that continues the background around it (a ghost, a creeping shadow edge)
-    dissolves from its outline, an object that differs from its surroundings does not.
-    Only pixels that are background both before and after the vote count as background
+    copy.  Diffusion never writes into a foreground pixel that keeps its model: it
+    would erode a still person wherever their colours come close to the background's,
+    and then through every similar colour inside them.  Only pixels that are background both before and after the vote count as background
     here (a raw foreground pixel voted away is no evidence of background).  A large
     scene change (more than :data:`LARGE_CHANGE` of the frame foreground for
     :data:`RELEARN_SECONDS`, such as the lights going on) re-initialises the model from
@@ -110,9 +107,6 @@ BLINK_LEVEL = 0.3
 #: foreground near the voted foreground; within this many times it, background.
 SURE_FOREGROUND = 3.0
 SURE_BACKGROUND = 0.3
-#: Diffusion reaches a foreground pixel whose colour lies within this share of its
-#: threshold from the background neighbour's colour.
-SPREAD_MATCH = 0.3
 #: Seconds a region must have been foreground before the ghost test looks at it.
 GHOST_AGE = 0.5
 #: The ghost test runs every this many frames.
@@ -232,7 +226,7 @@ class SampleConsensus:
         self._update_age(mask, step)
         if self.update_probability > 0 and self._frames % GHOST_PERIOD == 0:
             self._release_ghosts(frame, planes, mask, smallest[0], limit)
-        self._learn(frame, planes, mask, raw, smallest[0], limit)
+        self._learn(frame, planes, mask, raw, smallest[0])
         self._last_raw = raw
         self._last_mask = mask
         return mask
@@ -418,7 +412,7 @@ class SampleConsensus:
         cv2.bitwise_and(mask, cv2.bitwise_not(region), dst=mask)
         self.ghosts_released += int(np.count_nonzero(ghost))
 
-    def _learn(self, frame, planes, mask, raw, nearest, limit) -> None:
+    def _learn(self, frame, planes, mask, raw, nearest) -> None:
         """Update samples, background image and noise level from updatable pixels."""
         probability = self.update_probability
         # Background for the update: background both before and after the majority vote
@@ -426,8 +420,7 @@ class SampleConsensus:
         foreground = cv2.bitwise_or(mask, raw)
         background = cv2.bitwise_not(foreground)
         if self.adapt > 0:
-            cv2.accumulateWeighted(nearest, self._noise, NOISE_RATE,
-                                   mask=cv2.bitwise_not(raw))
+            cv2.accumulateWeighted(nearest, self._noise, NOISE_RATE, mask=background)
         if probability <= 0:
             return
         # Foreground pixels refresh their model only once still for still_seconds, or
@@ -455,21 +448,10 @@ class SampleConsensus:
         cols = slice(1 - dx, 1 - dx + width)
         where = cv2.copyMakeBorder(chosen, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
         where = np.ascontiguousarray(where[rows, cols])
-        sources = []
+        cv2.bitwise_and(where, updatable, dst=where)
         for c in range(3):
             padded = cv2.copyMakeBorder(planes[c], 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-            sources.append(np.ascontiguousarray(padded[rows, cols]))
-        # A foreground pixel whose colour the background neighbour's colour matches
-        # takes it too: regions that continue the background around them (ghosts,
-        # a creeping shadow edge) dissolve from their outline, objects do not.
-        similar = cv2.compare(cv2.add(cv2.add(cv2.absdiff(sources[0], planes[0]),
-                                              cv2.absdiff(sources[1], planes[1])),
-                                      cv2.absdiff(sources[2], planes[2])),
-                              cv2.convertScaleAbs(limit, alpha=SPREAD_MATCH), cv2.CMP_LE)
-        targets = cv2.bitwise_or(updatable, cv2.bitwise_and(similar, foreground))
-        cv2.bitwise_and(where, targets, dst=where)
-        for c in range(3):
-            cv2.copyTo(sources[c], where, slot[c])
+            cv2.copyTo(np.ascontiguousarray(padded[rows, cols]), where, slot[c])
 
     def _draw(self, updatable: np.ndarray, level: np.ndarray,
               probability: float) -> np.ndarray:
