@@ -56,8 +56,10 @@ Random update
     pixel: over time each pixel still sees uniform choices, and an update is a masked
     copy.  Diffusion never writes into a foreground pixel that keeps its model: it
     would erode a still person wherever their colours come close to the background's,
-    and then through every similar colour inside them.  Only pixels that are background both before and after the vote count as background
-    here (a raw foreground pixel voted away is no evidence of background).  A large
+    and then through every similar colour inside them.  Only pixels that are
+    background both before and after the vote count as background here (a raw
+    foreground pixel voted away is no evidence of background), for the update and
+    for the noise level.  A large
     scene change (more than :data:`LARGE_CHANGE` of the frame foreground for
     :data:`RELEARN_SECONDS`, such as the lights going on) re-initialises the model from
     the current frame, unless learning is off (``learn_rate`` 0); so does a person
