@@ -414,12 +414,16 @@ def test_consensus_keeps_a_still_object_for_still_seconds_of_stamps():
     alphas = run_stamped(seg, 140, 0.1)
     assert alphas[40][32:58, 32:58].mean() > 0.95, 'still foreground at 4 s'
     assert max(a[32:58, 32:58].mean() for a in alphas[-20:]) < 0.05, 'absorbed after 5 s'
+    # A pause in the stream counts as at most MAX_STEP (1 s): 12 frames 60 s apart.
+    seg = BackgroundSubtractor(config(consensus__still_seconds=20.0), 'cpu')
+    alphas = run_stamped(seg, 12, 60.0)
+    assert min(a[32:58, 32:58].mean() for a in alphas) > 0.95
 
 
 def test_consensus_default_keeps_a_still_object_for_minutes():
     seg = BackgroundSubtractor(config(), 'cpu')
     assert seg._model.still_seconds >= 120.0
-    alphas = run_stamped(seg, 60, 2.0)  # 2 minutes of stamps, frames 2 s apart
+    alphas = run_stamped(seg, 150, 1.0)  # 2.5 minutes of stamps, a frame a second
     assert min(a[32:58, 32:58].mean() for a in alphas) > 0.95
     assert max(a[~_box(30, 30)].mean() for a in alphas[-5:]) < 0.01
 
