@@ -22,13 +22,15 @@ def values(**extra):
     return config
 
 
-def test_consensus_need_is_samples_times_three_plus_its_state():
+def test_consensus_need_is_what_its_model_states_plus_the_alpha():
+    from matte_ros.segmenters.bgsub_consensus import SampleConsensus
     bgsub = segmenter_class('bgsub')
     for samples in (2, 10, 64):
         need = bgsub.memory_bytes(values(bgsub__consensus__samples=samples), HD)
-        assert need == (3 * samples + bgsub.CONSENSUS_STATE) * HD
+        assert need == (SampleConsensus.bytes_per_pixel(samples) + bgsub.ALPHA_BYTES) * HD
+        assert need > 3 * samples * HD   # the uint8 samples themselves
     assert bgsub.memory_bytes(values(bgsub__algorithm='mog2'), HD) == \
-        bgsub.MIXTURE_BYTES * HD
+        (bgsub.MIXTURE_BYTES + bgsub.ALPHA_BYTES) * HD
 
 
 @pytest.mark.parametrize('name', params.SEGMENTERS)

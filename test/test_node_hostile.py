@@ -356,14 +356,12 @@ def test_consensus_over_the_memory_budget_is_refused_with_the_figure(node):
     assert serves(g, 200)
 
 
-@pytest.mark.xfail(strict=True, reason='needs the uint8 consensus set-up of issue 15 (BGSUB): '
-                   'today it peaks at ~3.2 GB; remove this marker when that lands')
 def test_consensus_64_samples_at_1080p_stays_within_the_budget(node):
     """
     RSS of samples 64 and a 1080p frame stays within the (default) budget.
 
-    The consensus set-up of ``segmenters/bgsub_consensus.py`` builds 64-bit index arrays
-    of samples × H × W (3.2 GB here); the uint8 set-up of issue 15 fixes that.
+    The consensus model is set up in uint8 (samples × 3 bytes per pixel); a set-up
+    through 64-bit index arrays of samples × H × W peaked at 3.2 GB here.
     """
     hd = 1920 * 1080
     g = node({'segmenter': 'bgsub', 'max_pixels': hd, 'bgsub.consensus.samples': 64})

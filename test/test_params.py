@@ -90,7 +90,8 @@ def test_readme_topic_table_names_the_node_topics():
     for topic in (node.INPUT_TOPIC, node.MASK_TOPIC, node.ALPHA_TOPIC, node.COMPOSITE_TOPIC,
                   node.FOREGROUND_TOPIC, node.RESET_SERVICE, node.DIAGNOSTICS_TOPIC,
                   node.COMPRESSED_INPUT_TOPIC, node.COMPOSITE_COMPRESSED_TOPIC,
-                  node.CAMERA_INFO_TOPIC, node.CAMERA_INFO_OUTPUT_TOPIC, node.ROI_TOPIC):
+                  node.CAMERA_INFO_TOPIC, node.CAMERA_INFO_OUTPUT_TOPIC, node.ROI_TOPIC,
+                  node.BACKGROUND_TOPIC):
         assert re.search(r'\|\s*`%s`' % re.escape(topic), text), topic
 
 

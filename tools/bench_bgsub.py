@@ -17,10 +17,15 @@ Rows: ``mog2`` and ``knn`` are OpenCV's defaults (automatic learning rate, varTh
 ``consensus`` is ``bgsub.algorithm: consensus`` at the parameter defaults, changed by
 ``--param bgsub.consensus.threshold=25`` and the like.
 
+``--speed 360x240 640x480`` instead times every method on the pedestrians frames
+resized to each size (the frames of each size interleaved between methods as above,
+stamps at 30 Hz), for the README's speed rows: compare ratios of one run.
+
 Example::
 
     .venv/bin/python tools/bench_bgsub.py
     .venv/bin/python tools/bench_bgsub.py --last 700 --methods consensus
+    .venv/bin/python tools/bench_bgsub.py --speed 360x240 640x480 --last 600
 """
 
 import argparse
@@ -71,6 +76,27 @@ def run_sequence(seqdir: str, methods, last=None):
             for name in methods}
 
 
+def speed(seqdir: str, methods, sizes, last=None):
+    """Return {size: {method: fps}} over a sequence's frames resized to each size."""
+    import cv2
+    frames = [frame for _, frame, _, _ in datasets.iter_cdnet(seqdir, last=last)]
+    table = {}
+    for size in sizes:
+        width, height = (int(v) for v in size.split('x'))
+        segmenters = {name: BackgroundSubtractor(cfg, 'cpu') for name, cfg in methods.items()}
+        seconds = dict.fromkeys(methods, 0.0)
+        order = list(methods)
+        for index, frame in enumerate(frames):
+            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+            order = order[1:] + order[:1]
+            for name in order:
+                start = time.perf_counter()
+                segmenters[name].process(frame, index / 30.0, 'bench')
+                seconds[name] += time.perf_counter() - start
+        table[size] = {name: len(frames) / max(seconds[name], 1e-9) for name in methods}
+    return table
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--shared', default=SHARED, help='the ../shared folder')
@@ -80,6 +106,8 @@ def main(argv=None) -> int:
                         help='stop after this frame number (default: whole sequences)')
     parser.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
                         help='parameter change for the consensus row (repeatable)')
+    parser.add_argument('--speed', nargs='+', default=None, metavar='WxH',
+                        help='time the methods at these sizes on pedestrians instead')
     args = parser.parse_args(argv)
 
     overrides = params.parse_assignments(args.param)
@@ -90,6 +118,16 @@ def main(argv=None) -> int:
         if name == 'consensus':
             cfg.update(overrides)
         methods[name] = cfg
+
+    if args.speed:
+        seqdir = os.path.join(args.shared, 'data', 'cdnet2014', 'baseline', 'pedestrians')
+        table = speed(seqdir, methods, args.speed, args.last)
+        print('| method |' + ''.join(' fps %s |' % size for size in args.speed))
+        print('|---' * (1 + len(args.speed)) + '|')
+        for name in args.methods:
+            print('| %s |' % name + ''.join(' %.0f |' % table[size][name]
+                                            for size in args.speed))
+        return 0
 
     results = {}
     for seq in args.sequences:

@@ -3,8 +3,11 @@
 
 Writes ``OUT/mask/<stem>.png``, ``OUT/alpha/<stem>.png`` and ``OUT/composite/<stem>.png``
 for every input frame (stems as the input files; for a video or a bag, the zero-padded
-frame index), through the same :class:`~matte_ros.pipeline.Pipeline` the node uses;
+frame index), and ``OUT/background/<stem>.png`` when the segmenter has a background
+model (bgsub), through the same :class:`~matte_ros.pipeline.Pipeline` the node uses;
 with ``composite.mode`` transparent the composite PNGs are BGRA (alpha kept).
+Frames of images or a video carry no time: they are stamped index / ``--fps`` seconds
+(default 30), which is what bgsub's ``bgsub.consensus.still_seconds`` counts in.
 A bag (MCAP or sqlite3, read with ``rosbags``, no ROS needed) takes ``--topic``; its
 frames are segmented with their header stamps, and ``--output-bag`` also writes the
 outputs as Image topics with the input headers.
@@ -20,6 +23,10 @@ from matte_ros.measure import datasets
 from matte_ros.pipeline import Pipeline
 
 OUTPUTS = ('mask', 'alpha', 'composite')
+#: Written only when the segmenter returns a background image.
+BACKGROUND = 'background'
+#: Frame rate assumed for inputs without stamps (images, video).
+DEFAULT_FPS = 30.0
 
 
 def add_parser(subparsers):
@@ -43,6 +50,9 @@ def add_parser(subparsers):
                         help='any node parameter, e.g. --param threshold=0.4 (repeatable)')
     parser.add_argument('--backend', default=None, help='backend (default: auto)')
     parser.add_argument('--max-frames', type=int, default=0, help='stop after N frames')
+    parser.add_argument('--fps', type=float, default=DEFAULT_FPS,
+                        help='images/video: frame rate for the stamps (index / fps s) that '
+                             'time-based parameters count in (default: %(default)s)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
 
@@ -55,6 +65,8 @@ def run(args) -> int:
             values['segmenter'] = params.validate('segmenter', args.segmenter)
         if args.backend:
             values['backend'] = params.validate('backend', args.backend)
+        if not 0 < args.fps <= 10000:  # also refuses NaN
+            raise ValueError('--fps must lie in (0, 10000], got %r' % args.fps)
         bag = None
         if bags.bag_folder(args.input) is not None:
             if not args.topic:
@@ -88,12 +100,16 @@ def run(args) -> int:
                 if out_bag is not None:
                     out_bag.write(timestamp, header, result)
             else:
-                result = pipeline.process(frame)
+                result = pipeline.process(frame, written / args.fps)
             cv2.imwrite(os.path.join(args.output, 'mask', stem + '.png'), result.mask)
             cv2.imwrite(os.path.join(args.output, 'alpha', stem + '.png'), result.alpha)
             if result.composite is not None:
                 cv2.imwrite(os.path.join(args.output, 'composite', stem + '.png'),
                             result.composite)
+            if result.background is not None:
+                os.makedirs(os.path.join(args.output, BACKGROUND), exist_ok=True)
+                cv2.imwrite(os.path.join(args.output, BACKGROUND, stem + '.png'),
+                            result.background)
             written += 1
             progress.update(1)
             if args.max_frames and written >= args.max_frames:
@@ -107,7 +123,9 @@ def run(args) -> int:
             out_bag.close()
             print('%d frames → bag %s (%s)' % (out_bag.written, args.output_bag,
                                                ', '.join(out_bag.topics.values())))
-    print('%d frames → %s/{%s}' % (written, args.output, ','.join(OUTPUTS)))
+    written_to = OUTPUTS + ((BACKGROUND,) if os.path.isdir(
+        os.path.join(args.output, BACKGROUND)) else ())
+    print('%d frames → %s/{%s}' % (written, args.output, ','.join(written_to)))
     return 0 if written else 2
 
 

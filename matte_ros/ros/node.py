@@ -84,6 +84,8 @@ MASK_TOPIC = '~/mask'
 ALPHA_TOPIC = '~/alpha'
 COMPOSITE_TOPIC = '~/composite'
 FOREGROUND_TOPIC = '~/foreground'
+#: The background model's image (bgsub), bgr8 with the input's header.
+BACKGROUND_TOPIC = '~/background'
 #: Input of ``input_transport: compressed`` (image_transport's name beside ``image``).
 COMPRESSED_INPUT_TOPIC = 'image/compressed'
 COMPOSITE_COMPRESSED_TOPIC = '~/composite/compressed'
@@ -223,7 +225,7 @@ class MatteNode(LifecycleNode):
         self._frame_limit = config['max_pixels']
         ros = self._ros
         out_qos = _qos(ros['qos.output_reliability'], ros['qos.depth'])
-        topics = [MASK_TOPIC, ALPHA_TOPIC, COMPOSITE_TOPIC]
+        topics = [MASK_TOPIC, ALPHA_TOPIC, COMPOSITE_TOPIC, BACKGROUND_TOPIC]
         if config['publish_foreground']:
             topics.append(FOREGROUND_TOPIC)
         self._outputs = {t: self.create_lifecycle_publisher(Image, t, out_qos) for t in topics}
@@ -438,6 +440,8 @@ class MatteNode(LifecycleNode):
                 result.composite, getattr(msg, 'encoding', '')))
         if FOREGROUND_TOPIC in self._outputs and result.foreground is not None:
             outputs.append((FOREGROUND_TOPIC, result.foreground, 'bgr8'))
+        if result.background is not None:
+            outputs.append((BACKGROUND_TOPIC, result.background, 'bgr8'))
         converting = 0.0
         for topic, array, encoding in outputs:
             publisher = self._outputs.get(topic)

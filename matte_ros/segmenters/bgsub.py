@@ -9,7 +9,7 @@ The model's current background estimate is returned as ``Matte.background``.
 Parameters (see ``matte_ros/params.py``):
 
 * ``bgsub.algorithm`` -- ``consensus`` (per-pixel colour samples, see
-  :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.969 / 0.958 on CDnet
+  :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.966 / 0.960 on CDnet
   pedestrians / highway against 0.79 / 0.71 for MOG2 at OpenCV's defaults, and faster
   than MOG2), ``mog2`` (Gaussian mixture,
   Zivkovic 2004/2006) or ``knn`` (K nearest neighbours, Zivkovic & van der Heijden 2006).
@@ -107,10 +107,8 @@ class BackgroundSubtractor(Segmenter):
     """Foreground = pixels the background model does not explain (static camera)."""
 
     name = 'bgsub'
-    #: Bytes per pixel of consensus besides its samples: float32 background (12) and
-    #: noise (4), the split planes, smallest distances and masks of a frame (~20), the
-    #: float32 alpha (4).
-    CONSENSUS_STATE = 40
+    #: Bytes per pixel of the float32 alpha this segmenter returns, beside its model.
+    ALPHA_BYTES = 4
     #: OpenCV MOG2 (5 Gaussians × weight, mean BGR, variance in float32, + modes) and KNN
     #: (3 × 7 samples of BGR + flag, + indexes); VPI's mixture counted like MOG2.
     MIXTURE_BYTES = 110
@@ -120,14 +118,15 @@ class BackgroundSubtractor(Segmenter):
         """
         Return the model's memory for frames of ``pixels`` pixels (bytes).
 
-        consensus: ``samples × 3`` (uint8 BGR samples) ``+ CONSENSUS_STATE`` per pixel;
-        mog2 / knn: ``MIXTURE_BYTES`` per pixel.
+        consensus: what :meth:`SampleConsensus.bytes_per_pixel` states (uint8 BGR samples,
+        per-pixel state and a frame's working planes); mog2 / knn: ``MIXTURE_BYTES``; both
+        plus the returned alpha.
         """
         if config['bgsub.algorithm'] == 'consensus':
-            per_pixel = 3 * int(config['bgsub.consensus.samples']) + cls.CONSENSUS_STATE
+            per_pixel = SampleConsensus.bytes_per_pixel(config['bgsub.consensus.samples'])
         else:
             per_pixel = cls.MIXTURE_BYTES
-        return per_pixel * int(pixels)
+        return (per_pixel + cls.ALPHA_BYTES) * int(pixels)
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         super().__init__(config, backend)
@@ -150,6 +149,7 @@ class BackgroundSubtractor(Segmenter):
                                  % (self.algorithm, ', '.join(ALGORITHMS)))
         self._model = None
         self._frames = 0
+        self._stamp: Optional[float] = None
         self._build()
 
     # -- model ------------------------------------------------------------------------
@@ -161,7 +161,8 @@ class BackgroundSubtractor(Segmenter):
                 'min_matches': config['bgsub.consensus.min_matches'],
                 'adapt': config['bgsub.consensus.adapt'],
                 'smooth': config['bgsub.consensus.smooth'],
-                'learn_rate': config['bgsub.learn_rate']}
+                'learn_rate': config['bgsub.learn_rate'],
+                'still_seconds': config['bgsub.consensus.still_seconds']}
 
     def _build(self, size: Optional[tuple] = None) -> None:
         """Create a fresh model (VPI needs the frame size, so it waits for a frame)."""
@@ -204,11 +205,17 @@ class BackgroundSubtractor(Segmenter):
             except ValueError as exc:
                 raise SegmenterError('bgsub consensus: %s' % exc)
 
+    def process(self, frame: np.ndarray, stamp: Optional[float] = None,
+                frame_id: Optional[str] = None) -> Matte:
+        """Segment one frame; consensus measures time as foreground in ``stamp`` seconds."""
+        self._stamp = stamp
+        return super().process(frame, stamp, frame_id)
+
     def _segment(self, frame: np.ndarray) -> Matte:
         if self._vpi is not None:
             mask, background = self._segment_vpi(frame)
         elif self.algorithm == 'consensus':
-            mask = self._model.apply(frame)
+            mask = self._model.apply(frame, self._stamp)
             background = self._model.background_image()
         else:
             rate = self.learn_rate
@@ -287,6 +294,13 @@ SPEC = SegmenterSpec(
         Param('bgsub.consensus.smooth', INT, 9,
               'consensus: majority-vote (binary median) window in px; odd, 1 = off.',
               low=1, high=31, step=2, odd=True),
+        Param('bgsub.consensus.still_seconds', FLOAT, 300.0,
+              'consensus: seconds (of stamp time; 30 frames per second for files without '
+              'stamps) that a foreground pixel which is not blinking keeps its model: an '
+              'object that stops stays foreground this long, then becomes background. 0 = '
+              'refresh foreground like background. Ghosts, ~/reset and a change of most of '
+              'the frame (lights) re-learn at once.',
+              low=0.0, high=86400.0),
     ),
     backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),
     variants=(
