@@ -182,6 +182,20 @@ PARAMS: List[Param] = [
     Param('selfie.smoothing', FLOAT, 0.0,
           'Temporal smoothing: weight of the previous probability (EMA); 0 = off.',
           low=0.0, high=0.99),
+    # --- TEMPORAL: stabiliser (matte_ros/stabilizer.py), rvm settling -----------------------
+    Param('rvm.settle_frames', INT, 0,
+          'rvm: extra runs of the first frame after a reset, so the recurrent state '
+          'settles before a matte is published (costs that many inferences per reset).',
+          low=0, high=8),
+    Param('stabilizer.enabled', BOOL, False,
+          'Temporal stabiliser after every segmenter: smooths alpha over time where the '
+          'image did not change (no delay, no smear of moving people).'),
+    Param('stabilizer.strength', FLOAT, 0.7,
+          'Stabiliser: weight of the past alpha where the image is still (EMA); 0 = none.',
+          low=0.0, high=0.95),
+    Param('stabilizer.motion', FLOAT, 16.0,
+          'Stabiliser: grey-level change (3x3 max) at which smoothing stops; below it '
+          'the weight falls linearly from strength to 0.', low=1.0, high=255.0),
     # --- instance --------------------------------------------------------------------------
     Param('instance.confidence', FLOAT, 0.5,
           'Minimum detection score of a person.', low=0.0, high=1.0),

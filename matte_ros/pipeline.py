@@ -18,6 +18,7 @@ from matte_ros import backends
 from matte_ros import compositing
 from matte_ros import params
 from matte_ros import segmenters
+from matte_ros.stabilizer import Stabilizer
 import numpy as np
 
 
@@ -83,6 +84,7 @@ class Pipeline:
         self.segmenter = segmenters.create(config['segmenter'], config.values,
                                            self.choice.backend)
         self.choice = _settled(self.choice, self.segmenter)
+        self.stabilizer = Stabilizer(config.values)
 
     @property
     def name(self) -> str:
@@ -101,7 +103,7 @@ class Pipeline:
         matte = self.segmenter.process(frame, stamp, frame_id)
         t1 = time.perf_counter()
         cfg = self.config
-        alpha = matte.alpha
+        alpha = self.stabilizer.apply(frame, matte.alpha, self.segmenter.resets)
         mask = compositing.alpha_to_mask(alpha, cfg['threshold'], cfg['mask.dilate'])
         alpha8 = compositing.to_mono8(alpha)
         t2 = time.perf_counter()
@@ -131,11 +133,13 @@ class Pipeline:
                        if p.reload and new[p.name] != self.config[p.name])))
         self.compositor.configure(new.values)
         self.segmenter.configure(new.values)
+        self.stabilizer.configure(new.values)
         self.config = new
 
     def reset(self, reason: str = 'requested') -> None:
-        """Clear the segmenter's temporal state."""
+        """Clear the temporal state: the segmenter's and the stabiliser's."""
         self.segmenter.reset(reason)
+        self.stabilizer.reset(reason)
 
     def close(self) -> None:
         """Release the segmenter's model and device memory."""

@@ -161,6 +161,8 @@ class RobustVideoMatting(Segmenter):
     full_zero_state = False
     #: Device of the TensorRT path's bound state (tests run that path's logic on 'cpu').
     trt_device = 'cuda'
+    #: True while :meth:`_settle` runs the first frame again.
+    _settling = False
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         super().__init__(config, backend)
@@ -283,7 +285,25 @@ class RobustVideoMatting(Segmenter):
         """Copy ``fgr`` back from the GPU, and convert it to BGR, only when it is published."""
         return bool(self.config.get('publish_foreground'))
 
+    def _settle(self, frame: np.ndarray) -> None:
+        """
+        Let a fresh recurrent state settle on the first frame after a reset.
+
+        From zeros RVM needs a few frames to find the person (its first mattes after a
+        reset are its worst); running this frame ``rvm.settle_frames`` extra times
+        before the one that is published gives the state those frames at once, at a
+        bounded cost (that many extra inferences per reset, none between resets).
+        """
+        self._settling = True
+        try:
+            for _ in range(int(self.config.get('rvm.settle_frames', 0))):
+                self._segment(frame)
+        finally:
+            self._settling = False
+
     def _segment(self, frame: np.ndarray) -> Matte:
+        if self.state.frames == 0 and not self._settling:
+            self._settle(frame)
         height, width = frame.shape[:2]
         ratio = downsample_ratio(height, width, float(self.config.get('rvm.downsample_ratio',
                                                                       0.0)))
