@@ -190,12 +190,13 @@ PARAMS: List[Param] = [
     Param('stabilizer.enabled', BOOL, False,
           'Temporal stabiliser after every segmenter: smooths alpha over time where the '
           'image did not change (no delay, no smear of moving people).'),
-    Param('stabilizer.strength', FLOAT, 0.7,
+    Param('stabilizer.strength', FLOAT, 0.75,
           'Stabiliser: weight of the past alpha where the image is still (EMA); 0 = none.',
           low=0.0, high=0.95),
-    Param('stabilizer.motion', FLOAT, 16.0,
-          'Stabiliser: grey-level change (3x3 max) at which smoothing stops; below it '
-          'the weight falls linearly from strength to 0.', low=1.0, high=255.0),
+    Param('stabilizer.motion', INT, 20,
+          'Stabiliser: grey-level change (3x3 max) at which smoothing stops in a flat '
+          'area; local contrast (3x3 max - min) adds to it. Below it the weight of the '
+          'past falls linearly from strength to 0.', low=1, high=255),
     # --- instance --------------------------------------------------------------------------
     Param('instance.confidence', FLOAT, 0.5,
           'Minimum detection score of a person.', low=0.0, high=1.0),
