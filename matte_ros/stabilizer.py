@@ -40,8 +40,9 @@ detects (stamp going backwards or jumping, resolution or frame_id change); and o
 change of frame size.  Switching it off drops the state too.
 
 Cost: a difference, three 3×3 min/max filters, a division and two table look-ups in
-uint8 on a quarter of the pixels, then two nearest-neighbour enlargements and one
-float blend at full size (OpenCV); the measured figure is in docs/quality.md.
+uint8 on a quarter of the pixels, then a nearest-neighbour enlargement, two table
+look-ups into float and one float blend at full size (OpenCV); the measured figure is
+in docs/quality.md.
 """
 
 from typing import Any
@@ -92,6 +93,7 @@ class Stabilizer:
         self.motion = 0.0
         self._table = np.zeros(256, np.float32)
         self._complement = np.ones(256, np.float32)
+        self._buffers = None
         self._grey: Optional[np.ndarray] = None
         self._alpha: Optional[np.ndarray] = None
         self._resets_seen: Optional[int] = None
@@ -122,6 +124,9 @@ class Stabilizer:
         """
         Return the stabilised alpha of this frame (the input alpha when disabled).
 
+        The returned array is also kept as the state for the next frame: read it, do
+        not write into it.
+
         ``segmenter_resets`` is the segmenter's reset count: when it differs from the
         one seen with the previous frame the state is dropped first.
         """
@@ -147,14 +152,21 @@ class Stabilizer:
         contrast = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, _KERNEL)
         scale = cv2.addWeighted(contrast, CONTRAST, contrast, 0.0, float(self.motion))
         ratio = cv2.divide(change, scale, scale=RATIO_STEPS)
-        size = (alpha.shape[1], alpha.shape[0])
-        past = cv2.resize(cv2.LUT(ratio, self._table), size, interpolation=cv2.INTER_NEAREST)
-        now = cv2.resize(cv2.LUT(ratio, self._complement), size,
-                         interpolation=cv2.INTER_NEAREST)
+        # Spread back to full size in uint8, then the two weights into reused buffers
+        # (no fresh full-size float arrays per frame).
+        if self._buffers is None or self._buffers[0].shape != alpha.shape:
+            self._buffers = (np.empty(alpha.shape, np.uint8), np.empty(alpha.shape, np.float32),
+                             np.empty(alpha.shape, np.float32))
+        full, past, now = self._buffers
+        cv2.resize(ratio, (alpha.shape[1], alpha.shape[0]), dst=full,
+                   interpolation=cv2.INTER_NEAREST)
+        cv2.LUT(full, self._table, dst=past)
+        cv2.LUT(full, self._complement, dst=now)
         # out = w * past + (1 - w) * alpha in one pass (OpenCV divides by the weights'
         # sum + 1e-5: 1e-5 relative, invisible in mono8); a NaN alpha becomes 0 rather
-        # than staying in the state.
+        # than staying in the state.  out is a new array and becomes the state as it is:
+        # the caller (Pipeline) only reads it.
         out = cv2.blendLinear(previous_alpha, alpha, past, now)
         cv2.patchNaNs(out, 0.0)
-        self._grey, self._alpha = grey, out.copy()
+        self._grey, self._alpha = grey, out
         return out
