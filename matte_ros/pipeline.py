@@ -98,7 +98,11 @@ class Pipeline:
 
     def process(self, frame: np.ndarray, stamp: Optional[float] = None,
                 frame_id: Optional[str] = None) -> Result:
-        """Segment and composite one BGR ``uint8`` frame."""
+        """
+        Segment, stabilise (when ``stabilizer.enabled``) and composite one BGR frame.
+
+        The stabiliser's time counts in the ``postprocess`` stage.
+        """
         t0 = time.perf_counter()
         matte = self.segmenter.process(frame, stamp, frame_id)
         t1 = time.perf_counter()
