@@ -289,10 +289,11 @@ class RobustVideoMatting(Segmenter):
         """
         Let a fresh recurrent state settle on the first frame after a reset.
 
-        From zeros RVM needs a few frames to find the person (its first mattes after a
-        reset are its worst); running this frame ``rvm.settle_frames`` extra times
-        before the one that is published gives the state those frames at once, at a
-        bounded cost (that many extra inferences per reset, none between resets).
+        Runs this frame ``rvm.settle_frames`` extra times, feeding the state back,
+        before the run whose matte is published, so the state has converged on the
+        frame instead of starting from zeros; the cost is bounded (that many extra
+        inferences per reset, none between resets).  It cannot give back the motion
+        history a reset drops: docs/quality.md measures what it recovers.
         """
         self._settling = True
         try:
