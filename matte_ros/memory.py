@@ -2,7 +2,7 @@
 Memory budget: how much a configuration needs per frame size, and the refusal (ROS-free).
 
 Every segmenter states its need (``Segmenter.memory_bytes(config, pixels)``: bytes per
-pixel × pixels + a fixed part), compositing states its own
+pixel × pixels + a fixed part), the stabiliser and compositing state their own
 (:func:`matte_ros.compositing.memory_bytes`) and the frame path adds
 :data:`FRAME_BYTES_PER_PIXEL`.  :func:`check` refuses, with the numbers, a configuration
 whose need for a frame of ``pixels`` pixels exceeds ``memory_budget_mb``.  The pipeline
@@ -16,6 +16,7 @@ settings fits at ``max_pixels`` 3840×2160.
 
 from matte_ros import compositing
 from matte_ros import segmenters
+from matte_ros import stabilizer
 
 MB = 1024 * 1024
 #: The frame path per pixel (bytes): the input message and its BGR frame (3 + 3), the
@@ -28,10 +29,10 @@ class MemoryBudgetError(ValueError):
 
 
 def need_bytes(config, pixels: int) -> int:
-    """Return the bytes segmenter, compositing and frame path need for ``pixels`` pixels."""
+    """Return the bytes segmenter, stabiliser, compositing and frame path need."""
     segmenter = segmenters.segmenter_class(config['segmenter'])
-    return (segmenter.memory_bytes(config, pixels) + compositing.memory_bytes(config, pixels)
-            + FRAME_BYTES_PER_PIXEL * int(pixels))
+    return (segmenter.memory_bytes(config, pixels) + stabilizer.memory_bytes(config, pixels)
+            + compositing.memory_bytes(config, pixels) + FRAME_BYTES_PER_PIXEL * int(pixels))
 
 
 def check(config, pixels: int, what: str) -> int:

@@ -126,6 +126,17 @@ CORE: List[Any] = [
     Param('mask.feather', INT, 0,
           'Soften the alpha edge with a blur of this radius (px) before compositing.',
           low=0, high=64),
+    # --- stabiliser (matte_ros/stabilizer.py), after every segmenter -----------------------
+    Param('stabilizer.enabled', BOOL, False,
+          'Temporal stabiliser after every segmenter: smooths alpha over time where the '
+          'image did not change (no delay, no smear of moving people).'),
+    Param('stabilizer.strength', FLOAT, 0.75,
+          'Stabiliser: weight of the past alpha where the image is still (EMA); 0 = none.',
+          low=0.0, high=0.95),
+    Param('stabilizer.motion', INT, 20,
+          'Stabiliser: grey-level change (3x3 max) at which smoothing stops in a flat '
+          'area; local contrast (3x3 max - min) adds to it. Below it the weight of the '
+          'past falls linearly from strength to 0.', low=1, high=255),
     SEGMENTER_SECTIONS,
     # --- models ----------------------------------------------------------------------------
     Param('models.model_dir', STRING, '',

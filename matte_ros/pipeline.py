@@ -22,6 +22,7 @@ from matte_ros import compositing
 from matte_ros import memory
 from matte_ros import params
 from matte_ros import segmenters
+from matte_ros.stabilizer import Stabilizer
 import numpy as np
 
 
@@ -72,6 +73,7 @@ class Pipeline:
         self.compositor = compositing.Compositor(config.values, blur=blur)
         self.segmenter = segmenters.create(config['segmenter'], config.values,
                                            self.choice.backend)
+        self.stabilizer = Stabilizer(config.values)
 
     @property
     def name(self) -> str:
@@ -102,10 +104,11 @@ class Pipeline:
     def process(self, frame: np.ndarray, stamp: Optional[float] = None,
                 frame_id: Optional[str] = None) -> Result:
         """
-        Segment and composite one BGR ``uint8`` frame.
+        Segment, stabilise (when ``stabilizer.enabled``) and composite one BGR frame.
 
         The first frame of each size is checked against the memory budget first
         (:class:`~matte_ros.memory.MemoryBudgetError`: the frame is refused, nothing runs).
+        The stabiliser's time counts in the ``postprocess`` stage.
         """
         size = frame.shape[:2]
         if size not in self._checked_sizes:
@@ -118,7 +121,7 @@ class Pipeline:
         matte = self.segmenter.process(frame, stamp, frame_id)
         t1 = time.perf_counter()
         cfg = self.config
-        alpha = matte.alpha
+        alpha = self.stabilizer.apply(frame, matte.alpha, self.segmenter.resets)
         mask = compositing.alpha_to_mask(alpha, cfg['threshold'], cfg['mask.dilate'])
         alpha8 = compositing.to_mono8(alpha)
         t2 = time.perf_counter()
@@ -179,12 +182,14 @@ class Pipeline:
         memory.check(new.values, new['max_pixels'], 'max_pixels %d' % new['max_pixels'])
         self.compositor.configure(new.values, picture=picture)
         self.segmenter.configure(new.values)
+        self.stabilizer.configure(new.values)
         self.config = new
         self._checked_sizes = set()
 
     def reset(self, reason: str = 'requested') -> None:
-        """Clear the segmenter's temporal state."""
+        """Clear the temporal state: the segmenter's and the stabiliser's."""
         self.segmenter.reset(reason)
+        self.stabilizer.reset(reason)
 
     def close(self) -> None:
         """Release the segmenter's model and device memory."""

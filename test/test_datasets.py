@@ -305,6 +305,57 @@ def test_eval_cdnet_warmup_and_temporal_roi(tmp_path):
     assert row['processed'] == 6 and row['frames'] == 2        # all 4 warm-up frames run
 
 
+class FlickerPipeline(OraclePipeline):
+    """The oracle plus blocks of stray foreground that switch on every other frame."""
+
+    #: (rows, columns) of the stray blocks.
+    blocks = [(slice(40, 44), slice(0, 4)), (slice(40, 42), slice(50, 52))]
+
+    def process(self, frame, stamp=None, frame_id=None):
+        """Return the oracle's mask with the blocks on at odd frame counts."""
+        result = super().process(frame, stamp, frame_id)
+        if len([c for c in self.calls if c[0] == 'frame']) % 2:
+            for rows, columns in self.blocks:
+                result.mask[rows, columns] = 255
+        return result
+
+
+def test_eval_temporal_scores_davis(tmp_path, capsys):
+    root = write_davis(tmp_path, {'walk': 6})
+    steady = eval_cmd.evaluate('davis', root, eval_cmd.config_values('bgsub'),
+                               pipeline_factory=OraclePipeline)
+    row = steady['sequences'][0]
+    # Alpha and mask follow the moving square exactly: no temporal error.
+    assert row['pairs'] == 3 and row['dtSSD'] == 0.0 and row['flicker'] == 0.0
+    flicker = eval_cmd.evaluate('davis', root, eval_cmd.config_values('bgsub'),
+                                pipeline_factory=FlickerPipeline)
+    row = flicker['sequences'][0]
+    # 16 + 4 of 48 x 64 px toggle in each of the pairs (1,2), (2,3), (3,4).
+    pixels = SIZE[0] * SIZE[1]
+    assert row['flicker'] == pytest.approx(100.0 * 20 / pixels)
+    assert row['dtSSD'] == pytest.approx(100.0 * math.sqrt(20.0 / pixels))
+    assert flicker['mean']['flicker'] == pytest.approx(row['flicker'])
+    assert row['J'] < 1.0
+    table = eval_cmd.format_table(flicker)
+    assert 'dtSSD' in table and 'flicker' in table
+
+
+def test_eval_temporal_scores_cdnet_use_scored_pixels_only(tmp_path):
+    roi = np.full(SIZE, 255, np.uint8)
+    roi[:, :8] = 0                          # the first stray block lies outside the ROI
+    write_cdnet(tmp_path / 'walk', 10, window=(5, 8), roi=roi)
+    results = eval_cmd.evaluate('cdnet', str(tmp_path / 'walk'),
+                                eval_cmd.config_values('bgsub'),
+                                pipeline_factory=FlickerPipeline)
+    row, = results['sequences']
+    # Pairs (5,6), (6,7), (7,8); in each the 4 px block inside the ROI toggles, out of
+    # the 48 x 56 scored pixels (the warm-up frames form no pair).
+    scored = SIZE[0] * (SIZE[1] - 8)
+    assert row['pairs'] == 3
+    assert row['flicker'] == pytest.approx(100.0 * 4 / scored)
+    assert row['dtSSD'] == pytest.approx(100.0 * math.sqrt(4.0 / scored))
+
+
 def test_eval_errors_exit_2(tmp_path, capsys):
     root = write_davis(tmp_path, {'walk': 3})
     bad_param = parse(['--format', 'davis', '--data', root, '--segmenter', 'bgsub',

@@ -80,3 +80,10 @@ def test_a_frame_over_budget_is_refused_before_processing():
     with pytest.raises(memory.MemoryBudgetError, match='frame 4000×4000'):
         pipe.process(big)
     assert pipe.segmenter.resets == 0
+
+
+def test_the_stabiliser_counts_only_when_enabled():
+    from matte_ros import stabilizer
+    off = memory.need_bytes(values(), HD)
+    on = memory.need_bytes(values(stabilizer__enabled=True), HD)
+    assert on - off == stabilizer.BYTES_PER_PIXEL * HD

@@ -227,6 +227,38 @@ def test_reset_clears_the_previous_frame(graph):
     assert as_array(g.outputs_for(62)['mask']).max() == 0
 
 
+def test_stabiliser_switches_on_live_and_reset_clears_it(graph):
+    g = graph
+    activate(g)
+    results = g.lifecycle.set_parameters({'stabilizer.enabled': True,
+                                          'stabilizer.strength': 0.9})
+    assert results == [(True, ''), (True, '')]
+    ok, reason = g.lifecycle.set_parameters({'stabilizer.strength': 1.5})[0]
+    assert not ok and 'stabilizer.strength' in reason
+    a, b = frames(2)
+    square = (slice(40, 60), slice(52, 68))              # where the square entered in b
+
+    def mask_of(frame, stamp):
+        g.send(frame, stamp)
+        msg = g.outputs_for(stamp)['mask']
+        assert msg is not None, 'no mask for frame %d' % stamp
+        return as_array(msg)
+
+    mask_of(a, 70)
+    assert mask_of(b, 71)[square].min() == 255           # framediff: a -> b changed
+    # b again: framediff sees no change, the stabiliser holds 0.9 of the past where the
+    # image is still, so the square stays in the mask.
+    assert mask_of(b, 72)[square].min() == 255
+    assert g.lifecycle.reset().success
+    # After ~/reset nothing is held (0.81 of the past would still show).
+    assert mask_of(b, 73).max() == 0
+    assert g.lifecycle.set_parameters({'stabilizer.enabled': False}) == [(True, '')]
+    mask_of(a, 74)
+    mask_of(b, 75)
+    assert mask_of(b, 76).max() == 0                      # off: framediff's own answer
+    assert g.proc.alive()
+
+
 def test_malformed_messages_do_not_kill_the_node(graph):
     g = graph
     activate(g)

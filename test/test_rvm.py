@@ -114,6 +114,25 @@ def test_the_state_is_used_and_reset_reproduces_the_first_frame(small, rvm):
     assert rvm.last_reset_reason == 'again'
 
 
+def test_settling_runs_the_first_frame_after_a_reset_again(small):
+    """rvm.settle_frames 2: the published first matte is a plain loop's third on it."""
+    seg = create('rvm', rvm_config(**{'rvm.settle_frames': 2}), 'cpu')
+    try:
+        ratio = auto_downsample_ratio(*small[0].shape[:2])
+        expected = plain_loop([small[0]] * 3 + [small[1]], ratio)
+        first = seg.process(small[0]).alpha
+        assert seg.state.frames == 3
+        assert np.abs(first - expected[2]).max() <= 1e-3
+        second = seg.process(small[1]).alpha          # not a fresh state: no settling
+        assert seg.state.frames == 4
+        assert np.abs(second - expected[3]).max() <= 1e-3
+        seg.reset('~/reset service')
+        again = seg.process(small[0]).alpha            # settles again after the reset
+        assert seg.state.frames == 3 and np.abs(again - expected[2]).max() <= 1e-3
+    finally:
+        seg.close()
+
+
 def fresh_alpha(frame):
     """Return the alpha a brand-new rvm segmenter gives for ``frame`` (zero state)."""
     seg = create('rvm', rvm_config(), 'cpu')

@@ -247,3 +247,123 @@ def test_cdnet_score_with_roi_and_colour_ground_truth():
 def test_mean_of_skips_nan():
     rows = [{'J': 0.5, 'F': float('nan')}, {'J': 1.0, 'F': 0.25}]
     assert scoring.mean_of(rows, ('J', 'F')) == {'J': 0.75, 'F': 0.25}
+
+
+# --- temporal stability ----------------------------------------------------------------------
+
+def test_temporal_pair_steady_and_following_truth_is_zero():
+    gt0, gt1 = square((20, 30), 2, 2, 5), square((20, 30), 2, 4, 5)
+    # Alpha and mask follow the truth exactly as it moves: nothing to blame.
+    pair = scoring.temporal_pair(gt0.astype(np.float32), gt1.astype(np.float32),
+                                 gt0, gt1, gt0, gt1)
+    assert pair == {'dtSSD': 0.0, 'flicker': 0.0}
+
+
+def test_temporal_pair_toggling_block_by_hand():
+    # 600 pixels, truth empty and still; 6 pixels switch on: 1 % of the frame flickers,
+    # dtSSD = 100 * sqrt(6 / 600) = 10.
+    empty = np.zeros((20, 30), bool)
+    on = square((20, 30), 0, 0, 1)
+    on[0, :6] = True
+    pair = scoring.temporal_pair(empty.astype(np.float32), on.astype(np.float32),
+                                 empty, on, empty, empty)
+    assert pair['flicker'] == pytest.approx(1.0)
+    assert pair['dtSSD'] == pytest.approx(10.0)
+
+
+def test_temporal_pair_soft_alpha_and_uint8():
+    # Alpha 0.5 everywhere in frame 1, 0 in frame 0, truth still: dtSSD = 50; the
+    # mask (thresholded elsewhere) does not change: no flicker.  uint8 alpha is /255.
+    zeros = np.zeros((4, 4), np.uint8)
+    half = np.full((4, 4), 255, np.uint8)
+    still = np.zeros((4, 4), bool)
+    pair = scoring.temporal_pair(np.zeros((4, 4), np.float32), np.full((4, 4), 0.5, np.float32),
+                                 still, still, still, still)
+    assert pair == {'dtSSD': pytest.approx(50.0), 'flicker': 0.0}
+    assert scoring.temporal_pair(zeros, half, still, still, still, still)['dtSSD'] == \
+        pytest.approx(100.0)
+
+
+def test_temporal_pair_mask_change_where_truth_changes_is_not_flicker():
+    gt0 = np.zeros((10, 10), bool)
+    gt1 = gt0.copy()
+    gt1[0, :5] = True                       # truth grows by 5 px
+    mask1 = gt1.copy()
+    mask1[9, 9] = True                      # the mask also grows there plus 1 stray px
+    alpha0, alpha1 = gt0.astype(np.float32), mask1.astype(np.float32)
+    pair = scoring.temporal_pair(alpha0, alpha1, gt0, mask1, gt0, gt1)
+    assert pair['flicker'] == pytest.approx(1.0)               # 1 of 100 px
+    assert pair['dtSSD'] == pytest.approx(100.0 * math.sqrt(1 / 100.0))
+
+
+def test_temporal_pair_only_scored_pixels_count():
+    still = np.zeros((10, 10), bool)
+    mask1 = still.copy()
+    mask1[0, :4] = True                     # 4 px flip, 2 of them unscored
+    scored = np.ones((10, 10), bool)
+    scored[0, :2] = False                   # 98 scored pixels
+    pair = scoring.temporal_pair(still, mask1, still, mask1, still, still, scored)
+    assert pair['flicker'] == pytest.approx(100.0 * 2 / 98)
+    assert pair['dtSSD'] == pytest.approx(100.0 * math.sqrt(2 / 98.0))
+    assert scoring.temporal_pair(still, mask1, still, mask1, still, still,
+                                 np.zeros((10, 10), bool)) is None
+
+
+def test_cdnet_truth_classes_and_roi():
+    gt = np.array([[0, 50, 85, 170, 255]], np.uint8)
+    positive, scored = scoring.cdnet_truth(gt)
+    assert positive.tolist() == [[False, False, False, False, True]]
+    assert scored.tolist() == [[True, True, False, False, True]]
+    roi = np.array([[0, 255, 255, 255, 255]], np.uint8)
+    assert scoring.cdnet_truth(gt, roi)[1].tolist() == [[False, True, False, False, True]]
+
+
+def test_temporal_score_sequence_with_gap_and_unscored_pixels():
+    # Frame masks: off, on, off, (no truth), on, on over a 2x5 frame whose truth is empty
+    # and whose pixel (0, 0) is unscored in frame 1 only.
+    shape = (2, 5)
+    off, on = np.zeros(shape, bool), np.zeros(shape, bool)
+    on[0, :2] = True                        # 2 of 10 px on
+    empty = np.zeros(shape, bool)
+    part = np.ones(shape, bool)
+    part[0, 0] = False
+    score = scoring.TemporalScore()
+    assert score.add(off, off, empty) is None               # first frame: no pair
+    first = score.add(on, on, empty, part)                  # 1 of 9 px flips
+    assert first['flicker'] == pytest.approx(100.0 / 9)
+    second = score.add(off, off, empty)                     # 1 of 9 again (frame 1's mask)
+    assert second['flicker'] == pytest.approx(100.0 / 9)
+    assert score.add(on, on, None) is None                  # no truth: chain broken
+    assert score.add(on, on, empty) is None                 # no pair across the gap
+    assert score.add(on, on, empty)['flicker'] == 0.0       # steady
+    result = score.result()
+    assert result['pairs'] == 3
+    assert result['flicker'] == pytest.approx((100.0 / 9 * 2 + 0.0) / 3)
+    assert result['dtSSD'] == pytest.approx((100.0 / 3 * 2 + 0.0) / 3)
+
+
+def test_temporal_score_skip_ends_keeps_pairs_between_kept_frames():
+    # 5 frames with truth; J keeps frames 1..3, so the pairs kept are (1,2) and (2,3).
+    shape = (1, 4)
+    empty = np.zeros(shape, bool)
+    masks = [np.zeros(shape, bool) for _ in range(5)]
+    masks[1][0, 0] = True                  # pairs (0,1) and (1,2) flip 1 px
+    masks[4][0, :] = True                  # pair (3,4) flips all 4
+    score = scoring.TemporalScore(skip_ends=True)
+    for mask in masks:
+        score.add(mask, mask, empty)
+    result = score.result()
+    assert result['pairs'] == 2
+    assert result['flicker'] == pytest.approx((25.0 + 0.0) / 2)
+    plain = scoring.TemporalScore()
+    for mask in masks:
+        plain.add(mask, mask, empty)
+    assert plain.result()['pairs'] == 4
+    assert plain.result()['flicker'] == pytest.approx((25.0 + 25.0 + 0.0 + 100.0) / 4)
+
+
+def test_temporal_score_without_pairs_is_nan():
+    score = scoring.TemporalScore()
+    score.add(np.zeros((2, 2)), np.zeros((2, 2), bool), np.zeros((2, 2), bool))
+    result = score.result()
+    assert result['pairs'] == 0 and math.isnan(result['dtSSD']) and math.isnan(result['flicker'])

@@ -6,6 +6,9 @@ Each sequence starts from a reset pipeline; compositing is switched off
 The table shows per-sequence scores (see :mod:`matte_ros.measure.scoring` for the
 definitions), the mean over sequences, and speed: ``fps`` counts only the time spent
 in ``Pipeline.process``; ``wall fps`` counts everything (reading frames from disk, scoring).
+Beside J and F (DAVIS) or the CDnet metrics, every sequence gets the two temporal
+scores of :class:`matte_ros.measure.scoring.TemporalScore`: dtSSD of the alpha output and mask
+flicker, both ×100 (lower is steadier).
 
 CDnet sequences begin with frames meant for initialising background models (before
 ``temporalROI.txt``'s first frame): they are processed but not scored, and
@@ -31,8 +34,10 @@ from matte_ros.measure import scoring
 
 FORMATS = ('davis', 'cdnet')
 
-DAVIS_KEYS = ('J', 'F', 'JF', 'J_recall', 'F_recall')
-CDNET_KEYS = ('precision', 'recall', 'f_measure', 'pwc', 'specificity', 'fpr', 'fnr')
+TEMPORAL_KEYS = ('dtSSD', 'flicker')
+DAVIS_KEYS = ('J', 'F', 'JF', 'J_recall', 'F_recall') + TEMPORAL_KEYS
+CDNET_KEYS = ('precision', 'recall', 'f_measure', 'pwc', 'specificity', 'fpr',
+              'fnr') + TEMPORAL_KEYS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -101,6 +106,7 @@ class _Clock:
         self.start = time.perf_counter()
 
     def run(self, pipeline, frame, frame_id):
+        """Process one frame; return ``(mask as bool, alpha as uint8)``."""
         t0 = time.perf_counter()
         result = pipeline.process(frame, None, frame_id)
         self.process_s += time.perf_counter() - t0
@@ -109,7 +115,7 @@ class _Clock:
         if mask.shape != frame.shape[:2]:
             raise ValueError('the pipeline returned a %dx%d mask for a %dx%d frame'
                              % (mask.shape[1], mask.shape[0], frame.shape[1], frame.shape[0]))
-        return mask > 127
+        return mask > 127, result.alpha
 
     def speed(self) -> Dict[str, Any]:
         wall = time.perf_counter() - self.start
@@ -127,13 +133,17 @@ def _eval_davis(pipeline, root: str, names: List[str], max_frames: int,
     for seq in names:
         pipeline.reset('new sequence')
         score = scoring.DavisScore()
+        temporal = scoring.TemporalScore(skip_ends=score.skip_ends)
         clock = _Clock()
         for stem, frame, gt in datasets.iter_davis(root, seq):
             if max_frames and clock.frames >= max_frames:
                 break
-            score.add(clock.run(pipeline, frame, seq), gt)
+            mask, alpha = clock.run(pipeline, frame, seq)
+            score.add(mask, gt)
+            temporal.add(alpha, mask, gt)
         row = {'sequence': seq}
         row.update(score.result())
+        row.update(temporal.result())
         row.update(clock.speed())
         rows.append(row)
         progress(row)
@@ -152,14 +162,23 @@ def _eval_cdnet(pipeline, seqdirs: List[str], max_frames: int, warmup: int,
             if warmup >= 0:
                 first_run = max(1, window[0] - warmup)
         pipeline.reset('new sequence')
-        score = scoring.CdnetScore(datasets.cdnet_roi(seqdir))
+        roi = datasets.cdnet_roi(seqdir)
+        score = scoring.CdnetScore(roi)
+        temporal = scoring.TemporalScore()
         clock = _Clock()
         for stem, frame, gt, scored in datasets.iter_cdnet(seqdir, first_run, last_run):
             if max_frames and score.frames >= max_frames:
                 break
-            score.add(clock.run(pipeline, frame, name), gt, scored)
+            mask, alpha = clock.run(pipeline, frame, name)
+            score.add(mask, gt, scored)
+            if scored:
+                positive, valid = scoring.cdnet_truth(gt, roi)
+                temporal.add(alpha, mask, positive, valid)
+            else:
+                temporal.add(alpha, mask, None)
         row = {'sequence': name}
         row.update(score.result())
+        row.update(temporal.result())
         row.update(clock.speed())
         rows.append(row)
         progress(row)
@@ -223,13 +242,15 @@ def _fmt(value, digits: int = 3) -> str:
 def format_table(results: Dict[str, Any]) -> str:
     """Return the results as an aligned text table, one row per sequence plus the mean."""
     if results['format'] == 'davis':
-        header = ['sequence', 'frames', 'J', 'F', 'J&F', 'fps', 'wall fps']
-        keys = [('frames', 0), ('J', 3), ('F', 3), ('JF', 3), ('fps', 1), ('wall_fps', 1)]
-    else:
-        header = ['sequence', 'frames', 'precision', 'recall', 'F-measure', 'PWC', 'fps',
+        header = ['sequence', 'frames', 'J', 'F', 'J&F', 'dtSSD', 'flicker', 'fps',
                   'wall fps']
+        keys = [('frames', 0), ('J', 3), ('F', 3), ('JF', 3), ('dtSSD', 2), ('flicker', 3),
+                ('fps', 1), ('wall_fps', 1)]
+    else:
+        header = ['sequence', 'frames', 'precision', 'recall', 'F-measure', 'PWC', 'dtSSD',
+                  'flicker', 'fps', 'wall fps']
         keys = [('frames', 0), ('precision', 3), ('recall', 3), ('f_measure', 3),
-                ('pwc', 2), ('fps', 1), ('wall_fps', 1)]
+                ('pwc', 2), ('dtSSD', 2), ('flicker', 3), ('fps', 1), ('wall_fps', 1)]
     lines = [header]
     for row in results['sequences'] + [dict(results['mean'], sequence='mean')]:
         lines.append([row['sequence']] + [_fmt(row[k], d) for k, d in keys])

@@ -24,6 +24,23 @@ DAVIS (Perazzi et al., CVPR 2016):
 CDnet 2014 (Goyette et al.): confusion counts over the frames inside the temporal
 ROI and the pixels inside the spatial ROI; ground truth 255 is positive, 0 (static)
 and 50 (hard shadow) negative, 85 (outside ROI) and 170 (unknown motion) not scored.
+
+Temporal stability (both benchmarks; :class:`TemporalScore`), over each pair of
+consecutive scored frames ``t-1, t`` and the pixels scored in both (every pixel on
+DAVIS; on CDnet those inside the spatial ROI whose truth is 0, 50 or 255 in both
+frames, with 255 as 1 and 0 or 50 as 0):
+
+* dtSSD (Erofeev et al., BMVC 2015; as the video-matting literature reports it):
+  ``sqrt(mean(((a_t - a_{t-1}) - (g_t - g_{t-1}))^2))`` per pair, alpha ``a`` and truth
+  ``g`` in [0, 1], averaged over the pairs and reported ×100.  It is 0 when the alpha
+  changes exactly as the truth does.  The mean runs over the pixels scored in both
+  frames only: a pixel whose truth is unknown (CDnet 85, 170) in either frame has no
+  temporal truth and is left out, and a pair with no such pixel is no pair.
+* mask flicker: the fraction of the pixels scored in both frames whose mask changes
+  between the two frames while their truth does not, averaged over the pairs, ×100.
+
+On DAVIS with ``skip_ends`` the pairs are those between the frames J averages (the
+first and last scored frame left out), so both kinds of score see the same frames.
 """
 
 import math
@@ -274,6 +291,117 @@ class CdnetScore:
         c = self.counts
         out.update(cdnet_metrics(c['TP'], c['FP'], c['FN'], c['TN']))
         return out
+
+
+# --- temporal stability -------------------------------------------------------------------
+
+def cdnet_truth(gt: np.ndarray, roi: Optional[np.ndarray] = None):
+    """
+    Return ``(foreground, scored)`` bool masks of a CDnet ground-truth frame.
+
+    ``foreground`` is truth 255; ``scored`` is truth 0, 50 or 255 (inside ``roi`` when
+    given), the pixels :func:`cdnet_counts` counts.
+    """
+    gt = np.asarray(gt)
+    if gt.ndim == 3:
+        gt = gt[:, :, 0]
+    positive = gt == CDNET_MOTION
+    scored = positive | (gt == CDNET_STATIC) | (gt == CDNET_SHADOW)
+    if roi is not None:
+        roi = as_bool(roi)
+        _check_shapes(roi, gt)
+        scored &= roi
+    return positive, scored
+
+
+def _unit(alpha: np.ndarray) -> np.ndarray:
+    """Return alpha as float32 in [0, 1] (uint8 is divided by 255, bool is 0/1)."""
+    alpha = np.asarray(alpha)
+    if alpha.dtype == np.uint8:
+        return alpha.astype(np.float32) * np.float32(1.0 / 255.0)
+    return alpha.astype(np.float32)
+
+
+def temporal_pair(alpha0: np.ndarray, alpha1: np.ndarray, mask0: np.ndarray,
+                  mask1: np.ndarray, gt0: np.ndarray, gt1: np.ndarray,
+                  scored: Optional[np.ndarray] = None) -> Optional[Dict[str, float]]:
+    """
+    Return ``{'dtSSD', 'flicker'}`` (×100) of one pair of consecutive frames.
+
+    ``alpha*`` are in [0, 1] (float) or 0-255 (uint8), ``mask*`` and ``gt*`` bool (or
+    non-zero = foreground), ``scored`` the pixels scored in both frames (None = all).
+    Returns None when no pixel is scored in both.
+    """
+    a0, a1 = _unit(alpha0), _unit(alpha1)
+    m0, m1, g0, g1 = as_bool(mask0), as_bool(mask1), as_bool(gt0), as_bool(gt1)
+    for other in (a1, m0, m1, g0, g1):
+        _check_shapes(other, a0)
+    diff = (a1 - a0) - (g1.astype(np.float32) - g0.astype(np.float32))
+    flips = (m0 != m1) & (g0 == g1)
+    if scored is None:
+        pixels = diff.size
+        squares = float(np.dot(diff.ravel(), diff.ravel()))
+        flipped = np.count_nonzero(flips)
+    else:
+        scored = as_bool(scored)
+        _check_shapes(scored, a0)
+        pixels = np.count_nonzero(scored)
+        if pixels == 0:
+            return None
+        kept = diff[scored]
+        squares = float(np.dot(kept, kept))
+        flipped = np.count_nonzero(flips & scored)
+    return {'dtSSD': 100.0 * math.sqrt(squares / pixels),
+            'flicker': 100.0 * flipped / pixels}
+
+
+class TemporalScore:
+    """
+    Accumulate dtSSD and mask flicker over the consecutive frames of one sequence.
+
+    ``add`` takes each frame in stream order: its alpha, mask, truth (bool; None for a
+    frame without truth or not scored) and the pixels scored (None = all).  A frame
+    without truth breaks the chain: the next pair starts after it.  With ``skip_ends``
+    the pairs touching the first or last frame with truth are left out (as J does on
+    DAVIS) when there are at least 3 such frames.
+    """
+
+    def __init__(self, skip_ends: bool = False):
+        self.skip_ends = skip_ends
+        self._last = None
+        self._scored_frames = 0
+        #: (index of the later frame among frames with truth, scores) per pair.
+        self.pairs: List = []
+
+    def add(self, alpha: np.ndarray, mask: np.ndarray, gt: Optional[np.ndarray],
+            scored: Optional[np.ndarray] = None) -> Optional[Dict[str, float]]:
+        """Add one frame; return the scores of its pair with the previous frame, if any."""
+        if gt is None:
+            self._last = None
+            return None
+        alpha, mask, gt = _unit(alpha), as_bool(mask).copy(), as_bool(gt).copy()
+        scored = None if scored is None else as_bool(scored).copy()
+        index = self._scored_frames
+        self._scored_frames += 1
+        pair = None
+        if self._last is not None:
+            a0, m0, g0, s0 = self._last
+            both = s0 if scored is None else (scored if s0 is None else scored & s0)
+            pair = temporal_pair(a0, alpha, m0, mask, g0, gt, both)
+            if pair is not None:
+                self.pairs.append((index, pair))
+        self._last = (alpha, mask, gt, scored)
+        return pair
+
+    def result(self) -> Dict[str, Any]:
+        """Return ``pairs`` (counted), ``dtSSD`` and ``flicker`` (means; NaN with no pair)."""
+        kept = [p for i, p in self.pairs]
+        if self.skip_ends and self._scored_frames >= 3:
+            last = self._scored_frames - 1
+            kept = [p for i, p in self.pairs if 1 < i < last]
+        return {'pairs': len(kept),
+                'dtSSD': _nanmean([p['dtSSD'] for p in kept]),
+                'flicker': _nanmean([p['flicker'] for p in kept])}
 
 
 def mean_of(results: List[Dict[str, Any]], keys) -> Dict[str, float]:

@@ -50,6 +50,7 @@ import cv2
 from matte_ros import models
 from matte_ros.params import BOOL
 from matte_ros.params import FLOAT
+from matte_ros.params import INT
 from matte_ros.params import Param
 from matte_ros.params import STRING
 from matte_ros.segmenters import rvm_model
@@ -152,6 +153,8 @@ class RobustVideoMatting(Segmenter):
     #: (~48 B/px); the model, its recurrent state and runtime arenas (~200 MB).
     bytes_per_pixel = 48
     fixed_bytes = 200 * 1024 * 1024
+    #: True while :meth:`_settle` runs the first frame again.
+    _settling = False
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu', *, threads: int = 0,
                  spinning: bool = True, io_binding: bool = False,
@@ -241,7 +244,26 @@ class RobustVideoMatting(Segmenter):
             ratio = float(rvm_model.ratio_tag(ratio))
         return ratio
 
+    def _settle(self, frame: np.ndarray) -> None:
+        """
+        Let a fresh recurrent state settle on the first frame after a reset.
+
+        Runs this frame ``rvm.settle_frames`` extra times, feeding the state back,
+        before the run whose matte is published, so the state has converged on the
+        frame instead of starting from zeros; the cost is bounded (that many extra
+        inferences per reset, none between resets).  It cannot give back the motion
+        history a reset drops: docs/quality.md measures what it recovers.
+        """
+        self._settling = True
+        try:
+            for _ in range(int(self.config.get('rvm.settle_frames', 0))):
+                self._segment(frame)
+        finally:
+            self._settling = False
+
     def _segment(self, frame: np.ndarray) -> Matte:
+        if self.state.frames == 0 and not self._settling:
+            self._settle(frame)
         height, width = frame.shape[:2]
         ratio = self._ratio_for(height, width)
         if self.ratio is not None and ratio != self.ratio and self.state.frames:
@@ -328,6 +350,10 @@ SPEC = SegmenterSpec(
               'from the checksummed ONNX model once per resolution and ratio); or openvino '
               '(CPU, compiled once per resolution and ratio; needed for rvm.precision int8).',
               choices=rvm_runner.runtimes(), reload=True),
+        Param('rvm.settle_frames', INT, 0,
+              'rvm: extra runs of the first frame after a reset, so the recurrent state '
+              'settles before a matte is published (costs that many inferences per reset).',
+              low=0, high=8),
         Param('rvm.precision', STRING, 'fp32',
               'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
               '`matte-ros models derive-int8` derived for the ratio in use).',

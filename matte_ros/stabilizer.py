@@ -1,0 +1,182 @@
+"""
+Temporal stabiliser: calms a flickering alpha where the image did not change.
+
+ROS-free.  The pipeline runs it between the segmenter and the mask threshold, for
+every segmenter, when ``stabilizer.enabled`` is true.  It only looks at the past (the
+previous frame and its stabilised alpha), so it adds no frame of delay:
+
+    a_t = alpha_t + w_t * (a_{t-1} - alpha_t)
+
+an exponential moving average whose weight ``w_t`` is chosen per pixel from how much
+the image changed there, measured against how much it could change by noise and by a
+sub-pixel shift of the local texture.  ``g`` is the green channel at half resolution
+(every second pixel and row: most of the luma, a quarter of the work), and the weights
+are spread back over each 2×2 block:
+
+    d = |g_t - g_{t-1}|, spread to each pixel's 3×3 neighbourhood (its maximum), so
+        that the pixels beside a moving edge count as changed too
+    c = local contrast of g_t (3×3 maximum - minimum)
+    w = stabilizer.strength × max(0, 1 - d / (CONTRAST × c + stabilizer.motion))
+
+Where the image is still (``d`` near 0) the output keeps most of its past: a pixel that
+the segmenter toggles on and off from noise, or from its own jitter while the scene
+barely moves, no longer flips.  Where the image changed by more than
+``stabilizer.motion`` grey levels plus half the local contrast the weight is 0 and the
+segmenter's alpha passes through untouched.  An edge that moves by a pixel or more
+changes by its whole contrast ``c``, which exceeds ``c / 2 + motion`` once ``c`` is
+above twice ``stabilizer.motion``: a moving person visible against the background (or
+a panning camera) is not smeared and does not lag; the gate is the evidence, in the
+image itself, that the matte is allowed to change.  Fainter edges are smoothed in
+part, in proportion to how faint they are.  Texture that shifts by less than half a pixel is
+smoothed (its matte edge cannot have moved further).  A change the segmenter makes on
+a still image (a person standing still that a background model starts to absorb) is
+followed at the EMA's rate instead of at once.
+
+Reset policy: the state (previous grey frame and alpha) is dropped on
+:meth:`Stabilizer.reset` and whenever the segmenter's reset count changes (the
+pipeline passes it in), so it follows exactly the segmenter's resets: ``~/reset``,
+deactivation, and every discontinuity its :class:`~matte_ros.segmenters.base.Continuity`
+detects (stamp going backwards or jumping, resolution or frame_id change); and on a
+change of frame size.  Switching it off drops the state too.
+
+Cost: a difference, three 3×3 min/max filters, a division and two table look-ups in
+uint8 on a quarter of the pixels, then a nearest-neighbour enlargement, two table
+look-ups into float and one float blend at full size (OpenCV); the measured figure is
+in docs/quality.md.
+"""
+
+from typing import Any
+from typing import Dict
+from typing import Optional
+
+import cv2
+import numpy as np
+
+#: 3×3 neighbourhood of the change spread and of the local contrast.
+_KERNEL = np.ones((3, 3), np.uint8)
+#: Share of the local contrast (3×3 max - min) that a change must exceed, beyond
+#: ``stabilizer.motion``, before smoothing stops; 0.5: an edge that moves by a whole
+#: pixel changes by its full contrast and is never smoothed.
+CONTRAST = 0.5
+#: Resolution of the change / (contrast + motion) ratio: steps per unit.
+RATIO_STEPS = 64
+
+
+def weight_table(strength: float) -> np.ndarray:
+    """Return the 256-entry float32 table: ratio (in 1/RATIO_STEPS) → weight of the past."""
+    ratio = np.arange(256, dtype=np.float32) / np.float32(RATIO_STEPS)
+    return (np.float32(strength) * np.clip(1.0 - ratio, 0.0, 1.0)).astype(np.float32)
+
+
+def half_grey(frame: np.ndarray) -> np.ndarray:
+    """
+    Return the image the gate compares: every second pixel of every second row.
+
+    Green of a BGR frame (most of the luma, no colour conversion), or the frame itself
+    when it has one channel; uint8, contiguous, ceil(H/2) × ceil(W/2).
+    """
+    plane = frame[::2, ::2, 1] if frame.ndim == 3 else frame[::2, ::2]
+    return np.ascontiguousarray(plane)
+
+
+#: Memory per frame pixel while enabled (bytes): the kept alpha and the new one (float32),
+#: the two weight planes (float32), the spread ratio (uint8) and the half-size grey planes.
+BYTES_PER_PIXEL = 20
+
+
+def memory_bytes(config: Dict[str, Any], pixels: int) -> int:
+    """Return the stabiliser's memory for frames of ``pixels`` pixels (0 when disabled)."""
+    return BYTES_PER_PIXEL * int(pixels) if config.get('stabilizer.enabled') else 0
+
+
+class Stabilizer:
+    """
+    Motion-gated exponential smoothing of alpha (see the module docstring).
+
+    :meth:`apply` takes the BGR frame and the segmenter's alpha (float32 H×W in
+    [0, 1]) and returns the stabilised alpha (float32; the input itself when disabled).
+    """
+
+    def __init__(self, config: Dict[str, Any]):
+        self.enabled = False
+        self.strength = 0.0
+        self.motion = 0.0
+        self._table = np.zeros(256, np.float32)
+        self._complement = np.ones(256, np.float32)
+        self._buffers = None
+        self._grey: Optional[np.ndarray] = None
+        self._alpha: Optional[np.ndarray] = None
+        self._resets_seen: Optional[int] = None
+        self.resets = 0
+        self.last_reset_reason: Optional[str] = None
+        self.configure(config)
+
+    def configure(self, config: Dict[str, Any]) -> None:
+        """Take ``stabilizer.*`` values (validated by the schema) from the next frame on."""
+        enabled = bool(config.get('stabilizer.enabled', False))
+        self.strength = float(config.get('stabilizer.strength', 0.0))
+        self.motion = int(config.get('stabilizer.motion', 20))
+        self._table = weight_table(self.strength)
+        self._complement = (1.0 - self._table).astype(np.float32)
+        if self.enabled and not enabled:
+            self.reset('stabilizer switched off')
+        self.enabled = enabled
+
+    def reset(self, reason: str = 'requested') -> None:
+        """Forget the previous frame and alpha (the next frame passes through)."""
+        self._grey = None
+        self._alpha = None
+        self.resets += 1
+        self.last_reset_reason = reason
+
+    def apply(self, frame: np.ndarray, alpha: np.ndarray,
+              segmenter_resets: Optional[int] = None) -> np.ndarray:
+        """
+        Return the stabilised alpha of this frame (the input alpha when disabled).
+
+        The returned array is also kept as the state for the next frame: read it, do
+        not write into it.
+
+        ``segmenter_resets`` is the segmenter's reset count: when it differs from the
+        one seen with the previous frame the state is dropped first.
+        """
+        if not self.enabled:
+            self._resets_seen = segmenter_resets
+            return alpha
+        if segmenter_resets != self._resets_seen:
+            if self._resets_seen is not None and self._grey is not None:
+                self.reset('segmenter reset')
+            self._resets_seen = segmenter_resets
+        alpha = np.asarray(alpha, np.float32)
+        grey = half_grey(frame)
+        previous, previous_alpha = self._grey, self._alpha
+        if previous is None or previous.shape != grey.shape or \
+                previous_alpha.shape != alpha.shape:
+            if previous is not None:
+                self.reset('frame size changed')
+            self._grey, self._alpha = grey, alpha.copy()
+            return alpha
+        change = cv2.dilate(cv2.absdiff(grey, previous), _KERNEL)
+        # CONTRAST x local contrast + motion (uint8, saturated); change / that in
+        # 1/RATIO_STEPS units (uint8, saturated: 4 and more is 4).
+        contrast = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, _KERNEL)
+        scale = cv2.addWeighted(contrast, CONTRAST, contrast, 0.0, float(self.motion))
+        ratio = cv2.divide(change, scale, scale=RATIO_STEPS)
+        # Spread back to full size in uint8, then the two weights into reused buffers
+        # (no fresh full-size float arrays per frame).
+        if self._buffers is None or self._buffers[0].shape != alpha.shape:
+            self._buffers = (np.empty(alpha.shape, np.uint8), np.empty(alpha.shape, np.float32),
+                             np.empty(alpha.shape, np.float32))
+        full, past, now = self._buffers
+        cv2.resize(ratio, (alpha.shape[1], alpha.shape[0]), dst=full,
+                   interpolation=cv2.INTER_NEAREST)
+        cv2.LUT(full, self._table, dst=past)
+        cv2.LUT(full, self._complement, dst=now)
+        # out = w * past + (1 - w) * alpha in one pass (OpenCV divides by the weights'
+        # sum + 1e-5: 1e-5 relative, invisible in mono8); a NaN alpha becomes 0 rather
+        # than staying in the state.  out is a new array and becomes the state as it is:
+        # the caller (Pipeline) only reads it.
+        out = cv2.blendLinear(previous_alpha, alpha, past, now)
+        cv2.patchNaNs(out, 0.0)
+        self._grey, self._alpha = grey, out
+        return out

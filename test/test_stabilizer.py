@@ -1,0 +1,174 @@
+"""
+The temporal stabiliser (matte_ros.stabilizer) alone and inside the Pipeline.
+
+Synthetic sequences whose answers are known: a still scene whose alpha flickers, a
+square that moves (image and alpha together), and streams with discontinuities.
+"""
+
+from matte_ros import params
+from matte_ros import stabilizer
+from matte_ros.compositing import to_mono8
+from matte_ros.measure import scoring
+from matte_ros.pipeline import Pipeline
+from matte_ros.stabilizer import Stabilizer
+from matte_ros.stabilizer import weight_table
+import numpy as np
+import pytest
+
+SHAPE = (40, 60)
+ON = {'stabilizer.enabled': True, 'stabilizer.strength': 0.7, 'stabilizer.motion': 16}
+
+
+def scene(left, noise_seed=None):
+    """Return (BGR frame, bool mask): a bright 12 px square at column ``left`` on grey."""
+    frame = np.full(SHAPE + (3,), 60, np.uint8)
+    if noise_seed is not None:
+        noise = np.random.default_rng(noise_seed).integers(-2, 3, SHAPE + (3,))
+        frame = (frame + noise).astype(np.uint8)
+    mask = np.zeros(SHAPE, bool)
+    mask[10:22, left:left + 12] = True
+    frame[mask] = 220
+    return frame, mask
+
+
+def test_weight_table_falls_linearly_to_zero_at_ratio_one():
+    table = weight_table(0.8)
+    steps = stabilizer.RATIO_STEPS
+    assert table[0] == pytest.approx(0.8)
+    assert table[steps // 2] == pytest.approx(0.4)
+    assert table[steps] == 0.0 and table[255] == 0.0
+
+
+def test_disabled_passes_alpha_through_untouched():
+    stab = Stabilizer(params.defaults())
+    assert not stab.enabled
+    frame, mask = scene(5)
+    alpha = mask.astype(np.float32)
+    assert stab.apply(frame, alpha, 0) is alpha
+
+
+def test_still_scene_flicker_is_cut():
+    """Alpha of a still (noisy) scene with random stray pixels: far fewer mask flips."""
+    rng = np.random.default_rng(1)
+    stab = Stabilizer(ON)
+    raw_score, stable_score = scoring.TemporalScore(), scoring.TemporalScore()
+    for t in range(30):
+        frame, mask = scene(20, noise_seed=t)
+        alpha = mask.astype(np.float32)
+        stray = rng.random(SHAPE) < 0.05             # 5 % of pixels wrong each frame
+        alpha[stray] = 1.0 - alpha[stray]
+        out = stab.apply(frame, alpha, 0)
+        raw_score.add(alpha, alpha > 0.5, mask)
+        stable_score.add(out, out > 0.5, mask)
+    raw, stable = raw_score.result(), stable_score.result()
+    # Grey noise of at most 4 levels leaves the past a weight of at least 0.7 x 0.75:
+    # a lone stray pixel keeps under half of its flip and stays hidden; only strays
+    # that repeat at a pixel (or fall beside the square's edge) still show.
+    assert raw['flicker'] > 8.0
+    assert stable['flicker'] < 0.2 * raw['flicker']
+    assert stable['dtSSD'] < 0.6 * raw['dtSSD']
+
+
+def test_moving_square_is_not_smeared_and_not_delayed():
+    """Where the image changes the segmenter's alpha passes at once: no trail, no lag."""
+    stab = Stabilizer(ON)
+    for t in range(12):
+        frame, mask = scene(4 + 3 * t)
+        alpha = mask.astype(np.float32)
+        out = stab.apply(frame, alpha, 0)
+        # The new leading columns are foreground in this very frame, the columns the
+        # square left are background in this very frame: the mask equals the truth.
+        assert np.array_equal(out > 0.5, mask), 'frame %d' % t
+        # And the published alpha (mono8) is the segmenter's, pixel for pixel.
+        assert np.array_equal(to_mono8(out), to_mono8(alpha)), 'frame %d' % t
+
+
+def test_only_the_past_is_used():
+    """The output of frame t is the same whether or not later frames follow."""
+    frames = [scene(10 + t % 3, noise_seed=t) for t in range(6)]
+    alphas = [np.random.default_rng(t).random(SHAPE).astype(np.float32) for t in range(6)]
+    full = Stabilizer(ON)
+    outs = [full.apply(f, a, 0) for (f, _), a in zip(frames, alphas)]
+    for t in range(6):
+        cut = Stabilizer(ON)
+        for (f, _), a in zip(frames[:t + 1], alphas[:t + 1]):
+            last = cut.apply(f, a, 0)
+        assert np.array_equal(last, outs[t])
+    # The first frame passes through unchanged (nothing in the past).
+    assert np.array_equal(outs[0], alphas[0])
+
+
+def _hold_test(stab, resets_after):
+    """Feed a still scene whose alpha drops from 1 to 0; return the second output."""
+    frame, _ = scene(20)
+    stab.apply(frame, np.ones(SHAPE, np.float32), 0)
+    return stab.apply(frame, np.zeros(SHAPE, np.float32), resets_after)
+
+
+def test_segmenter_reset_and_size_change_clear_the_state():
+    held = _hold_test(Stabilizer(ON), 0)
+    assert held.min() == pytest.approx(0.7, abs=1e-4)      # the past is held ...
+    cleared = _hold_test(Stabilizer(ON), 1)                  # ... unless the segmenter reset
+    assert not cleared.any()
+    stab = Stabilizer(ON)
+    stab.apply(scene(20)[0], np.ones(SHAPE, np.float32), 0)
+    small = np.zeros((20, 30), np.float32)
+    out = stab.apply(np.full((20, 30, 3), 60, np.uint8), small, 0)
+    assert not out.any() and stab.last_reset_reason == 'frame size changed'
+
+
+def test_switching_off_drops_the_state():
+    stab = Stabilizer(ON)
+    frame, _ = scene(20)
+    stab.apply(frame, np.ones(SHAPE, np.float32), 0)
+    stab.configure(dict(ON, **{'stabilizer.enabled': False}))
+    stab.configure(ON)
+    assert not stab.apply(frame, np.zeros(SHAPE, np.float32), 0).any()
+
+
+def _pipeline(**extra):
+    values = dict(ON, segmenter='framediff', **{'composite.mode': 'none'})
+    values.update(extra)
+    return Pipeline(values, backend='cpu')
+
+
+def _held_after(pipeline, second_id='cam', reset=False):
+    """Still frames, then one whose framediff alpha is 0: return its mask's maximum."""
+    a, _ = scene(20)
+    b, _ = scene(23)
+    pipeline.process(a, 0.0, 'cam')
+    pipeline.process(b, 0.1, 'cam')          # the square moved: framediff alpha 1 there
+    if reset:
+        pipeline.reset('~/reset service')
+    return int(pipeline.process(b, 0.2, second_id).mask.max())
+
+
+def test_pipeline_stabiliser_follows_the_segmenter_resets():
+    # Frame 3 repeats frame 2: framediff says 0 everywhere, the stabiliser holds 0.7 of
+    # frame 2's alpha where the image is still, so the moved square's pixels stay on.
+    assert _held_after(_pipeline()) == 255
+    # A frame_id change is a discontinuity (segmenter Continuity): both states go.
+    assert _held_after(_pipeline(), second_id='other') == 0
+    # ~/reset goes through Pipeline.reset: both states go.
+    assert _held_after(_pipeline(), reset=True) == 0
+    # Off: framediff's own answer.
+    assert _held_after(_pipeline(**{'stabilizer.enabled': False})) == 0
+
+
+def test_pipeline_switch_is_dynamic():
+    pipeline = _pipeline(**{'stabilizer.enabled': False})
+    assert not pipeline.needs_rebuild({'stabilizer.enabled': True,
+                                       'stabilizer.strength': 0.5})
+    pipeline.update({'stabilizer.enabled': True})
+    assert pipeline.stabilizer.enabled
+    assert _held_after(pipeline) == 255
+
+
+@pytest.mark.parametrize('name, value', [
+    ('stabilizer.strength', 0.99), ('stabilizer.strength', -0.1),
+    ('stabilizer.motion', 0.0), ('stabilizer.enabled', 1), ('stabilizer.motion', 'x')])
+def test_careless_values_are_refused(name, value):
+    pipeline = _pipeline()
+    with pytest.raises(ValueError):
+        pipeline.update({name: value})
+    assert pipeline.stabilizer.strength == 0.7 and pipeline.stabilizer.motion == 16.0
