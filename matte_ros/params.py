@@ -403,29 +403,32 @@ def to_markdown() -> str:
     return '\n'.join(rows) + '\n'
 
 
+#: Largest group of the README's parameter summary whose defaults it lists.
+SUMMARY_DEFAULTS = 6
+
+
 def to_summary_markdown() -> str:
     """
-    Return the README's compact parameter table: name, default, dynamic.
+    Return the README's compact parameter table: one row per name or name prefix.
 
-    Core parameters get a row each; a segmenter's section gets one row per name prefix
-    (``bgsub.*``, ``tensorrt.*``) listing its keys, so the README stays short as
-    segmenters (and plugins) add parameters; docs/parameters.md has every one in full.
+    A parameter without a prefix gets its own row; those sharing a prefix (``composite.*``,
+    a segmenter's ``bgsub.*``) share one row listing each key with its default (only the
+    keys past :data:`SUMMARY_DEFAULTS` members), so the README stays short as segmenters
+    (and plugins) add parameters; docs/parameters.md has every one in full.
     """
-    from matte_ros.segmenters import registry
+    groups: Dict[str, List[Param]] = {}
+    for p in _schema()[0]:
+        head, dot, _ = p.name.partition('.')
+        groups.setdefault(head + '.*' if dot else p.name, []).append(p)
     rows = ['| name | default | dynamic |', '|---|---|---|']
-    for item in CORE:
-        if item == SEGMENTER_CHOICE:
-            item = segmenter_param(registry.specs())
-        if item == SEGMENTER_SECTIONS:
-            for spec in registry.specs().values():
-                groups: Dict[str, List[str]] = {}
-                for p in spec.params:
-                    head, _, rest = p.name.partition('.')
-                    groups.setdefault(head, []).append(rest)
-                for head, keys in groups.items():
-                    rows.append('| `%s.*` | segmenter %s: %s | see docs/parameters.md |'
-                                % (head, spec.name, ', '.join(keys)))
-            continue
-        rows.append('| `%s` | `%s` | %s |'
-                    % (item.name, _yaml_value(item.default), _dynamic(item)))
+    for name, members in groups.items():
+        dynamic = ' / '.join(dict.fromkeys(_dynamic(p) for p in members))
+        if len(members) == 1 and not name.endswith('.*'):
+            default = '`%s`' % _yaml_value(members[0].default)
+        elif len(members) > SUMMARY_DEFAULTS:
+            default = ', '.join(p.name.split('.', 1)[1] for p in members)
+        else:
+            default = ', '.join('%s `%s`' % (p.name.split('.', 1)[1], _yaml_value(p.default))
+                                for p in members)
+        rows.append('| `%s` | %s | %s |' % (name, default.replace('|', '\\|'), dynamic))
     return '\n'.join(rows) + '\n'

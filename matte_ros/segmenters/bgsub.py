@@ -258,8 +258,7 @@ SPEC = SegmenterSpec(
     name='bgsub',
     summary='background subtraction, static camera',
     description='background subtraction for a static camera: pixel-sample consensus '
-                '(default), OpenCV MOG2/KNN, NVIDIA VPI `BackgroundSubtractor` on a Jetson; '
-                'also yields a background image',
+                '(default; keeps still people), OpenCV MOG2/KNN, NVIDIA VPI on a Jetson',
     state='background model',
     factory=BackgroundSubtractor,
     params=(

@@ -755,9 +755,8 @@ def _paired(name_in: str, name_out: str) -> bool:
 SPEC = SegmenterSpec(
     name='onnx',
     summary='your own ONNX model, described by the onnx.* parameters',
-    description='your own ONNX segmentation or matting model (MODNet, PP-HumanSeg, '
-                'U²-Net/ISNet, MediaPipe exports, RVM …), described by the `onnx.*` '
-                'parameters ([docs/own_models.md](docs/own_models.md))',
+    description='your own ONNX segmentation or matting model, described by the `onnx.*` '
+                'parameters',
     state='optional recurrent inputs (`onnx.recurrent`)',
     factory=OnnxModel,
     params=tuple(Param(**spec) for spec in PARAM_SPECS),

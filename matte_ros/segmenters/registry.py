@@ -133,13 +133,12 @@ def problems() -> Tuple[str, ...]:
 
 
 def _backend_text(spec: SegmenterSpec) -> str:
-    return ' → '.join('%s (%s)' % (use.name, use.needs) if use.needs else use.name
-                      for use in spec.backends)
+    return ' → '.join(use.name for use in spec.backends)
 
 
 def to_markdown() -> str:
     """Return the README's segmenter table (markdown), one row per declaration."""
-    rows = ['| segmenter | what it is | backends, best first (capability needed) | models '
+    rows = ['| segmenter | what it is | backends, best first | models '
             '| state carried between frames |',
             '|---|---|---|---|---|']
     for spec in specs().values():

@@ -333,9 +333,8 @@ def fgr_to_bgr(fgr: np.ndarray) -> np.ndarray:
 SPEC = SegmenterSpec(
     name='rvm',
     summary='Robust Video Matting, recurrent',
-    description='Robust Video Matting (MobileNetV3; ONNX Runtime, TorchScript traced from the '
-                'same ONNX with `rvm.runtime: torchscript`, or OpenVINO fp32/int8 with '
-                '`rvm.runtime: openvino`)',
+    description='Robust Video Matting (MobileNetV3) on ONNX Runtime, OpenVINO (fp32 or a '
+                'derived int8) or TorchScript (`rvm.runtime`)',
     state='four ConvGRU states',
     factory=RobustVideoMatting,
     params=(
