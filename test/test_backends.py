@@ -32,7 +32,8 @@ from matte_ros.segmenters.rvm_onnxruntime import BoundOrtRunner
 import numpy as np
 import pytest
 
-from conftest import shared_path  # noqa: I100 (test helper, not a package)
+from conftest import davis_frames  # noqa: I100 (test helpers, not packages)
+from conftest import shared_path  # noqa: I100
 
 
 def gpu_probe(**found):
@@ -52,11 +53,8 @@ def rvm_values(**extra):
 
 
 def frames(count=3, size=(320, 180)):
-    """Return DAVIS frames at ``size`` (skips without ../shared)."""
-    folder = shared_path('data', 'davis2016', 'JPEGImages', '480p', 'parkour')
-    names = sorted(os.listdir(folder))[:count]
-    return [cv2.resize(cv2.imread(os.path.join(folder, n)), size, interpolation=cv2.INTER_AREA)
-            for n in names]
+    """Return DAVIS parkour frames at ``size`` (skips without ../shared)."""
+    return davis_frames('parkour', count, size)
 
 
 # --- probing with the real libraries --------------------------------------------------------

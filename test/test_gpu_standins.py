@@ -30,7 +30,8 @@ from matte_ros.segmenters.bgsub import BackgroundSubtractor
 import numpy as np
 import pytest
 
-from conftest import shared_path  # noqa: I100 (test helpers, not packages)
+from conftest import davis_frames  # noqa: I100 (test helpers, not packages)
+from conftest import shared_path  # noqa: I100
 import standins  # noqa: I100
 
 FAILURES = ['missing-libraries', 'ep-error']
@@ -48,11 +49,8 @@ def rvm_values(tmp_path, **extra):
 
 
 def frames(count=3, size=(320, 180)):
-    """Return DAVIS frames at ``size`` (skips without ../shared)."""
-    folder = shared_path('data', 'davis2016', 'JPEGImages', '480p', 'parkour')
-    names = sorted(os.listdir(folder))[:count]
-    return [cv2.resize(cv2.imread(os.path.join(folder, n)), size, interpolation=cv2.INTER_AREA)
-            for n in names]
+    """Return DAVIS parkour frames at ``size`` (skips without ../shared)."""
+    return davis_frames('parkour', count, size)
 
 
 def reference(values, count=3, size=(320, 180), video=None):
