@@ -13,14 +13,15 @@ name:
   providers (``rvm`` on ``cuda`` / ``tensorrt``), found only when a tiny session really
   runs on them (:func:`matte_ros.onnx_runtime.provider_works`): the package's listing
   names what it was built with, not what starts;
-* ``torch_cuda`` -- ``torch.cuda.is_available()`` (``instance`` on ``cuda``);
+* ``torch_cuda`` -- ``torch.cuda.is_available()`` (``instance`` on ``cuda``, and ``rvm``
+  with ``rvm.runtime torchscript``);
 * ``vpi_cuda`` -- NVIDIA VPI with a working CUDA backend (``bgsub`` on ``vpi`` with
   ``bgsub.algorithm mog2``, the only model VPI implements; and the composite's blur):
   a test conversion on CUDA whose result is read back on the CPU (VPI runs lazily, so
   only the read-back shows that the work ran).
 
-``auto`` never picks TensorRT (:data:`NOT_AUTO`): its first engine build per resolution
-takes minutes; ask for it with ``backend tensorrt``.
+``auto`` never picks TensorRT (a declaration's ``BackendUse.not_auto``): its first engine
+build per resolution takes minutes; ask for it with ``backend tensorrt``.
 
 The PyPI package called ``vpi`` is an unrelated Raspberry Pi library, so NVIDIA VPI is
 recognised by its API (``vpi.Backend``, ``vpi.BackgroundSubtractor``), not by the name.
@@ -274,7 +275,7 @@ def choose(segmenter: str, requested: str, strict: bool = False,
             use = _use(segmenter, name)
             if use is not None and use.not_auto:
                 continue
-            need = _need(segmenter, name)
+            need = _need(segmenter, name, config)
             if not need or found.has(need):
                 return Choice(requested, name)
         return Choice(requested, 'cpu')
@@ -283,7 +284,7 @@ def choose(segmenter: str, requested: str, strict: bool = False,
     if requested not in names:
         why = _unsupported_reason(segmenter, requested, config)
     else:
-        need = _need(segmenter, requested)
+        need = _need(segmenter, requested, config)
         if not need or found.has(need):
             return Choice(requested, requested)
         why = 'backend %s for %s needs %s, which is missing (found: %s)' % (
@@ -301,10 +302,11 @@ def _use(segmenter: str, backend: str):
     return None
 
 
-def _need(segmenter: str, backend: str) -> str:
-    """Return the capability ``segmenter`` needs on ``backend`` ('' for none)."""
+def _need(segmenter: str, backend: str,
+          config: Optional[Mapping[str, Any]] = None) -> str:
+    """Return the capability ``segmenter`` needs on ``backend`` with ``config`` ('' for none)."""
     use = _use(segmenter, backend)
-    return use.needs if use is not None else ''
+    return use.capability(config) if use is not None else ''
 
 
 def wants_gpu_blur(requested: str, found: Optional[Probe] = None) -> bool:

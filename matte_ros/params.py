@@ -154,7 +154,8 @@ CORE: List[Any] = [
           'image_transport names it). Changing it on an active node resubscribes.',
           choices=('raw', 'compressed'), ros=True),
     Param('composite.jpeg_quality', INT, 80,
-          'JPEG quality of ~/composite/compressed (when composite.compressed is true).',
+          'JPEG quality of ~/composite/compressed (when composite.compressed is true; '
+          'PNG, without quality, in composite.mode transparent).',
           low=1, high=100, ros=True),
     # --- ROS I/O (fixed at start) ----------------------------------------------------------
     Param('qos.input_reliability', STRING, 'best_effort',

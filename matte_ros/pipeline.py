@@ -171,8 +171,10 @@ class Pipeline:
 
         ``values`` is a validated Config (taken as is) or a dict of changes.  Raises
         ``ValueError`` (ParamError, CompositeError, MemoryBudgetError) with the reason
-        when a value is invalid, would need a rebuild or more memory than the budget;
-        nothing is changed then.  ``picture`` is the one :meth:`prepare` loaded.
+        when a value is invalid, would need a rebuild or more memory than the budget, or
+        SegmenterError when the segmenter refuses a combination (consensus: min_matches
+        above samples); nothing is changed then (the segmenter gets its values back).
+        ``picture`` is the one :meth:`prepare` loaded.
         """
         new = self._as_config(values)
         if params.needs_reload(self.config, new):
@@ -180,9 +182,13 @@ class Pipeline:
                 sorted(p.name for p in params.PARAMS
                        if p.reload and new[p.name] != self.config[p.name])))
         memory.check(new.values, new['max_pixels'], 'max_pixels %d' % new['max_pixels'])
-        self.compositor.configure(new.values, picture=picture)
-        self.segmenter.configure(new.values)
-        self.stabilizer.configure(new.values)
+        try:
+            self.segmenter.configure(new.values)
+            self.compositor.configure(new.values, picture=picture)
+            self.stabilizer.configure(new.values)
+        except Exception:  # noqa: B902 - put the segmenter back, then refuse as asked
+            self.segmenter.configure(self.config.values)   # the values in force
+            raise
         self.config = new
         self._checked_sizes = set()
 

@@ -512,3 +512,27 @@ def test_the_tiny_probe_model_is_an_identity_and_runs_on_the_cpu():
     works, detail = onnx_runtime.provider_works(onnx_runtime.CUDA)
     if not works:
         assert 'not in this onnxruntime build' in detail or 'dropped' in detail
+
+
+def test_rvm_backends_follow_its_runtime():
+    # Faked probes: which rvm backends exist depends on rvm.runtime, not on ONNX Runtime alone.
+    jetson = gpu_probe(ort_cuda=True, ort_tensorrt=True, torch_cuda=True)
+    openvino = {'rvm.runtime': 'openvino'}
+    torchscript = {'rvm.runtime': 'torchscript'}
+    assert backends.supported('rvm', openvino) == ('cpu',)
+    assert backends.choose('rvm', 'auto', found=jetson, config=openvino) == \
+        backends.Choice('auto', 'cpu')   # no warning: auto promised nothing
+    choice = backends.choose('rvm', 'cuda', found=jetson, config=openvino)
+    assert choice.backend == 'cpu' and 'openvino runs on the CPU only' in choice.warning
+    with pytest.raises(backends.BackendError, match='no TensorRT path'):
+        backends.choose('rvm', 'tensorrt', strict=True, found=jetson, config=torchscript)
+    # TorchScript on cuda needs torch's CUDA, not ONNX Runtime's
+    torch_only = gpu_probe(torch_cuda=True)
+    assert backends.choose('rvm', 'auto', found=torch_only, config=torchscript).backend == \
+        'cuda'
+    assert backends.choose('rvm', 'cuda', strict=True, found=torch_only,
+                           config=torchscript).backend == 'cuda'
+    with pytest.raises(backends.BackendError, match='torch with CUDA'):
+        backends.choose('rvm', 'cuda', strict=True, found=gpu_probe(ort_cuda=True),
+                        config=torchscript)
+    assert backends.choose('rvm', 'auto', found=torch_only).backend == 'cpu'  # onnxruntime

@@ -105,3 +105,8 @@ def test_ros_distribution_prefers_ros_distro(monkeypatch, distro_env, expected):
         assert doctor_cmd.ros_distribution().startswith(wheels[0].lower().split('-')[1])
     else:
         assert doctor_cmd.ros_distribution().startswith('unknown')
+
+
+def test_doctor_takes_ros_layer_parameters_without_a_traceback():
+    sections = dict(doctor_cmd.collect('cpu', {'qos.depth': 2, 'segmenter': 'framediff'}))
+    assert sections   # ROS-layer keys are the node's business; the core report still comes

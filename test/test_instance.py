@@ -215,3 +215,13 @@ def test_grid_sample_roi_align_matches_torchvision_sampling():
     # pure-Python transcription clamps them instead): a box far outside pools to 0.
     far = torch.tensor([[0.0, 200.0, 150.0, 260.0, 190.0]])
     assert not torchvision_ops.roi_align(features, far, 0.25, 7, 7, 2, False).any()
+
+
+def test_an_unsafe_file_in_the_torchvision_cache_is_refused_without_blocking(tmp_path):
+    cache = str(tmp_path / 'models')
+    url = instance.torchvision_weights('torchvision').url
+    directory, target = instance.torchvision_target(url, {'models.model_dir': cache})
+    os.makedirs(directory)
+    os.mkfifo(target)   # torch.hub would block reading it
+    with pytest.raises(SegmenterError, match='cached file is unusable.*not a regular file'):
+        create('instance', config('torchvision', **{'models.model_dir': cache}))

@@ -9,6 +9,7 @@ from matte_ros import memory
 from matte_ros import params
 from matte_ros.pipeline import Pipeline
 from matte_ros.segmenters import segmenter_class
+from matte_ros.segmenters import SegmenterError
 import numpy as np
 import pytest
 
@@ -87,3 +88,16 @@ def test_the_stabiliser_counts_only_when_enabled():
     off = memory.need_bytes(values(), HD)
     on = memory.need_bytes(values(stabilizer__enabled=True), HD)
     assert on - off == stabilizer.BYTES_PER_PIXEL * HD
+
+
+def test_a_refused_update_changes_nothing():
+    # samples 2 and min_matches 3 are each in range, together refused by the model; the
+    # compositor's mode in the same update must not be left switched.
+    pipeline = Pipeline(values(segmenter='bgsub', bgsub__consensus__samples=2))
+    with pytest.raises(SegmenterError, match='min_matches'):
+        pipeline.update({'composite.mode': 'color', 'bgsub.consensus.min_matches': 3})
+    assert pipeline.compositor.mode == 'blur' and pipeline.config['composite.mode'] == 'blur'
+    assert pipeline.segmenter.config['bgsub.consensus.min_matches'] == 2
+    pipeline.update({'composite.mode': 'color'})
+    assert pipeline.compositor.mode == 'color'
+    pipeline.close()

@@ -412,3 +412,17 @@ def test_gpu_backends_fall_back_to_cpu_with_a_reason_or_refuse_when_strict(tmp_p
         if not backends.probe().has(registry.get('onnx').use(backend).needs):
             with pytest.raises(backends.BackendError, match='backend_strict'):
                 pipeline(model, backend=backend, backend_strict=True)
+
+
+def test_memory_need_counts_the_model_file(tmp_path):
+    model = onnx_graphs.channel_model(tmp_path / 'm.onnx')
+    base = dict(params.core_defaults(), segmenter='onnx')
+    with_file = dict(base, **{'onnx.model_path': str(model)})
+    size = os.path.getsize(str(model))
+    assert onnx_model.OnnxModel.memory_bytes(with_file, 100) - \
+        onnx_model.OnnxModel.memory_bytes(base, 100) == \
+        onnx_model.OnnxModel.MODEL_FILE_FACTOR * size
+    fifo = str(tmp_path / 'fifo')
+    os.mkfifo(fifo)   # stat only: never opened, never blocks, counts nothing
+    assert onnx_model.OnnxModel.memory_bytes(dict(base, **{'onnx.model_path': fifo}), 100) == \
+        onnx_model.OnnxModel.memory_bytes(base, 100)

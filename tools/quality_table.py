@@ -14,7 +14,7 @@ be built here (missing model or library) are listed with the reason instead of
 numbers.  Neural models are taken from ``../shared/models`` when present
 (``models.model_path``).
 
-A second table scores the background-subtraction rows (``--still-only`` names) on the
+A second table scores the background-subtraction rows (:data:`STILL_SEGMENTERS`) on the
 composited still-person scenes of :mod:`matte_ros.measure.still_scene` (whole scenes, CDnet's
 rules): ``still-a`` is dev data (defaults were chosen on it), ``still-b`` is held out.
 

@@ -131,7 +131,7 @@ def backend_rows(requested: str, config, probe: backends.Probe) -> List[Tuple[st
 def collect(requested: str = 'auto', values=None,
             probe: backends.Probe = None) -> List[Section]:
     """Gather the report as (section title, [(key, value)]) pairs."""
-    config = params.Config().with_updates(values or {}).values
+    config = params.Config().with_updates(params.split(values or {})[0]).values
     probe = probe or backends.probe()
     return [
         ('matte_ros', [('version', __version__),

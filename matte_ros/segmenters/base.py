@@ -101,6 +101,7 @@ class Segmenter:
     def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
         """Return the memory the segmenter needs for frames of ``pixels`` pixels (bytes)."""
         return cls.fixed_bytes + cls.bytes_per_pixel * int(pixels)
+
     #: Why the segmenter runs on another backend than asked ('' when as asked).
     warning = ''
 

@@ -151,7 +151,13 @@ def load_torchvision_state(choice: str, config) -> Tuple[Dict[str, Any], str]:
     place = ('place %s (from %s; its sha256 starts with the hex after the last "-" of the '
              'name) at %s, or set instance.weights to a local state dict'
              % (os.path.basename(target), weights.url, target))
-    if not os.path.isfile(target) and not (config or {}).get('models.auto_fetch', True):
+    if os.path.lexists(target):   # torch.hub would open what lies there as it is
+        try:
+            safe_files.open_regular(target, models.MAX_MODEL_BYTES, 'instance.weights').close()
+        except safe_files.UnsafeFileError as exc:
+            raise SegmenterError('instance.weights %s: the cached file is unusable: %s'
+                                 % (choice, exc))
+    elif not (config or {}).get('models.auto_fetch', True):
         raise SegmenterError('instance.weights %s: not in the model cache and '
                              'models.auto_fetch is false: %s' % (choice, place))
     try:

@@ -525,6 +525,23 @@ class OnnxModel(Segmenter):
     name = 'onnx'
     #: ONNX Runtime intra-op threads (0 = one per physical core).
     threads = 0
+    #: The session's weights and arenas, per byte of the model file.
+    MODEL_FILE_FACTOR = 2
+
+    @classmethod
+    def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
+        """
+        Return the per-pixel need plus twice the model file (weights and runtime arenas).
+
+        The file's size comes from ``os.stat`` (which never blocks); a path that is not a
+        regular file counts 0 here and is refused when the model is opened.
+        """
+        try:
+            info = os.stat(config.get('onnx.model_path', '') or '.')
+            size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+        except OSError:
+            size = 0
+        return super().memory_bytes(config, pixels) + cls.MODEL_FILE_FACTOR * size
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         super().__init__(config, backend)
@@ -545,7 +562,7 @@ class OnnxModel(Segmenter):
         self.backend = self.session_info.in_use
         self.warning = self.session_info.note()
         on_trt = self.session_info.providers[0] == onnx_runtime.TENSORRT
-        if self.settings.size is not None or not on_trt:
+        if not on_trt:   # a TensorRT trial would build the engine here, for minutes
             self._trial()
 
     def describe(self) -> str:

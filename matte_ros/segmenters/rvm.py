@@ -262,8 +262,6 @@ class RobustVideoMatting(Segmenter):
             self._settling = False
 
     def _segment(self, frame: np.ndarray) -> Matte:
-        if self.state.frames == 0 and not self._settling:
-            self._settle(frame)
         height, width = frame.shape[:2]
         ratio = self._ratio_for(height, width)
         if self.ratio is not None and ratio != self.ratio and self.state.frames:
@@ -271,6 +269,8 @@ class RobustVideoMatting(Segmenter):
         self.ratio = ratio
         if self.runner.prepare(height, width, ratio) and self.state.frames:
             self.reset(self.runner.change_reason)
+        if self.state.frames == 0 and not self._settling:
+            self._settle(frame)   # every fresh state, whichever reset made it
         src = self._to_src(frame)
         if self.state.frames == 0:
             fgr, pha, rec = self._run_fresh(src, height, width, ratio)
@@ -330,6 +330,27 @@ def fgr_to_bgr(fgr: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(cv2.merge(planes), alpha=255.0)
 
 
+def _tensorrt_unless(config) -> str:
+    """Say why backend tensorrt cannot run these values ('' when it can)."""
+    runtime = config.get('rvm.runtime', ONNXRUNTIME)
+    if runtime == ONNXRUNTIME:
+        return ''
+    return ('rvm.runtime %s has no TensorRT path (TensorRT runs through ONNX Runtime: '
+            'rvm.runtime onnxruntime)' % runtime)
+
+
+def _cuda_unless(config) -> str:
+    """Say why backend cuda cannot run these values ('' when it can)."""
+    if config.get('rvm.runtime', ONNXRUNTIME) != OPENVINO:
+        return ''
+    return 'rvm.runtime openvino runs on the CPU only'
+
+
+def _cuda_need(config) -> str:
+    """Return what rvm on cuda needs: torch's CUDA for TorchScript, else ONNX Runtime's."""
+    return 'torch_cuda' if config.get('rvm.runtime') == TORCHSCRIPT else 'ort_cuda'
+
+
 SPEC = SegmenterSpec(
     name='rvm',
     summary='Robust Video Matting, recurrent',
@@ -359,16 +380,17 @@ SPEC = SegmenterSpec(
               choices=(FP32, rvm_runner.INT8), reload=True),
         # rvm on backend tensorrt
         Param('tensorrt.fp16', BOOL, True,
-              'rvm on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
+              'rvm and onnx on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
               reload=True),
         Param('tensorrt.engine_cache', STRING, '',
               'Directory of cached TensorRT engines and fixed-ratio models; empty = '
               '<model cache>/tensorrt. The first run per resolution builds for minutes.',
               reload=True),
     ),
-    backends=(BackendUse('tensorrt', 'ort_tensorrt',
+    backends=(BackendUse('tensorrt', 'ort_tensorrt', unless=_tensorrt_unless,
                          not_auto='its first engine build per resolution takes minutes'),
-              BackendUse('cuda', 'ort_cuda'), CPU),
+              BackendUse('cuda', 'ort_cuda', unless=_cuda_unless, needs_by=_cuda_need),
+              CPU),
     models=(MODEL,),
     variants=(Variant('rvm', model=MODEL),),
 )

@@ -33,13 +33,22 @@ class BackendUse:
     ``bgsub.algorithm mog2``.  When a backend is missing or ruled out, the choice falls
     back to the next one in :attr:`SegmenterSpec.backends`, down to ``cpu``.
     ``not_auto`` says why ``backend: auto`` never picks this one ('' when it may): the
-    user asks for it by name.
+    user asks for it by name.  ``needs_by`` receives the parameter values and returns the
+    capability when it depends on them (rvm on cuda: ONNX Runtime's CUDA provider, or
+    torch's CUDA for ``rvm.runtime torchscript``); ``needs`` is the answer without values.
     """
 
     name: str
     needs: str = ''
     unless: Optional[Callable[[Mapping[str, Any]], str]] = None
     not_auto: str = ''
+    needs_by: Optional[Callable[[Mapping[str, Any]], str]] = None
+
+    def capability(self, config: Optional[Mapping[str, Any]]) -> str:
+        """Return the capability this backend needs with ``config`` ('' for none)."""
+        if config is not None and self.needs_by is not None:
+            return self.needs_by(config)
+        return self.needs
 
     def excluded_by(self, config: Optional[Mapping[str, Any]]) -> str:
         """Return why ``config`` rules this backend out ('' when it does not)."""
