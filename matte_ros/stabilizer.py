@@ -113,9 +113,9 @@ class Stabilizer:
 
     def configure(self, config: Dict[str, Any]) -> None:
         """Take ``stabilizer.*`` values (validated by the schema) from the next frame on."""
-        enabled = bool(config.get('stabilizer.enabled', False))
-        self.strength = float(config.get('stabilizer.strength', 0.0))
-        self.motion = int(config.get('stabilizer.motion', 20))
+        enabled = bool(config['stabilizer.enabled'])
+        self.strength = float(config['stabilizer.strength'])
+        self.motion = int(config['stabilizer.motion'])
         self._table = weight_table(self.strength)
         self._complement = (1.0 - self._table).astype(np.float32)
         if self.enabled and not enabled:

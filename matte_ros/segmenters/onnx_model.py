@@ -545,9 +545,9 @@ class OnnxModel(Segmenter):
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu'):
         super().__init__(config, backend)
-        self.model_path = load_model(config.get('onnx.model_path', ''),
-                                     config.get('onnx.sha256', ''))
-        strict = bool(config.get('backend_strict', False))
+        self.model_path = load_model(config['onnx.model_path'],
+                                     config['onnx.sha256'])
+        strict = bool(config['backend_strict'])
         self.settings: Optional[Settings] = None
         self.session, self.session_info = self._open(config, backend, strict)
         self.settings = Settings(config, self.session.get_inputs(),
@@ -581,7 +581,7 @@ class OnnxModel(Segmenter):
         try:
             return onnx_runtime.create_session(
                 self.model_path, backend, threads=self.threads, strict=strict,
-                cache_dir=cache, fp16=bool(config.get('tensorrt.fp16', True)))
+                cache_dir=cache, fp16=bool(config['tensorrt.fp16']))
         except SegmenterError as exc:
             if str(exc).startswith('onnxruntime cannot load'):
                 raise _bad('onnx.model_path', str(exc))
@@ -590,7 +590,7 @@ class OnnxModel(Segmenter):
     @staticmethod
     def _max_gap(config) -> float:
         """Reset the state when the stamp jumps forward by more than ``onnx.max_gap`` s."""
-        return float(config.get('onnx.max_gap', 0.0))
+        return float(config['onnx.max_gap'])
 
     def _trial(self) -> None:
         """

@@ -164,8 +164,8 @@ class RobustVideoMatting(Segmenter):
         self.state = RecurrentState.zeros()
         self.ratio: Optional[float] = None
         self._src: Optional[np.ndarray] = None  # preallocated [1, 3, H, W] input
-        runtime = config.get('rvm.runtime', ONNXRUNTIME)
-        precision = config.get('rvm.precision', FP32)
+        runtime = config['rvm.runtime']
+        precision = config['rvm.precision']
         if precision != FP32 and runtime != OPENVINO:
             raise SegmenterError('rvm.precision %s needs rvm.runtime openvino (runtime is %s)'
                                  % (precision, runtime))
@@ -173,11 +173,11 @@ class RobustVideoMatting(Segmenter):
         model = rvm_runner.ModelFile(self.model_path, models.get(MODEL).sha256)
         options = rvm_runner.Options(
             threads=threads, spinning=spinning,
-            strict=bool(config.get('backend_strict', False)),
+            strict=bool(config['backend_strict']),
             alpha_only=not self._want_foreground(), model_dir=models.model_dir(config),
             engine_cache=engine_cache_dir(config),
-            fp16=bool(config.get('tensorrt.fp16', True)), precision=precision,
-            ratio=float(config.get('rvm.downsample_ratio', 0.0)), half=half,
+            fp16=bool(config['tensorrt.fp16']), precision=precision,
+            ratio=float(config['rvm.downsample_ratio']), half=half,
             io_binding=io_binding, full_zero_state=full_zero_state)
         self.runner = rvm_runner.create(runtime, backend, model, options)
 
@@ -212,7 +212,7 @@ class RobustVideoMatting(Segmenter):
     @staticmethod
     def _max_gap(config) -> float:
         """Reset the state when the stamp jumps forward by more than ``rvm.max_gap`` s."""
-        return float(config.get('rvm.max_gap', 0.0))
+        return float(config['rvm.max_gap'])
 
     def reset(self, reason: str = 'requested') -> None:
         """Forget the recurrent state (back to host zeros; device tensors are dropped)."""
@@ -239,7 +239,7 @@ class RobustVideoMatting(Segmenter):
     def _ratio_for(self, height: int, width: int) -> float:
         """Return this frame's ratio (rounded to the file-name tag for fixed-ratio runners)."""
         ratio = downsample_ratio(height, width,
-                                 float(self.config.get('rvm.downsample_ratio', 0.0)))
+                                 float(self.config['rvm.downsample_ratio']))
         if self.runner.fixed_ratio:
             ratio = float(rvm_model.ratio_tag(ratio))
         return ratio
@@ -256,7 +256,7 @@ class RobustVideoMatting(Segmenter):
         """
         self._settling = True
         try:
-            for _ in range(int(self.config.get('rvm.settle_frames', 0))):
+            for _ in range(int(self.config['rvm.settle_frames'])):
                 self._segment(frame)
         finally:
             self._settling = False
