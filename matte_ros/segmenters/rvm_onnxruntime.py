@@ -38,6 +38,9 @@ def device_of(providers: List[str]) -> str:
 class OrtRunner(rvm_runner.Runner):
     """RVM on an ONNX Runtime session with NumPy in and out (``session.run``)."""
 
+    #: One session serves every frame size; the state travels in and out of each call.
+    shareable = True
+
     def __init__(self, model: rvm_runner.ModelFile, backend: str,
                  options: rvm_runner.Options, path: str = '', **session_args):
         super().__init__(model, backend, options)

@@ -94,6 +94,9 @@ class Runner:
     fixed_ratio = False
     #: Why the segmenter restarts the state when :meth:`prepare` changed the module.
     change_reason = 'rvm module changed'
+    #: True when one instance can serve several segmenters in turn (one module for every
+    #: frame size, nothing kept between calls that another stream would disturb).
+    shareable = False
 
     def __init__(self, model: ModelFile, backend: str, options: Options):
         self.model = model
@@ -143,13 +146,102 @@ def runner_class(runtime: str, backend: str):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create(runtime: str, backend: str, model: ModelFile, options: Options) -> Runner:
+class SharedRunner(Runner):
     """
-    Build the runner of ``rvm.runtime`` for ``backend``.
+    A lease on a runner that other segmenters of this process use too (one session).
 
-    ``options.io_binding`` takes ONNX Runtime's I/O-binding runner on the CPU too.
+    Every call that touches the runner (:meth:`prepare`, :meth:`zero_state`,
+    :meth:`run`) holds the lease's first-come-first-served lock, so the cameras of one
+    process take turns on the one session; the state stays with each camera's segmenter.
+    :meth:`close` gives the lease back; the last user's close closes the runner.
+    """
+
+    def __init__(self, lease):
+        self._lease = lease
+        self._runner: Runner = lease.value
+        super().__init__(self._runner.model, self._runner.requested, self._runner.options)
+        self.fixed_ratio = self._runner.fixed_ratio
+        self.change_reason = self._runner.change_reason
+
+    @property
+    def backend(self) -> str:
+        """Return the shared runner's backend, read live."""
+        return self._runner.backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        pass   # the shared runner's own value is read live
+
+    @property
+    def note(self) -> str:
+        """Return the shared runner's note, read live."""
+        return self._runner.note
+
+    @note.setter
+    def note(self, value: str) -> None:
+        pass
+
+    @property
+    def busy(self) -> str:
+        """Return what delays the shared runner now."""
+        return self._runner.busy
+
+    def __getattr__(self, name: str):
+        """Read what else the shared runner offers (its session, device) from it."""
+        if name.startswith('_'):
+            raise AttributeError(name)
+        return getattr(self._runner, name)
+
+    @property
+    def users(self) -> int:
+        """Return how many segmenters share the runner."""
+        return self._lease.users
+
+    def prepare(self, height: int, width: int, ratio: float) -> bool:
+        """Make the module current, in this camera's turn."""
+        with self._lease.lock:
+            return self._runner.prepare(height, width, ratio)
+
+    def zero_state(self, height: int, width: int, ratio: float) -> List:
+        """Return the shared runner's fresh state."""
+        with self._lease.lock:
+            return self._runner.zero_state(height, width, ratio)
+
+    def run(self, src, state, ratio, want_foreground):
+        """Run one frame of this camera's stream with its state, in its turn."""
+        with self._lease.lock:
+            return self._runner.run(src, state, ratio, want_foreground)
+
+    def describe(self) -> str:
+        """Return the shared runner's line, and how many share it."""
+        return '%s, shared by %d' % (self._runner.describe(), max(1, self.users))
+
+    def close(self) -> None:
+        """Give the lease back (the runner closes with its last user)."""
+        self._lease.release()
+
+
+def _close_runner(runner: Runner) -> None:
+    runner.close()
+
+
+def create(runtime: str, backend: str, model: ModelFile, options: Options,
+           cache=None) -> Runner:
+    """
+    Build the runner of ``rvm.runtime`` for ``backend``, or share one through ``cache``.
+
+    ``options.io_binding`` takes ONNX Runtime's I/O-binding runner on the CPU too.  With
+    a :class:`~matte_ros.shared_models.SharedCache`, runners whose class is
+    ``shareable`` are loaded once per (runtime, runner, backend, model, options) and
+    returned as :class:`SharedRunner` leases; the others (one module per frame size,
+    switched by :meth:`Runner.prepare`) are built for each segmenter.
     """
     key = backend
     if runtime == 'onnxruntime' and backend == 'cpu' and options.io_binding:
         key = 'cuda'
-    return runner_class(runtime, key)(model, backend, options)
+    cls = runner_class(runtime, key)
+    if cache is None or not cls.shareable:
+        return cls(model, backend, options)
+    lease = cache.acquire(('rvm', runtime, cls.__module__, cls.__name__, backend, model,
+                           options), lambda: cls(model, backend, options), _close_runner)
+    return SharedRunner(lease)
