@@ -66,8 +66,8 @@ def test_the_call_lock_serves_waiters_in_arrival_order():
 
 def _rvm_config():
     return dict(params.defaults(), **{
-        'segmenter': 'rvm', 'models.model_path': shared_path('models',
-                                                              'rvm_mobilenetv3_fp32.onnx'),
+        'segmenter': 'rvm',
+        'models.model_path': shared_path('models', 'rvm_mobilenetv3_fp32.onnx'),
         'models.auto_fetch': False, 'rvm.downsample_ratio': 0.5})
 
 

@@ -6,8 +6,7 @@ small node ``matte_container`` reads the parameter ``cameras`` (camera namespace
 creates a full :class:`~matte_ros.ros.node.MatteNode` named ``matte`` in each
 namespace, all spun by one executor thread::
 
-    matte_multi_node --ros-args -p cameras:='[front, rear]' -p autostart:=true \\
-        --params-file config/matte.yaml
+    matte_multi_node --ros-args -p cameras:='[front, rear]' -p autostart:=true
 
 Each camera's node is the single-camera node unchanged: its own lifecycle (configure,
 activate, deactivate ... through ``/front/matte/change_state``), its topics under its
@@ -130,7 +129,7 @@ class MatteContainer(Node):
         return active
 
     def nodes(self) -> list:
-        """Return the container and its camera nodes (what the executor spins)."""
+        """Return this node followed by its camera nodes: what the executor spins."""
         return [self] + self.cameras
 
     def stop(self) -> None:
