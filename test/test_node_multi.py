@@ -150,7 +150,7 @@ def test_rvm_cameras_share_one_session_and_keep_their_own_state(client_node):
     try:
         assert shared_models.CACHE.loads == loads + 1, 'the model is loaded once for both'
         runners = [n._pipeline.segmenter.runner for n in container.node.cameras]
-        assert runners[0].users == 2 and runners[0]._runner is runners[1]._runner
+        assert runners[0].users == 2 and runners[0].batcher is runners[1].batcher
         cams = [Camera(client_node, ns) for ns in CAMERAS]
         for cam in cams:
             cam.wait_connected()

@@ -93,3 +93,40 @@ def test_rvm_streams_on_one_shared_session_equal_their_own_sessions(monkeypatch)
     finally:
         for seg in shared + own:
             seg.close()
+
+
+def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_sessions(
+        monkeypatch):
+    config = _rvm_config()
+    size = (224, 128)
+    streams = [davis_frames(name, 3, size) for name in ('parkour', 'dance-twirl')]
+    streams.append(streams[0][::-1])   # a third camera, its own stream
+    shared = [segmenters.create('rvm', config, 'cpu') for _ in streams]
+    batcher = shared[0].runner.batcher
+    monkeypatch.setattr(shared_models, 'CACHE', None)
+    own = [segmenters.create('rvm', config, 'cpu') for _ in streams]
+    try:
+        for i in range(3):
+            got = [None] * len(streams)
+            batches = batcher.batches
+            batcher.session.acquire()   # hold the session: all three frames queue up
+
+            def work(k):
+                got[k] = shared[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
+
+            threads = [threading.Thread(target=work, args=(k,)) for k in range(len(streams))]
+            for thread in threads:
+                thread.start()
+            end = time.monotonic() + 30.0
+            while len(batcher._pending) < len(streams) and time.monotonic() < end:
+                time.sleep(0.001)
+            batcher.session.release()
+            for thread in threads:
+                thread.join(60.0)
+            assert batcher.batches == batches + 1, 'the three frames ran as one batch'
+            for k in range(len(streams)):
+                want = own[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
+                assert np.abs(got[k] - want).max() <= 1e-5, 'camera %d frame %d' % (k, i)
+    finally:
+        for seg in shared + own:
+            seg.close()

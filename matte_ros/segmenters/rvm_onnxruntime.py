@@ -40,6 +40,8 @@ class OrtRunner(rvm_runner.Runner):
 
     #: One session serves every frame size; the state travels in and out of each call.
     shareable = True
+    #: The model takes a batch of frames with their states batched (NumPy on the host).
+    batchable = True
 
     def __init__(self, model: rvm_runner.ModelFile, backend: str,
                  options: rvm_runner.Options, path: str = '', **session_args):
@@ -71,6 +73,9 @@ class OrtRunner(rvm_runner.Runner):
 
 class BoundOrtRunner(OrtRunner):
     """RVM through I/O binding, the state kept on the session's device (see the module)."""
+
+    #: The state is OrtValues on the device: frames run one by one, in turn.
+    batchable = False
 
     def __init__(self, model: rvm_runner.ModelFile, backend: str,
                  options: rvm_runner.Options, path: str = '', ratio_input: bool = True,
