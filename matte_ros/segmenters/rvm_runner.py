@@ -294,7 +294,7 @@ class SharedRunner(Runner):
 
     @property
     def batcher(self) -> Batcher:
-        """Return the shared runner's batcher (its batch counters)."""
+        """Return the object that batches this session's frames (and counts batches)."""
         return self._batcher
 
     def prepare(self, height: int, width: int, ratio: float) -> bool:
@@ -311,8 +311,8 @@ class SharedRunner(Runner):
 
     def describe(self) -> str:
         """Return the shared runner's line, and how many share it."""
-        return '%s, shared by %d%s' % (self._runner.describe(), max(1, self.users),
-                                        ', batched' if self._runner.batchable else '')
+        batched = ', batched' if self._runner.batchable else ''
+        return '%s, shared by %d%s' % (self._runner.describe(), max(1, self.users), batched)
 
     def close(self) -> None:
         """Give the lease back (the runner closes with its last user)."""
