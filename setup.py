@@ -30,6 +30,7 @@ setup(
         'console_scripts': [
             'matte_node = matte_ros.ros.node:main',
             'matte-ros = matte_ros.cli.main:main',
+            'matte_multi_node = matte_ros.ros.multi:main',
         ],
     },
 )

@@ -1,14 +1,22 @@
 """
-Launch one ``matte`` node per camera namespace, each brought to *active*.
+Launch the ``matte`` nodes of several cameras: in one process (default) or one each.
 
     ros2 launch matte_ros multi_camera.launch.py cameras:='[/front, /rear]'
     ros2 launch matte_ros multi_camera.launch.py cameras:=front,rear segmenter:=framediff
+    ros2 launch matte_ros multi_camera.launch.py cameras:=front,rear one_process:=false
 
 Camera ``/front`` gets ``/front/matte`` reading ``/front/image`` (``camera_topic`` and
 ``camera_info_topic`` are relative names, resolved in each camera's namespace) and
 publishing ``/front/matte/{mask,alpha,composite,roi,camera_info}``.  All nodes share the
-other arguments of ``matte.launch.py``.  Like that file, it imports ``launch`` only inside
-functions, so its argument table can be inspected without a ROS installation.
+other arguments of ``matte.launch.py``.
+
+``one_process:=true`` starts one ``matte_multi_node`` (:mod:`matte_ros.ros.multi`): one
+lifecycle node per camera in one process, which loads the model once and brings every
+camera to *active* itself (``autostart``; launch_ros' lifecycle events address one node
+per process).  ``one_process:=false`` starts one ``matte_node`` per camera, each
+configured and activated by launch events as in ``matte.launch.py``.  Like that file,
+this one imports ``launch`` only inside functions, so its argument table and the pure
+functions below can be inspected and tested without a ROS installation.
 """
 
 import importlib.util
@@ -18,7 +26,11 @@ import os
 CAMERA_ARGUMENTS = {
     'cameras': ('[camera]', 'Camera namespaces, one node each: a YAML list such as '
                             '"[/front, /rear]" or comma-separated "front,rear".'),
+    'one_process': ('true', 'True: one matte_multi_node process serves every camera and loads '
+                            'the model once; false: one matte_node process per camera.'),
 }
+#: The container's executable (matte_ros.ros.multi).
+CONTAINER_EXECUTABLE = 'matte_multi_node'
 #: Arguments of matte.launch.py that every camera's node shares (not ``namespace``).
 SHARED_ARGUMENTS = ('camera_topic', 'camera_info_topic', 'input_transport', 'params_file',
                     'segmenter', 'backend', 'log_level')
@@ -63,10 +75,61 @@ def parse_cameras(text):
     return names
 
 
+def one_process(text):
+    """Return the ``one_process`` argument as a bool (ValueError for anything else)."""
+    value = text.strip().lower()
+    if value not in ('true', 'false'):
+        raise ValueError('one_process must be true or false (got %r)' % text)
+    return value == 'true'
+
+
+def container_parameters(cameras, params_file, given):
+    """
+    Return the container's ``parameters`` list: what each camera's node gets, then its own.
+
+    The params file and the overrides (:func:`matte.launch.node_parameters`) reach every
+    camera node of the process; ``cameras`` and ``autostart`` are the container's (the
+    camera nodes do not declare them).
+    """
+    return matte_launch.node_parameters(params_file, given) + [
+        {'cameras': list(cameras), 'autostart': True}]
+
+
+def container_remappings(camera_topic, camera_info_topic):
+    """
+    Return the container's remappings: the node's input names onto the camera's.
+
+    They apply to every node of the process, so relative names resolve in each camera's
+    namespace (``image_raw`` → ``/front/image_raw``); an absolute name would point every
+    camera at one topic.
+    """
+    return [('image', camera_topic), ('image/compressed', camera_topic + '/compressed'),
+            ('camera_info', camera_info_topic)]
+
+
+def container_action(cameras, camera_topic, camera_info_topic, input_transport, params_file,
+                     segmenter, backend, log_level):
+    """
+    Return the one ``matte_multi_node`` process serving ``cameras``.
+
+    No ``name`` is given: launch_ros would pass it as ``__node``, which renames every node
+    of the process.
+    """
+    from launch_ros.actions import Node
+    return Node(
+        package=matte_launch.PACKAGE, executable=CONTAINER_EXECUTABLE, output='screen',
+        parameters=container_parameters(cameras, params_file, {
+            'segmenter': segmenter, 'backend': backend, 'input_transport': input_transport}),
+        remappings=container_remappings(camera_topic, camera_info_topic),
+        arguments=['--ros-args', '--log-level', log_level])
+
+
 def _nodes_for_cameras(context):
     from launch.substitutions import LaunchConfiguration
     cameras = parse_cameras(LaunchConfiguration('cameras').perform(context))
     shared = matte_launch.resolved(context, SHARED_ARGUMENTS)
+    if one_process(LaunchConfiguration('one_process').perform(context)):
+        return [container_action(cameras, **shared)]
     actions = []
     for namespace in cameras:
         actions += matte_launch.node_actions(namespace=namespace, **shared)
@@ -74,7 +137,7 @@ def _nodes_for_cameras(context):
 
 
 def generate_launch_description():
-    """Declare the arguments; one node per camera is made when ``cameras`` is known."""
+    """Declare the arguments; the camera nodes are made when ``cameras`` is known."""
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument

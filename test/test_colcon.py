@@ -63,6 +63,7 @@ def workspace(tmp_path_factory):
 def test_build_installs_entry_points_and_share_files(workspace):
     prefix = os.path.join(workspace, 'install', PACKAGE)
     for rel in ('lib/matte_ros/matte_node', 'lib/matte_ros/matte-ros',
+                'lib/matte_ros/matte_multi_node',
                 'share/ament_index/resource_index/packages/matte_ros',
                 'share/matte_ros/package.xml', 'share/matte_ros/launch/matte.launch.py',
                 'share/matte_ros/launch/multi_camera.launch.py',

@@ -267,3 +267,52 @@ def test_multi_camera_launch_brings_one_node_per_camera_to_active(client_node):
                                 'backend': 'cpu'},
                                ['/left/matte', '/right/matte'], client_node)
     assert states == {'/left/matte': 'active', '/right/matte': 'active'}
+
+
+# --- one process for every camera (multi_camera.launch.py one_process) ------------------------
+
+def test_one_process_is_the_default_and_only_true_or_false_is_taken(multi):
+    assert multi.one_process(multi.ARGUMENTS['one_process'][0]) is True
+    assert multi.one_process(' False ') is False
+    for bad in ('', 'yes', '1'):
+        with pytest.raises(ValueError):
+            multi.one_process(bad)
+
+
+def test_container_builder_takes_the_shared_arguments_and_the_cameras(multi):
+    takes = set(inspect.signature(multi.container_action).parameters)
+    assert takes == set(multi.SHARED_ARGUMENTS) | {'cameras'}
+
+
+def test_container_parameters_are_the_nodes_then_the_containers_own(multi, tmp_path):
+    from matte_ros.ros import multi as container
+    user = str(tmp_path / 'robot.yaml')
+    got = multi.container_parameters(['/a', '/b'], user, {'segmenter': 'rvm', 'backend': ''})
+    assert got[:-1] == [user, {'segmenter': 'rvm'}]
+    assert got[-1] == {'cameras': ['/a', '/b'], 'autostart': True}
+    assert set(got[-1]) == set(container.PARAMETERS)
+    # what the camera nodes get must not collide with the container's own parameters
+    assert not set(container.PARAMETERS) & set(params.BY_NAME)
+
+
+def test_container_remappings_are_the_node_input_topics(multi):
+    from matte_ros.ros import node
+    remapped = multi.container_remappings('image_raw', 'info')
+    inputs = {node.INPUT_TOPIC, node.COMPRESSED_INPUT_TOPIC, node.CAMERA_INFO_TOPIC}
+    assert {name for name, _ in remapped} == inputs
+    assert dict(remapped)[node.COMPRESSED_INPUT_TOPIC] == 'image_raw/compressed'
+
+
+def test_the_container_executable_is_a_console_script():
+    with open(os.path.join(ROOT, 'setup.py'), encoding='utf-8') as f:
+        text = f.read()
+    assert "'matte_multi_node = matte_ros.ros.multi:main'" in text
+
+
+def test_multi_camera_launch_in_separate_processes_brings_each_camera_to_active(client_node):
+    _share_or_skip()
+    states = _run_until_active('multi_camera.launch.py',
+                               {'cameras': '[/left2, /right2]', 'segmenter': 'framediff',
+                                'backend': 'cpu', 'one_process': 'false'},
+                               ['/left2/matte', '/right2/matte'], client_node)
+    assert states == {'/left2/matte': 'active', '/right2/matte': 'active'}

@@ -13,6 +13,7 @@ import time
 from typing import Callable
 from typing import Iterator
 from typing import Optional
+from typing import Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -82,9 +83,20 @@ def spin(node, on_stop: Optional[Callable[[], None]] = None) -> None:
     then the node is destroyed and rclpy shut down.  A shutdown racing the executor ends
     the process cleanly (:func:`until_shutdown`).
     """
-    context = node.context
+    spin_nodes([node], on_stop)
+
+
+def spin_nodes(nodes: Sequence, on_stop: Optional[Callable[[], None]] = None) -> None:
+    """
+    Spin several nodes of one context on one executor thread, as :func:`spin` does one.
+
+    The matte container (:mod:`matte_ros.ros.multi`) spins its camera nodes this way:
+    each does its frames on its own worker, so one executor thread answers them all.
+    """
+    context = nodes[0].context
     executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    for node in nodes:
+        executor.add_node(node)
     try:
         with until_shutdown(context):
             executor.spin()
@@ -92,5 +104,6 @@ def spin(node, on_stop: Optional[Callable[[], None]] = None) -> None:
         if on_stop is not None:
             on_stop()
         executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
+        for node in nodes:
+            node.destroy_node()
         rclpy.try_shutdown(context=context)

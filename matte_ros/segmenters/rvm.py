@@ -48,6 +48,7 @@ from typing import Optional
 
 import cv2
 from matte_ros import models
+from matte_ros import shared_models
 from matte_ros.params import BOOL
 from matte_ros.params import FLOAT
 from matte_ros.params import INT
@@ -179,7 +180,8 @@ class RobustVideoMatting(Segmenter):
             fp16=bool(config['tensorrt.fp16']), precision=precision,
             ratio=float(config['rvm.downsample_ratio']), half=half,
             io_binding=io_binding, full_zero_state=full_zero_state)
-        self.runner = rvm_runner.create(runtime, backend, model, options)
+        self.runner = rvm_runner.create(runtime, backend, model, options,
+                                        cache=shared_models.CACHE)
 
     # -- what runs ---------------------------------------------------------------------
 

@@ -38,6 +38,11 @@ def device_of(providers: List[str]) -> str:
 class OrtRunner(rvm_runner.Runner):
     """RVM on an ONNX Runtime session with NumPy in and out (``session.run``)."""
 
+    #: One session serves every frame size; the state travels in and out of each call.
+    shareable = True
+    #: The model takes a batch of frames with their states batched (NumPy on the host).
+    batchable = True
+
     def __init__(self, model: rvm_runner.ModelFile, backend: str,
                  options: rvm_runner.Options, path: str = '', **session_args):
         super().__init__(model, backend, options)
@@ -68,6 +73,9 @@ class OrtRunner(rvm_runner.Runner):
 
 class BoundOrtRunner(OrtRunner):
     """RVM through I/O binding, the state kept on the session's device (see the module)."""
+
+    #: The state is OrtValues on the device: frames run one by one, in turn.
+    batchable = False
 
     def __init__(self, model: rvm_runner.ModelFile, backend: str,
                  options: rvm_runner.Options, path: str = '', ratio_input: bool = True,

@@ -23,10 +23,12 @@ Adding a runtime: one module with a Runner subclass, and one line in :data:`RUNN
 
 from dataclasses import dataclass
 import importlib
+import threading
 from typing import List
 from typing import Optional
 from typing import Tuple
 
+from matte_ros import shared_models
 from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
@@ -94,6 +96,12 @@ class Runner:
     fixed_ratio = False
     #: Why the segmenter restarts the state when :meth:`prepare` changed the module.
     change_reason = 'rvm module changed'
+    #: True when one instance can serve several segmenters in turn: one module for every
+    #: frame size (:meth:`prepare` switches nothing), a :meth:`zero_state` that does not
+    #: use the session, nothing kept between calls that another stream would disturb.
+    shareable = False
+    #: True when :meth:`run` takes a batch of frames with their states batched (NumPy).
+    batchable = False
 
     def __init__(self, model: ModelFile, backend: str, options: Options):
         self.model = model
@@ -143,13 +151,195 @@ def runner_class(runtime: str, backend: str):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create(runtime: str, backend: str, model: ModelFile, options: Options) -> Runner:
-    """
-    Build the runner of ``rvm.runtime`` for ``backend``.
+class _Request:
+    """One camera's frame waiting for the shared runner, and what it got back."""
 
-    ``options.io_binding`` takes ONNX Runtime's I/O-binding runner on the CPU too.
+    def __init__(self, src, state, ratio, want_foreground):
+        self.src = src
+        self.state = state
+        self.ratio = ratio
+        self.want_foreground = want_foreground
+        #: Frames batch together when their size and ratio agree (their states then too).
+        self.key = (src.shape, float(ratio))
+        self.done = False
+        self.result = None
+        self.error: Optional[BaseException] = None
+
+
+class Batcher:
+    """
+    One shared runner and the frames its users want run: taken in turn, batched if it can.
+
+    A user's frame joins the pending list, then the user waits for the session in first
+    come, first served order (:class:`~matte_ros.shared_models.FairLock`).  Whoever gets
+    the session runs its own frame together with every pending frame of the same size
+    and ratio (RVM's ONNX model takes a batch when its four state tensors are batched
+    too; a fresh [1, 1, 1, 1] zero state is broadcast to its slot's full shape), and
+    hands each user its slot of the outputs; a user whose frame was run that way finds
+    it done and returns.  Every camera has at most one frame pending (its worker waits
+    for it), so a batch holds at most one frame per camera, and a frame waits for at
+    most the batch in progress plus the batches of other sizes queued before it.
+    Runners that are not ``batchable`` run each frame on its own, in the same order.
+    """
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self.session = shared_models.FairLock()
+        self._lock = threading.Lock()   # guards _pending
+        self._pending: List[_Request] = []
+        #: Batches run and frames in them (diagnostics, benchmarks).
+        self.batches = 0
+        self.frames = 0
+
+    def run(self, src, state, ratio, want_foreground):
+        """Run one frame (alone or in a batch); return (fgr, pha, successor state)."""
+        request = _Request(src, state, ratio, want_foreground)
+        with self._lock:
+            self._pending.append(request)
+        with self.session:
+            if not request.done:
+                with self._lock:
+                    if self.runner.batchable:
+                        batch = [r for r in self._pending if r.key == request.key]
+                    else:
+                        batch = [request]
+                    self._pending = [r for r in self._pending if r not in batch]
+                self._run(batch)
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _run(self, batch: List[_Request]) -> None:
+        try:
+            if len(batch) == 1:
+                one = batch[0]
+                one.result = self.runner.run(one.src, one.state, one.ratio,
+                                             one.want_foreground)
+            else:
+                self._run_batch(batch)
+        except BaseException as exc:  # noqa: B902 - each waiting camera gets the error
+            for request in batch:
+                request.error = exc
+        self.batches += 1
+        self.frames += len(batch)
+        for request in batch:
+            request.done = True
+
+    def _run_batch(self, batch: List[_Request]) -> None:
+        first = batch[0]
+        height, width = first.src.shape[2:]
+        shapes = rvm_model.state_shapes(height, width, first.ratio)
+        src = np.concatenate([r.src for r in batch])
+        state = [np.concatenate([np.broadcast_to(r.state[k], shapes[k]) for r in batch])
+                 for k in range(len(shapes))]
+        want = any(r.want_foreground for r in batch)
+        fgr, pha, rec = self.runner.run(src, state, first.ratio, want)
+        for i, request in enumerate(batch):
+            request.result = (fgr[i:i + 1] if fgr is not None else None, pha[i:i + 1],
+                              [tensor[i:i + 1] for tensor in rec])
+
+
+class SharedRunner(Runner):
+    """
+    A lease on a runner that other segmenters of this process use too (one session).
+
+    :meth:`run` holds the session in turn (:class:`Batcher`), alone or batched with the
+    other cameras' frames of the same size; :meth:`prepare` and :meth:`zero_state` do not
+    touch the session of a ``shareable`` runner.  The state stays with each camera's
+    segmenter.  :meth:`close` gives the lease back; the last user's close closes the
+    runner.
+    """
+
+    def __init__(self, lease):
+        self._lease = lease
+        self._batcher: Batcher = lease.value
+        self._runner: Runner = self._batcher.runner
+        super().__init__(self._runner.model, self._runner.requested, self._runner.options)
+        self.fixed_ratio = self._runner.fixed_ratio
+        self.change_reason = self._runner.change_reason
+
+    def __getattr__(self, name: str):
+        """Read what else the shared runner offers (its session, device) from it."""
+        if name.startswith('_'):
+            raise AttributeError(name)
+        return getattr(self._runner, name)
+
+    @property
+    def backend(self) -> str:
+        """Return the shared runner's backend, read live."""
+        return self._runner.backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        pass   # the shared runner's own value is read live
+
+    @property
+    def note(self) -> str:
+        """Return the shared runner's note, read live."""
+        return self._runner.note
+
+    @note.setter
+    def note(self, value: str) -> None:
+        pass
+
+    @property
+    def busy(self) -> str:
+        """Return what delays the shared runner now."""
+        return self._runner.busy
+
+    @property
+    def users(self) -> int:
+        """Return how many segmenters share the runner."""
+        return self._lease.users
+
+    @property
+    def batcher(self) -> Batcher:
+        """Return the object that batches this session's frames (and counts batches)."""
+        return self._batcher
+
+    def prepare(self, height: int, width: int, ratio: float) -> bool:
+        """Ask the shared runner (``shareable``: one module for every size, nothing to switch)."""
+        return self._runner.prepare(height, width, ratio)
+
+    def zero_state(self, height: int, width: int, ratio: float) -> List:
+        """Return a fresh state from the shared runner (new tensors; the session is not used)."""
+        return self._runner.zero_state(height, width, ratio)
+
+    def run(self, src, state, ratio, want_foreground):
+        """Run one frame of this camera's stream with its state, alone or batched."""
+        return self._batcher.run(src, state, ratio, want_foreground)
+
+    def describe(self) -> str:
+        """Return the shared runner's line, and how many share it."""
+        batched = ', batched' if self._runner.batchable else ''
+        return '%s, shared by %d%s' % (self._runner.describe(), max(1, self.users), batched)
+
+    def close(self) -> None:
+        """Give the lease back (the runner closes with its last user)."""
+        self._lease.release()
+
+
+def _close_batcher(batcher: Batcher) -> None:
+    batcher.runner.close()
+
+
+def create(runtime: str, backend: str, model: ModelFile, options: Options,
+           cache=None) -> Runner:
+    """
+    Build the runner of ``rvm.runtime`` for ``backend``, or share one through ``cache``.
+
+    ``options.io_binding`` takes ONNX Runtime's I/O-binding runner on the CPU too.  With
+    a :class:`~matte_ros.shared_models.SharedCache`, runners whose class is
+    ``shareable`` are loaded once per (runtime, runner, backend, model, options) and
+    returned as :class:`SharedRunner` leases; the others (one module per frame size,
+    switched by :meth:`Runner.prepare`) are built for each segmenter.
     """
     key = backend
     if runtime == 'onnxruntime' and backend == 'cpu' and options.io_binding:
         key = 'cuda'
-    return runner_class(runtime, key)(model, backend, options)
+    cls = runner_class(runtime, key)
+    if cache is None or not cls.shareable:
+        return cls(model, backend, options)
+    lease = cache.acquire(('rvm', runtime, cls.__module__, cls.__name__, backend, model,
+                           options), lambda: Batcher(cls(model, backend, options)), _close_batcher)
+    return SharedRunner(lease)

@@ -19,6 +19,7 @@ from typing import Optional
 
 import cv2
 from matte_ros import models
+from matte_ros import shared_models
 from matte_ros.params import FLOAT
 from matte_ros.params import Param
 from matte_ros.params import STRING
@@ -89,7 +90,12 @@ class SelfieSegmenter(Segmenter):
                                  'was requested with backend_strict true' % backend)
         self.model_name = MODELS[variant]
         self.model_path = models.locate(self.model_name, config)
-        self.interpreter = load_interpreter(self.model_path)
+        # One interpreter per model file in the process, shared by the cameras in turn;
+        # the smoothed probability (this camera's state) stays here.
+        self._lease = shared_models.CACHE.acquire(
+            ('selfie', self.model_path, models.get(self.model_name).sha256, THREADS),
+            lambda: load_interpreter(self.model_path))
+        self.interpreter = self._lease.value
         detail_in = self.interpreter.get_input_details()[0]
         self._input = detail_in['index']
         self._output = self.interpreter.get_output_details()[0]['index']
@@ -108,14 +114,17 @@ class SelfieSegmenter(Segmenter):
         self.previous = None
 
     def close(self) -> None:
-        """Drop the interpreter."""
+        """Drop the interpreter (it goes with the last camera that shares it)."""
         self.interpreter = None
+        self._lease.release()
 
     def probability(self, frame: np.ndarray) -> np.ndarray:
         """Return the raw person probability at model resolution (no smoothing)."""
-        self.interpreter.set_tensor(self._input, to_input(frame, *self.input_size))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output)[0, :, :, 0]
+        data = to_input(frame, *self.input_size)
+        with self._lease.lock:   # get_tensor copies: the result is this camera's own
+            self.interpreter.set_tensor(self._input, data)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self._output)[0, :, :, 0]
 
     def _segment(self, frame: np.ndarray) -> Matte:
         prob = self.probability(frame)

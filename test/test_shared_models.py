@@ -1,0 +1,132 @@
+"""
+The per-process model cache: loaded once, closed with its last user, taken in turn.
+
+And the point of it: two rvm segmenters sharing one ONNX Runtime session, fed two
+interleaved streams, give each stream the alphas that a segmenter of its own gives.
+"""
+
+import threading
+import time
+
+from conftest import davis_frames
+from conftest import shared_path
+from matte_ros import params
+from matte_ros import segmenters
+from matte_ros import shared_models
+from matte_ros.segmenters import rvm_runner
+import numpy as np
+import pytest
+
+
+def test_a_key_is_loaded_once_and_closed_with_its_last_lease():
+    cache = shared_models.SharedCache()
+    closed = []
+    first = cache.acquire('k', lambda: object(), closed.append)
+    second = cache.acquire('k', lambda: pytest.fail('loaded twice'), closed.append)
+    other = cache.acquire('other', lambda: 'o')
+    assert first.value is second.value and cache.loads == 2 and first.users == 2
+    first.release()
+    first.release()   # a second release of the same lease does nothing
+    assert closed == [] and second.users == 1
+    second.release()
+    assert closed == [first.value] and cache.users('k') == 0 and len(cache) == 1
+    other.release()
+    third = cache.acquire('k', lambda: 'new')
+    assert third.value == 'new' and cache.loads == 3
+
+
+def test_a_failed_load_caches_nothing():
+    cache = shared_models.SharedCache()
+
+    def broken():
+        raise RuntimeError('no such model')
+
+    with pytest.raises(RuntimeError):
+        cache.acquire('k', broken)
+    assert len(cache) == 0 and cache.acquire('k', lambda: 1).value == 1
+
+
+def test_the_call_lock_serves_waiters_in_arrival_order():
+    lock = shared_models.FairLock()
+    order = []
+    lock.acquire()   # held: the others queue up in the order they start
+    threads = []
+    for i in range(5):
+        thread = threading.Thread(target=lambda i=i: (lock.acquire(), order.append(i),
+                                                      lock.release()))
+        thread.start()
+        threads.append(thread)
+        while lock._next != i + 2:   # wait until this one holds its ticket
+            time.sleep(0.001)
+    lock.release()
+    for thread in threads:
+        thread.join(5.0)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def _rvm_config():
+    return dict(params.defaults(), **{
+        'segmenter': 'rvm',
+        'models.model_path': shared_path('models', 'rvm_mobilenetv3_fp32.onnx'),
+        'models.auto_fetch': False, 'rvm.downsample_ratio': 0.5})
+
+
+def test_rvm_streams_on_one_shared_session_equal_their_own_sessions(monkeypatch):
+    config = _rvm_config()
+    size = (224, 128)
+    streams = [davis_frames(name, 4, size) for name in ('parkour', 'dance-twirl')]
+    loads = shared_models.CACHE.loads
+    shared = [segmenters.create('rvm', config, 'cpu') for _ in streams]
+    assert shared_models.CACHE.loads == loads + 1
+    assert shared[0].runner.users == 2
+    monkeypatch.setattr(shared_models, 'CACHE', None)   # build private runners
+    own = [segmenters.create('rvm', config, 'cpu') for _ in streams]
+    assert not isinstance(own[0].runner, rvm_runner.SharedRunner)
+    try:
+        for i in range(4):
+            for k in range(2):
+                got = shared[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
+                want = own[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
+                assert np.abs(got - want).max() <= 1e-5, 'stream %d frame %d' % (k, i)
+        # the streams differ, so a state mixed up between them would show
+        assert np.abs(shared[0].state.r4 - shared[1].state.r4).max() > 1e-3
+    finally:
+        for seg in shared + own:
+            seg.close()
+
+
+def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_sessions(
+        monkeypatch):
+    config = _rvm_config()
+    size = (224, 128)
+    streams = [davis_frames(name, 3, size) for name in ('parkour', 'dance-twirl')]
+    streams.append(streams[0][::-1])   # a third camera, its own stream
+    shared = [segmenters.create('rvm', config, 'cpu') for _ in streams]
+    batcher = shared[0].runner.batcher
+    monkeypatch.setattr(shared_models, 'CACHE', None)
+    own = [segmenters.create('rvm', config, 'cpu') for _ in streams]
+    try:
+        for i in range(3):
+            got = [None] * len(streams)
+            batches = batcher.batches
+            batcher.session.acquire()   # hold the session: all three frames queue up
+
+            def work(k):
+                got[k] = shared[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
+
+            threads = [threading.Thread(target=work, args=(k,)) for k in range(len(streams))]
+            for thread in threads:
+                thread.start()
+            end = time.monotonic() + 30.0
+            while len(batcher._pending) < len(streams) and time.monotonic() < end:
+                time.sleep(0.001)
+            batcher.session.release()
+            for thread in threads:
+                thread.join(60.0)
+            assert batcher.batches == batches + 1, 'the three frames ran as one batch'
+            for k in range(len(streams)):
+                want = own[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
+                assert np.abs(got[k] - want).max() <= 1e-5, 'camera %d frame %d' % (k, i)
+    finally:
+        for seg in shared + own:
+            seg.close()
