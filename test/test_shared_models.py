@@ -72,6 +72,8 @@ def _rvm_config():
 
 
 def test_rvm_streams_on_one_shared_session_equal_their_own_sessions(monkeypatch):
+    # a cache of its own: segmenters of earlier tests may still hold the model
+    monkeypatch.setattr(shared_models, 'CACHE', shared_models.SharedCache())
     config = _rvm_config()
     size = (224, 128)
     streams = [davis_frames(name, 4, size) for name in ('parkour', 'dance-twirl')]
