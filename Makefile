@@ -10,7 +10,7 @@ JAZZY_STAMP := $(JAZZY_VENV)/.installed
 # Only the files marked ros_integration are collected there (the others import Kilted-only tools).
 JAZZY_TESTS = $(shell grep -l 'pytest.mark.ros_integration' test/test_*.py)
 
-.PHONY: setup setup-jazzy setup-mediapipe demo test test-jazzy lint params clean reliability bench \
+.PHONY: setup setup-jazzy setup-mediapipe demo test test-jazzy lint params clean reliability bench bench-cameras \
 	gpu-bundle gpu-check
 
 setup: $(STAMP)
@@ -60,6 +60,11 @@ RVM_INT8 = --param rvm.runtime=openvino --param rvm.precision=int8 \
 bench: setup setup-mediapipe
 	$(PY) -m matte_ros.cli.main bench --mediapipe-python $(MP_VENV)/bin/python \
 		--davis ../shared/data/davis2016 $(RVM_INT8) $(BENCH_ARGS)
+
+# Many cameras (issue 21): one process for 1, 2, 4 cameras vs one process per camera;
+# writes its section of docs/benchmarks.md (~15 min).
+bench-cameras: setup
+	$(PY) -m matte_ros.cli.main bench --cameras 1,2,4 --seconds 30 $(BENCH_ARGS)
 
 # Full-size robustness scenarios against the live node (~15 min); writes docs/reliability.md.
 reliability: setup

@@ -18,11 +18,13 @@ import platform
 import shlex
 import sys
 import tempfile
+import time
 from typing import Any
 from typing import Dict
 
 from matte_ros import params
 from matte_ros.measure import benchmark
+from matte_ros.measure import multi_bench
 
 DEFAULT_SEGMENTERS = 'rvm,selfie,bgsub'
 PACED_MAX_HZ = 30.0
@@ -49,7 +51,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument('--segmenter', action='append', default=[], metavar='S[,S...]',
                         help='segmenters to measure (repeatable; default %s)'
                              % DEFAULT_SEGMENTERS)
-    parser.add_argument('--sizes', default='640x480,1280x720', metavar='WxH[,WxH...]')
+    parser.add_argument('--sizes', default='', metavar='WxH[,WxH...]',
+                        help='frame sizes (default 640x480,1280x720; with --cameras 640x480)')
     parser.add_argument('--seconds', type=float, default=10.0,
                         help='seconds per measurement (bare loop, paced, overload)')
     parser.add_argument('--backend', default='cpu', choices=params.BACKENDS)
@@ -70,6 +73,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         'directory) to derive missing int8 models from')
     parser.add_argument('--rvm-calibration-skip', type=int, default=0, metavar='N',
                         help='calibration frames to pass over first')
+    parser.add_argument('--cameras', default='', metavar='N[,N...]',
+                        help='instead of the single-camera runs: N cameras in one process '
+                             '(matte_multi_node) against one process per camera, for each '
+                             'count (e.g. 1,2,4; segmenters default %s); the section is '
+                             'written into --out, the rest of it kept'
+                             % multi_bench.DEFAULT_SEGMENTERS)
+    parser.add_argument('--camera-rate', type=float, default=15.0, metavar='HZ',
+                        help='with --cameras: each camera\'s frame rate')
+    parser.add_argument('--warmup', type=float, default=5.0, metavar='S',
+                        help='with --cameras: seconds sent before the measured window')
     parser.add_argument('--out', default='docs/benchmarks.md', help='markdown report')
     parser.add_argument('--plot', default='', help='PNG plot (default: beside --out)')
     parser.add_argument('--json', default='', metavar='FILE',
@@ -80,7 +93,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _segmenters(args) -> list:
     names = []
-    for item in args.segmenter or [DEFAULT_SEGMENTERS]:
+    default = multi_bench.DEFAULT_SEGMENTERS if args.cameras else DEFAULT_SEGMENTERS
+    for item in args.segmenter or [default]:
         for name in item.split(','):
             name = name.strip()
             if name and name not in names:
@@ -288,7 +302,11 @@ def run(args) -> int:
     """Run ``matte-ros bench`` with parsed arguments; return the exit status."""
     try:
         names = _segmenters(args)
-        sizes = benchmark.parse_sizes(args.sizes)
+        sizes = benchmark.parse_sizes(args.sizes or ('640x480' if args.cameras
+                                                     else '640x480,1280x720'))
+        counts = multi_bench.parse_counts(args.cameras) if args.cameras else []
+        if args.camera_rate <= 0 or args.warmup < 0 or not args.seconds > 0:
+            raise ValueError('--camera-rate and --seconds must be positive, --warmup >= 0')
         values = params.defaults()
         values.update(params.parse_assignments(args.param))
     except (params.ParamError, ValueError) as exc:
@@ -298,6 +316,8 @@ def run(args) -> int:
         args.seconds = min(args.seconds, 2.0)
     meta = _meta(args, _command_line(sys.argv))
     workdir = args.workdir or tempfile.mkdtemp(prefix='matte_bench_')
+    if counts:
+        return _run_cameras(args, values, names, sizes, counts, meta, workdir)
     from matte_ros.segmenters import SegmenterError
     try:
         results = measure(args, values, names, sizes, workdir)
@@ -323,4 +343,45 @@ def run(args) -> int:
             f.write('\n')
     print(text, end='')
     print('\nwrote %s and %s (process logs in %s)' % (args.out, plot_path, workdir))
+    return 0
+
+
+def _run_cameras(args, values, names, sizes, counts, meta, workdir) -> int:
+    """Run ``bench --cameras``: the many-camera layouts; write their section into --out."""
+    import rclpy
+    from matte_ros.measure import processes
+    node_values = {k: v for k, v in values.items()
+                   if k != 'segmenter' and params.BY_NAME[k].default != v}
+    node_values['backend'] = args.backend
+    env = processes.apply_isolation()
+    rclpy.init()
+    client = rclpy.create_node('matte_bench')
+
+    def spin(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(client, timeout_sec=max(0.0, min(0.05, end - time.monotonic())))
+
+    try:
+        results = multi_bench.measure(names, sizes, counts, node_values, env, workdir,
+                                      args.camera_rate, args.warmup, args.seconds,
+                                      client=client, spin=spin, progress=_progress)
+    except RuntimeError as exc:
+        print('matte-ros bench: %s (logs in %s)' % (exc, workdir), file=sys.stderr)
+        return 1
+    finally:
+        client.destroy_node()
+        rclpy.try_shutdown()
+    results['meta'] = meta
+    results['targets'] = multi_bench.targets(results)
+    section = multi_bench.markdown(results, meta)
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(out_dir, exist_ok=True)
+    multi_bench.write_section(args.out, section)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(_json_safe(results), f, indent=2)
+            f.write('\n')
+    print(section, end='')
+    print('\nwrote the many-camera section of %s (process logs in %s)' % (args.out, workdir))
     return 0
