@@ -97,9 +97,13 @@ def test_rvm_streams_on_one_shared_session_equal_their_own_sessions(monkeypatch)
             seg.close()
 
 
+@pytest.mark.parametrize('batch_max, batches_per_frame', [(4, 1), (2, 2), (1, 3)])
 def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_sessions(
-        monkeypatch):
-    config = _rvm_config()
+        monkeypatch, batch_max, batches_per_frame):
+    # three cameras' frames wait together: rvm.batch_max 4 runs them as one batch,
+    # 2 as a batch of two and one alone, 1 one by one; every alpha equals a private run
+    monkeypatch.setattr(shared_models, 'CACHE', shared_models.SharedCache())
+    config = dict(_rvm_config(), **{'rvm.batch_max': batch_max})
     size = (224, 128)
     streams = [davis_frames(name, 3, size) for name in ('parkour', 'dance-twirl')]
     streams.append(streams[0][::-1])   # a third camera, its own stream
@@ -125,7 +129,8 @@ def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_session
             batcher.session.release()
             for thread in threads:
                 thread.join(60.0)
-            assert batcher.batches == batches + 1, 'the three frames ran as one batch'
+            assert batcher.batches == batches + batches_per_frame, (
+                'three frames with rvm.batch_max %d' % batch_max)
             for k in range(len(streams)):
                 want = own[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
                 assert np.abs(got[k] - want).max() <= 1e-5, 'camera %d frame %d' % (k, i)

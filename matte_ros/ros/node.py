@@ -453,8 +453,7 @@ class MatteNode(LifecycleNode):
                 converting += time.perf_counter() - start
                 publisher.publish(out_msg)
             except Exception as exc:  # noqa: B902 - rmw may refuse under load; keep going
-                self.get_logger().warn('publish on %s failed: %s' % (topic, exc),
-                                       throttle_duration_sec=LOG_THROTTLE)
+                self._publish_failed(topic, exc)
         self._publish_extras(header, result)
         return converting
 
@@ -482,8 +481,19 @@ class MatteNode(LifecycleNode):
             try:
                 publisher.publish(build())
             except Exception as exc:  # noqa: B902 - rmw may refuse under load; keep going
-                self.get_logger().warn('publish on %s failed: %s' % (topic, exc),
-                                       throttle_duration_sec=LOG_THROTTLE)
+                self._publish_failed(topic, exc)
+
+    def _publish_failed(self, topic: str, exc: Exception) -> None:
+        """
+        Log a refused publish, unless the context is shutting down (SIGINT, SIGTERM).
+
+        A signal shuts the context down while the worker may be publishing its last frame;
+        that publish fails with "context is invalid", which is the shutdown, not a fault.
+        """
+        if not self.context.ok():
+            return
+        self.get_logger().warn('publish on %s failed: %s' % (topic, exc),
+                               throttle_duration_sec=LOG_THROTTLE)
 
     def _roi_message(self, header, mask) -> RegionOfInterest:
         """Return the ``~/roi`` message of a mask (and keep its box for diagnostics)."""

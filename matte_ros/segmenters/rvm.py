@@ -179,7 +179,8 @@ class RobustVideoMatting(Segmenter):
             engine_cache=engine_cache_dir(config),
             fp16=bool(config['tensorrt.fp16']), precision=precision,
             ratio=float(config['rvm.downsample_ratio']), half=half,
-            io_binding=io_binding, full_zero_state=full_zero_state)
+            io_binding=io_binding, full_zero_state=full_zero_state,
+            batch_max=int(config['rvm.batch_max']))
         self.runner = rvm_runner.create(runtime, backend, model, options,
                                         cache=shared_models.CACHE)
 
@@ -380,6 +381,11 @@ SPEC = SegmenterSpec(
               'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
               '`matte-ros models derive-int8` derived for the ratio in use).',
               choices=(FP32, rvm_runner.INT8), reload=True),
+        Param('rvm.batch_max', INT, 4,
+              'rvm with several cameras in one process (matte_multi_node, ONNX Runtime '
+              'CPU): at most this many cameras\' frames run as one batch (memory grows '
+              'with the batch; 1 = one frame per call).',
+              low=1, high=16, reload=True),
         # rvm on backend tensorrt
         Param('tensorrt.fp16', BOOL, True,
               'rvm and onnx on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',

@@ -72,7 +72,8 @@ class Options:
     ``ratio``: ``rvm.downsample_ratio`` (0 = automatic; OpenVINO int8 checks at
     configure that a model was derived for a fixed one); ``half``: TorchScript in fp16
     (the GPU check); ``io_binding``: run ONNX Runtime through I/O binding even on the
-    CPU; ``full_zero_state``: start from full-size zero tensors instead of [1, 1, 1, 1].
+    CPU; ``full_zero_state``: start from full-size zero tensors instead of [1, 1, 1, 1];
+    ``batch_max``: most frames of a shared runner's batch (``rvm.batch_max``).
     """
 
     threads: int = 0
@@ -87,6 +88,7 @@ class Options:
     half: bool = False
     io_binding: bool = False
     full_zero_state: bool = False
+    batch_max: int = 4
 
 
 class Runner:
@@ -179,11 +181,15 @@ class Batcher:
     it done and returns.  Every camera has at most one frame pending (its worker waits
     for it), so a batch holds at most one frame per camera, and a frame waits for at
     most the batch in progress plus the batches of other sizes queued before it.
+    ``batch_max`` bounds a batch (its own frame first, then the longest waiting ones;
+    the rest wait for the next turn): on the CPU a batch costs about as much time as
+    its frames one by one, while its working memory grows with it.
     Runners that are not ``batchable`` run each frame on its own, in the same order.
     """
 
-    def __init__(self, runner: Runner):
+    def __init__(self, runner: Runner, batch_max: int = 4):
         self.runner = runner
+        self.batch_max = max(1, int(batch_max))
         self.session = shared_models.FairLock()
         self._lock = threading.Lock()   # guards _pending
         self._pending: List[_Request] = []
@@ -199,8 +205,10 @@ class Batcher:
         with self.session:
             if not request.done:
                 with self._lock:
-                    if self.runner.batchable:
-                        batch = [r for r in self._pending if r.key == request.key]
+                    if self.runner.batchable and self.batch_max > 1:
+                        others = [r for r in self._pending
+                                  if r.key == request.key and r is not request]
+                        batch = [request] + others[:self.batch_max - 1]
                     else:
                         batch = [request]
                     self._pending = [r for r in self._pending if r not in batch]
@@ -341,5 +349,7 @@ def create(runtime: str, backend: str, model: ModelFile, options: Options,
     if cache is None or not cls.shareable:
         return cls(model, backend, options)
     lease = cache.acquire(('rvm', runtime, cls.__module__, cls.__name__, backend, model,
-                           options), lambda: Batcher(cls(model, backend, options)), _close_batcher)
+                           options),
+                          lambda: Batcher(cls(model, backend, options), options.batch_max),
+                          _close_batcher)
     return SharedRunner(lease)
