@@ -74,10 +74,6 @@ def test_targets_are_ratios_at_the_largest_count_for_rvm_only():
 
 
 def test_camera_summary_counts_only_frames_stamped_in_the_window():
-    class _Pub:
-        def get_subscription_count(self):
-            return 1
-
     camera = camera_rig.Camera.__new__(camera_rig.Camera)
     camera.namespace = '/c0'
     camera.sent = [5, 10, 20, 30, 40]

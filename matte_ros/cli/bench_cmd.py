@@ -80,7 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              'written into --out, the rest of it kept'
                              % multi_bench.DEFAULT_SEGMENTERS)
     parser.add_argument('--camera-rate', type=float, default=15.0, metavar='HZ',
-                        help='with --cameras: each camera\'s frame rate')
+                        help="with --cameras: each camera's frame rate")
     parser.add_argument('--warmup', type=float, default=5.0, metavar='S',
                         help='with --cameras: seconds sent before the measured window')
     parser.add_argument('--out', default='docs/benchmarks.md', help='markdown report')

@@ -9,8 +9,7 @@ stamped with its publish time, so a composite's latency is its receipt time minu
 stamp (one clock, this process's).  One rig feeds every layout under test (one process
 for all cameras, or one process per camera), so its own cost is the same in both::
 
-    python -m matte_ros.measure.camera_rig --namespaces /cam0 /cam1 --rate 15 \\
-        --size 640x480 --warmup 5 --seconds 20 --out rig.json
+    python -m matte_ros.measure.camera_rig --namespaces /cam0 /cam1 --out rig.json
 
 It first primes each camera (its first frame every 0.25 s until that camera's composite
 arrives: the node has then matched the publisher and is active), then sends ``--warmup``

@@ -300,7 +300,7 @@ def markdown(results: Dict[str, Any], meta: Dict[str, Any]) -> str:
              'of warm-up, then %.0f s measured.  *one process*: `matte_multi_node`, the '
              'model loaded once; *per camera*: one `matte_node` each.  fps: composites of '
              'frames sent in the window, per second; latency: header stamp (publish time) '
-             'to receipt of the composite.  RSS: sum of the node processes\' `VmRSS` '
+             "to receipt of the composite.  RSS: sum of the node processes' `VmRSS` "
              '(shared libraries counted in each), PSS: the same with shared pages split '
              '(`smaps_rollup`), both mean over the window; CPU %%: 100 = one core.'
              % (results['rate_hz'], results['warmup'], results['seconds']), '',

@@ -383,7 +383,7 @@ SPEC = SegmenterSpec(
               choices=(FP32, rvm_runner.INT8), reload=True),
         Param('rvm.batch_max', INT, 4,
               'rvm with several cameras in one process (matte_multi_node, ONNX Runtime '
-              'CPU): at most this many cameras\' frames run as one batch (memory grows '
+              "CPU): at most this many cameras' frames run as one batch (memory grows "
               'with the batch; 1 = one frame per call).',
               low=1, high=16, reload=True),
         # rvm on backend tensorrt
