@@ -202,7 +202,8 @@ def check_writable(directory: str, what: str) -> str:
     path = os.path.abspath(os.path.expanduser(directory))
     real = os.path.realpath(path)
     via = ' (it resolves to %s)' % cut(real) if real != path else ''
-    if safe_files.in_pseudo_fs(real):
+    if any(path == r or path.startswith(r + os.sep) for r in safe_files.PSEUDO_ROOTS) \
+            or safe_files.in_pseudo_fs(real):
         raise ModelError('%s %s lies in /proc, /sys or /dev%s: files are written only '
                          'inside the model cache %s' % (what, shown, via, cache_root()))
     root = os.path.realpath(cache_root())
