@@ -62,8 +62,8 @@ def test_every_hostile_value_is_refused_when_set_naming_the_parameter(tmp_path, 
 
 
 def test_the_reasons_say_why(tmp_path, cache):
-    reasons = dict((label, rvm_module.engine_cache_refusal(value))
-                   for label, value in hostile_values(tmp_path, cache))
+    reasons = {label: rvm_module.engine_cache_refusal(value)
+               for label, value in hostile_values(tmp_path, cache)}
     assert 'lies outside the model cache %s' % cache in reasons['outside the cache']
     assert 'it resolves to %s' % (tmp_path / 'outside' / 'engines') in \
         reasons['a symlink out of the cache']
@@ -129,8 +129,7 @@ def rvm_values(**extra):
     return values
 
 
-def test_rvm_on_tensorrt_refuses_an_engine_cache_that_leads_out(monkeypatch, tmp_path,
-                                                               cache):
+def test_rvm_on_tensorrt_refuses_an_engine_cache_that_leads_out(monkeypatch, tmp_path, cache):
     standins.claim_gpu_providers(monkeypatch)
     outside = tmp_path / 'outside'
     outside.mkdir()

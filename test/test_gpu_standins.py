@@ -321,9 +321,9 @@ def test_strict_tensorrt_whose_build_fails_refuses_every_frame(monkeypatch, tmp_
     standins.claim_gpu_providers(monkeypatch)
     # the configure-time probe is what refuses first; here the runner is built directly
     model = rvm_runner.ModelFile(shared_path('models', 'rvm_mobilenetv3_fp32.onnx'), '')
+    engines = str(tmp_path / 'matte_ros' / 'engines')
     runner = rvm_tensorrt.TensorrtRunner(
-        model, 'tensorrt', rvm_runner.Options(strict=True,
-                                              engine_cache=str(tmp_path / 'matte_ros' / 'engines')))
+        model, 'tensorrt', rvm_runner.Options(strict=True, engine_cache=engines))
     runner.prepare(180, 320, 1.0)
     assert runner.wait(120)
     for _ in range(2):
