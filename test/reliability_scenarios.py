@@ -113,7 +113,7 @@ class Outcome:
     What one scenario measured, and which promises it found broken.
 
     ``checks`` maps each named check made to its failures (empty: it held);
-    ``problems`` lists every failure in the order found.  ``declared``: the names the
+    ``problems`` lists every failure in the order found, after its check's name.  ``declared``: the names the
     scenario may use (:data:`CHECKS`); another name is a bug in the scenario.
     """
 
@@ -133,7 +133,7 @@ class Outcome:
         failures = self.checks.setdefault(name, [])
         if not ok:
             failures.append(problem)
-            self.problems.append(problem)
+            self.problems.append('%s: %s' % (name, problem))
         return ok
 
     @property

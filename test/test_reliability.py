@@ -3,8 +3,9 @@ Robustness: bad input, lifecycle churn, a soak, faults, signals, security.
 
 The DDS tests run the scenarios of ``reliability_scenarios`` (beside this file) at reduced size
 (``REDUCED``) against the node in its own process; ``make reliability`` runs the same
-code at full size and writes docs/reliability.md.  A scenario fails by naming the
-promise it found broken.  The other tests check the pieces without a ROS graph:
+code at full size and writes docs/reliability.md.  Each scenario runs once; every check
+it names (``reliability_scenarios.CHECKS``) is a test of its own, which fails with the
+broken promise's message.  The other tests check the pieces without a ROS graph:
 malformed messages, real ``sensor_msgs/Image`` objects under hypothesis, the rejection
 table, the /proc probe, the source audit and model checksums.
 """
@@ -216,7 +217,7 @@ def test_a_named_check_records_each_failure_and_refuses_undeclared_names():
     out.check('broken', True, 'not shown')
     out.check('broken', False, 'second time')
     assert out.checks == {'held': [], 'broken': ['first time', 'second time']}
-    assert out.problems == ['first time', 'second time'] and not out.passed
+    assert out.problems == ['broken: first time', 'broken: second time'] and not out.passed
     with pytest.raises(KeyError, match='not declared'):
         out.check('typo', True, '')
 
