@@ -113,8 +113,9 @@ class Outcome:
     What one scenario measured, and which promises it found broken.
 
     ``checks`` maps each named check made to its failures (empty: it held);
-    ``problems`` lists every failure in the order found, after its check's name.  ``declared``: the names the
-    scenario may use (:data:`CHECKS`); another name is a bug in the scenario.
+    ``problems`` lists every failure in the order found, after its check's name.
+    ``declared``: the names the scenario may use (:data:`CHECKS`); another name is a bug
+    in the scenario.
     """
 
     name: str
