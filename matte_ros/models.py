@@ -23,9 +23,10 @@ entry, opened without blocking) of at most :data:`MAX_MODEL_BYTES`, and a file w
 differs from the wanted model's is refused unread.  A file that is not the wanted model
 is reported as "checksum does not match": its digest never appears in a reply or log.
 Files are written only inside the model cache, the user's ``…/matte_ros`` cache folder
-(:func:`cache_root`; created with mode 0700).  A ``models.model_dir`` outside it is read,
-never written: :func:`locate` does not fetch into it (``matte-ros models fetch --dir``,
-run by the user, may).
+(:func:`cache_root`; created with mode 0700; :func:`make_writable`, also used for
+``tensorrt.engine_cache``, follows no symlink out of it).  A ``models.model_dir`` outside
+it is read, never written: :func:`locate` does not fetch into it (``matte-ros models
+fetch --dir``, run by the user, may).
 """
 
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -181,6 +183,80 @@ def inside_cache(directory: str) -> bool:
     root = os.path.realpath(cache_root())
     real = os.path.realpath(directory)
     return real == root or real.startswith(root + os.sep)
+
+
+def check_writable(directory: str, what: str) -> str:
+    """
+    Return ``directory`` resolved (symlinks followed) when files may be written there.
+
+    Files are written only inside the model cache (:func:`cache_root`, a folder of this
+    user's, mode 0700).  Refused with a :class:`ModelError` that names ``what`` (the
+    parameter): an empty path, one that resolves into /proc, /sys or /dev or outside the
+    cache (a symlink that leads out included), and one below an existing entry that is
+    not a directory, belongs to another user or is writable by others.  Reads and
+    creates nothing.
+    """
+    if not directory:
+        raise ModelError('%s is empty' % what)
+    shown = cut(directory)
+    path = os.path.abspath(os.path.expanduser(directory))
+    real = os.path.realpath(path)
+    via = ' (it resolves to %s)' % cut(real) if real != path else ''
+    if any(path == r or path.startswith(r + os.sep) for r in safe_files.PSEUDO_ROOTS) \
+            or safe_files.in_pseudo_fs(real):
+        raise ModelError('%s %s lies in /proc, /sys or /dev%s: files are written only '
+                         'inside the model cache %s' % (what, shown, via, cache_root()))
+    root = os.path.realpath(cache_root())
+    if real != root and not real.startswith(root + os.sep):
+        raise ModelError('%s %s lies outside the model cache %s%s: files are written only '
+                         'inside it' % (what, shown, cache_root(), via))
+    current = root
+    for part in [''] + ([] if real == root else os.path.relpath(real, root).split(os.sep)):
+        current = os.path.join(current, part) if part else current
+        try:
+            info = os.stat(current)
+        except FileNotFoundError:
+            break   # created by make_writable, with mode 0700
+        except OSError as exc:
+            raise ModelError('%s %s: cannot inspect %s: %s'
+                             % (what, shown, cut(current), exc.strerror))
+        if not stat.S_ISDIR(info.st_mode):
+            raise ModelError('cannot create %s %s: %s is not a directory'
+                             % (what, shown, cut(current)))
+        if info.st_uid != os.geteuid() or info.st_mode & 0o002:
+            raise ModelError('%s %s: %s belongs to another user or is writable by others: '
+                             'files are written only in folders of this user'
+                             % (what, shown, cut(current)))
+    return real
+
+
+def make_writable(directory: str, what: str) -> str:
+    """
+    Create ``directory`` inside the model cache (each new folder mode 0700); return it.
+
+    Checked with :func:`check_writable` before and again after the folders are made (a
+    symlink swapped in meanwhile is refused); the resolved path is returned.  Raises
+    :class:`ModelError` naming ``what``.
+    """
+    real = check_writable(directory, what)
+    root = os.path.realpath(cache_root())
+    parts = [] if real == root else os.path.relpath(real, root).split(os.sep)
+    try:
+        os.makedirs(os.path.dirname(root), exist_ok=True)   # ~/.cache: the user's own
+        current = root
+        for part in [''] + parts:
+            current = os.path.join(current, part) if part else current
+            try:
+                os.mkdir(current, 0o700)
+            except FileExistsError:
+                pass
+    except OSError as exc:
+        raise ModelError('cannot create %s %s: %s' % (what, cut(directory), exc.strerror))
+    if check_writable(directory, what) != real or not os.path.isdir(real):
+        raise ModelError('%s %s changed while it was created' % (what, cut(directory)))
+    if not os.access(real, os.W_OK | os.X_OK):
+        raise ModelError('%s %s is not a writable directory' % (what, cut(directory)))
+    return real
 
 
 def model_dir(config) -> str:
@@ -351,6 +427,9 @@ def _ensure_dir(directory: str, anywhere: bool = False) -> None:
             'model directory %s lies outside the model cache %s: files are written only '
             'inside it (fill that directory with `matte-ros models fetch --dir %s`, or '
             'leave models.model_dir empty)' % (cut(directory), cache_root(), cut(directory)))
+    if not anywhere:
+        make_writable(directory, 'model directory')
+        return
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as exc:

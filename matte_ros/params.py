@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dataclasses import field
 import functools
 from typing import Any
+from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
@@ -53,7 +54,9 @@ class Param:
     ``reload`` marks parameters whose change needs a new segmenter (built beside the old
     one, which keeps serving until the new one is ready).  ``read_only`` ones are fixed
     at node start (QoS, topics).  ``ros`` ones are settings of the ROS layer only
-    (topics, QoS, transports): they never enter the core's :class:`Config`.
+    (topics, QoS, transports): they never enter the core's :class:`Config`.  ``check``
+    refuses values the type and range allow but the filesystem does not (a path
+    parameter's rule, e.g. ``tensorrt.engine_cache``).
     """
 
     name: str
@@ -69,6 +72,8 @@ class Param:
     odd: bool = False
     length: Optional[int] = None
     ros: bool = False
+    #: Extra check of a valid value (a path's rule): returns the refusal's reason, or ''.
+    check: Optional[Callable[[Any], str]] = None
 
     def range_text(self) -> str:
         """Human-readable range, for the README table and error messages."""
@@ -285,6 +290,9 @@ def validate(name: str, value: Any) -> Any:
         raise ParamError('%s must be ≤ %s, got %s' % (name, spec.high, shown))
     if spec.odd and value % 2 == 0:
         raise ParamError('%s must be odd, got %s' % (name, shown))
+    refusal = spec.check(value) if spec.check is not None else ''
+    if refusal:
+        raise ParamError(refusal)
     return value
 
 

@@ -24,7 +24,8 @@ class UnsafeFileError(ValueError):
     """A path that is not a regular file, cannot be opened, or is too large."""
 
 
-def _pseudo(path: str) -> bool:
+def in_pseudo_fs(path: str) -> bool:
+    """Tell whether ``path`` (symlinks resolved) lies in ``/proc``, ``/sys`` or ``/dev``."""
     real = os.path.realpath(path)
     return any(real == root or real.startswith(root + os.sep) for root in PSEUDO_ROOTS)
 
@@ -39,7 +40,7 @@ def open_regular(path: str, max_bytes: int, what: str = 'file') -> BinaryIO:
     shown = cut(path)
     if not path:
         raise UnsafeFileError('%s is empty' % what)
-    if _pseudo(path):
+    if in_pseudo_fs(path):
         raise UnsafeFileError('%s %s lies in %s: not a regular file'
                               % (what, shown, '/'.join(r.strip('/') for r in PSEUDO_ROOTS)))
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_NOCTTY', 0) | \

@@ -30,6 +30,7 @@ from typing import Callable
 from typing import Dict
 from typing import List
 from typing import Optional
+from typing import Tuple
 
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import GetState
@@ -66,20 +67,74 @@ FULL = {'messages': 10000, 'cycles': 200, 'soak_frames': 50000, 'storm_seconds':
 REDUCED = {'messages': 2000, 'cycles': 15, 'soak_frames': 800, 'storm_seconds': 2.0}
 
 
+#: The promises each scenario checks, by its key in :func:`plan`: every check a scenario
+#: makes is named here, and test/test_reliability.py asserts each one as its own test.
+#: A check made more than once (once per state, signal, file or attack) holds when it
+#: held every time; its failures say which.
+CHECKS: Dict[str, Tuple[str, ...]] = {
+    'bad_input': (
+        'first frame answered', 'node alive', 'valid frames answered',
+        'every message received', 'every bad message counted', 'reasons add up',
+        'last reason in diagnostics', 'max_pixels named', 'no output from bad messages',
+        'valid frames processed', 'log throttled', 'RSS flat', 'five reason kinds or more'),
+    'lifecycle': ('every cycle succeeds', 'node alive', 'RSS flat', 'threads back',
+                  'fds back'),
+    'shutdown': ('reaches each state', 'shutdown finalizes', 'node alive',
+                 'SIGINT exits 0 in time'),
+    'signals': ('processes before the signal', 'exit code 0', 'exits in time'),
+    'soak': ('node alive', 'never stuck', 'every frame received', 'outputs match processed',
+             'RSS flat'),
+    'model_files': ('takes the cache folder', 'configure fails', 'node alive',
+                    'back in unconfigured', 'log says what and where',
+                    'configure succeeds once fixed'),
+    'segmenter_exception': (
+        'first frame answered', 'frame after the fault answered', 'next frame answered',
+        'no output for the faulty frame', 'fault counted once', 'other frames processed',
+        'last failure in diagnostics', 'node alive'),
+    'publisher_restart': ('first publisher served', 'outputs resume', 'node alive'),
+    'parameter_storm': (
+        'node alive', 'every request answered', 'every answer right', 'frames flow',
+        'both kinds sent', 'holds the last accepted values',
+        'composite shows the last colour'),
+    'hostile': (
+        'every attack answered', 'get_state answers in time', 'refused with its reason',
+        'replies short', 'frames flow after each', 'RSS flat', 'no foreign sha256 given out',
+        'nothing written outside the cache', 'log lines short',
+        'slow reload refused with its download error',
+        'slow reload answers after its download', 'get_state answers during the slow reload',
+        'frames served during the slow reload'),
+    'security': ('the package audited', 'no unpickling or shell'),
+}
+
+
 @dataclass
 class Outcome:
-    """What one scenario measured, and which promises it found broken."""
+    """
+    What one scenario measured, and which promises it found broken.
+
+    ``checks`` maps each named check made to its failures (empty: it held);
+    ``problems`` lists every failure in the order found, after its check's name.
+    ``declared``: the names the scenario may use (:data:`CHECKS`); another name is a bug
+    in the scenario.
+    """
 
     name: str
     figures: Dict[str, Any] = field(default_factory=dict)
     problems: List[str] = field(default_factory=list)
     skipped: str = ''
     seconds: float = 0.0
+    declared: Tuple[str, ...] = ()
+    checks: Dict[str, List[str]] = field(default_factory=dict)
 
-    def check(self, ok: bool, problem: str) -> bool:
-        """Record ``problem`` unless ``ok``; return ``ok``."""
+    def check(self, name: str, ok: bool, problem: str) -> bool:
+        """Record the check ``name``: held, or broken with ``problem``; return ``ok``."""
+        if self.declared and name not in self.declared:
+            raise KeyError('check %r of scenario %r is not declared in CHECKS'
+                           % (name, self.name))
+        failures = self.checks.setdefault(name, [])
         if not ok:
-            self.problems.append(problem)
+            failures.append(problem)
+            self.problems.append('%s: %s' % (name, problem))
         return ok
 
     @property
@@ -143,7 +198,7 @@ def bad_input(bench: Bench, messages: int = 10000, seed: int = 0, max_pixels: in
     (the node still works), and since one publisher's messages arrive in order it also
     marks that every earlier bad message went through the node's input check.
     """
-    out = Outcome('bad input')
+    out = Outcome('bad input', declared=CHECKS['bad_input'])
     node = bench.start({'segmenter': 'framediff', 'qos.input_reliability': 'reliable',
                         'qos.depth': 100, 'diagnostics_period': 0.1,
                         'max_pixels': max_pixels}, input_reliable=True, depth=100)
@@ -151,7 +206,7 @@ def bad_input(bench: Bench, messages: int = 10000, seed: int = 0, max_pixels: in
     good = textured_frames(2, 48, 64)
     sec = 1
     node.send(good[0], sec)
-    out.check(node.wait_output(sec), 'the first valid frame got no output')
+    out.check('first frame answered', node.wait_output(sec), 'the first valid frame got no output')
     before = node.usage()
     bad = valid = missed = 0
     start = time.monotonic()
@@ -180,27 +235,38 @@ def bad_input(bench: Bench, messages: int = 10000, seed: int = 0, max_pixels: in
                if k.startswith('rejected[')}
     log_lines = node.output().count('rejected image:')
     alive = node.alive()
-    out.check(alive, 'the node died:\n' + node.log_tail())
-    out.check(missed == 0, '%d of %d valid frames after bad ones got no output'
+    out.check('node alive', alive, 'the node died:\n' + node.log_tail())
+    out.check('valid frames answered',
+              missed == 0, '%d of %d valid frames after bad ones got no output'
               % (missed, valid))
-    out.check(node.counter('received') == total, 'node received %d messages, %d were sent'
+    out.check('every message received',
+              node.counter('received') == total, 'node received %d messages, %d were sent'
               % (node.counter('received'), total))
-    out.check(node.counter('rejected') == bad, 'node counted %d rejections for %d bad '
+    out.check('every bad message counted',
+              node.counter('rejected') == bad, 'node counted %d rejections for %d bad '
               'messages' % (node.counter('rejected'), bad))
-    out.check(sum(reasons.values()) == bad, 'rejection reasons add up to %d, not %d: %s'
+    out.check('reasons add up',
+              sum(reasons.values()) == bad, 'rejection reasons add up to %d, not %d: %s'
               % (sum(reasons.values()), bad, reasons))
-    out.check(bool(diag.get('last_reject_reason')), 'no last_reject_reason in diagnostics')
+    out.check('last reason in diagnostics',
+              bool(diag.get('last_reject_reason')), 'no last_reject_reason in diagnostics')
     by_limit = sum(n for k, n in reasons.items() if 'max_pixels' in k)
-    out.check(by_limit >= over_limit, '%d refusals name max_pixels, %d well-formed images '
+    out.check('max_pixels named',
+              by_limit >= over_limit, '%d refusals name max_pixels, %d well-formed images '
               'above it were sent' % (by_limit, over_limit))
-    out.check(not node.got(0), 'a malformed message produced an output')
-    out.check(node.counter('processed') == valid + 1, 'processed %d of %d valid frames'
+    out.check('no output from bad messages',
+              not node.got(0), 'a malformed message produced an output')
+    out.check('valid frames processed',
+              node.counter('processed') == valid + 1, 'processed %d of %d valid frames'
               % (node.counter('processed'), valid + 1))
     allowed = int(elapsed / LOG_THROTTLE) + 3
-    out.check(log_lines <= allowed, '%d rejection log lines in %.0f s: not throttled'
+    out.check('log throttled',
+              log_lines <= allowed, '%d rejection log lines in %.0f s: not throttled'
               % (log_lines, elapsed))
     growth = _growth_mb(before, after)
-    out.check(growth <= RSS_LIMIT_MB, 'RSS grew by %.1f MB' % growth)
+    out.check('RSS flat', growth <= RSS_LIMIT_MB, 'RSS grew by %.1f MB' % growth)
+    out.check('five reason kinds or more', len(reasons) >= 5,
+              'only %d kinds of rejection reasons: %s' % (len(reasons), sorted(reasons)))
     out.figures.update({
         'malformed messages sent': bad, 'valid frames between them': valid + 1,
         'rejected (counted)': node.counter('rejected'), 'reason kinds': len(reasons),
@@ -233,7 +299,7 @@ def lifecycle_cycles(bench: Bench, cycles: int = 200, warmup: int = 3) -> Outcom
     (first imports, allocator pools); open fds must come back exactly, threads within
     the executor's lazily started pool (:data:`POOL_HEADROOM`).
     """
-    out = Outcome('lifecycle cycles')
+    out = Outcome('lifecycle cycles', declared=CHECKS['lifecycle'])
     node = bench.start({'segmenter': 'bgsub', 'qos.input_reliability': 'reliable',
                         'qos.depth': 10}, input_reliable=True)
     frame = textured_frames(1, 120, 160)[0]
@@ -252,7 +318,8 @@ def lifecycle_cycles(bench: Bench, cycles: int = 200, warmup: int = 3) -> Outcom
         for transition in ('deactivate', 'cleanup'):
             steps.append((transition, node.lifecycle.change_state(transition)))
         failed = [name for name, ok in steps if not ok]
-        if not out.check(not failed, 'cycle %d: %s failed' % (i + 1, ', '.join(failed))):
+        if not out.check('every cycle succeeds',
+                         not failed, 'cycle %d: %s failed' % (i + 1, ', '.join(failed))):
             break
         done += 1
         threads.append(process_probe.threads(node.pid))
@@ -263,11 +330,13 @@ def lifecycle_cycles(bench: Bench, cycles: int = 200, warmup: int = 3) -> Outcom
     final = _settle(node, baseline) if baseline else node.usage()
     baseline = baseline or final
     growth = _growth_mb(baseline, final)
-    out.check(node.alive(), 'the node died:\n' + node.log_tail())
-    out.check(growth <= RSS_LIMIT_MB, 'RSS grew by %.1f MB over %d cycles' % (growth, done))
-    out.check(final.threads <= baseline.threads + POOL_HEADROOM, 'threads: %d after, %d at '
+    out.check('node alive', node.alive(), 'the node died:\n' + node.log_tail())
+    out.check('RSS flat',
+              growth <= RSS_LIMIT_MB, 'RSS grew by %.1f MB over %d cycles' % (growth, done))
+    out.check('threads back',
+              final.threads <= baseline.threads + POOL_HEADROOM, 'threads: %d after, %d at '
               'baseline' % (final.threads, baseline.threads))
-    out.check(final.fds == baseline.fds, 'open fds: %d after, %d at baseline'
+    out.check('fds back', final.fds == baseline.fds, 'open fds: %d after, %d at baseline'
               % (final.fds, baseline.fds))
     out.figures.update({
         'cycles': done, 'RSS baseline (MB)': round(baseline.rss_mb(), 1),
@@ -299,7 +368,7 @@ def _wait_exit(node: LiveNode, limit: float, feed: Optional[Callable[[], None]] 
 
 def shutdown_every_state(bench: Bench) -> Outcome:
     """Shut down from unconfigured, inactive and active (processing); then SIGINT exits 0."""
-    out = Outcome('shutdown from every state')
+    out = Outcome('shutdown from every state', declared=CHECKS['shutdown'])
     frame = textured_frames(1, 120, 160)[0]
     for state, transition in SHUTDOWN.items():
         node = bench.start({'segmenter': 'framediff'})
@@ -314,13 +383,16 @@ def shutdown_every_state(bench: Bench) -> Outcome:
         reached = node.lifecycle.state()
         ok = node.lifecycle.change_state(transition)
         final = node.lifecycle.state() if node.alive() else 'dead'
-        out.check(reached == state, 'could not reach %s (got %s)' % (state, reached))
-        out.check(ok and final == 'finalized', 'shutdown from %s: success=%s, state %s'
+        out.check('reaches each state',
+                  reached == state, 'could not reach %s (got %s)' % (state, reached))
+        out.check('shutdown finalizes',
+                  ok and final == 'finalized', 'shutdown from %s: success=%s, state %s'
                   % (state, ok, final))
-        out.check(node.alive(), 'the node died on shutdown from %s' % state)
+        out.check('node alive', node.alive(), 'the node died on shutdown from %s' % state)
         node.process.proc.send_signal(signal.SIGINT)
         code, seconds = _wait_exit(node, EXIT_LIMIT)
-        out.check(code == 0 and seconds <= EXIT_LIMIT, 'after shutdown from %s, SIGINT: '
+        out.check('SIGINT exits 0 in time',
+                  code == 0 and seconds <= EXIT_LIMIT, 'after shutdown from %s, SIGINT: '
                   'exit code %s after %.1f s\n%s' % (state, code, seconds, node.log_tail()))
         out.figures['from %s: exit after SIGINT (s)' % state] = round(seconds, 2)
         node.stop()
@@ -336,7 +408,7 @@ def signals(bench: Bench, signums=(signal.SIGINT, signal.SIGTERM)) -> Outcome:
     frame in progress finish before it exits, so the exit time is the rest of one
     inference plus the teardown.
     """
-    out = Outcome('SIGINT/SIGTERM while processing')
+    out = Outcome('SIGINT/SIGTERM while processing', declared=CHECKS['signals'])
     model = shared_model(RVM_MODEL)
     params = {'segmenter': 'rvm', 'models.model_path': model, 'models.auto_fetch': False,
               'diagnostics_period': 0.2} if model else {'segmenter': 'bgsub',
@@ -362,12 +434,13 @@ def signals(bench: Bench, signums=(signal.SIGINT, signal.SIGTERM)) -> Outcome:
             node.spin(0.05)
         busy = (float(node.diagnostics.get('mean_processing_ms', 0))
                 * float(node.diagnostics.get('output_rate_hz', 0)) / 1000.0)
-        out.check(node.counter('processed') >= 3, '%s: the node processed nothing before '
+        out.check('processes before the signal',
+                  node.counter('processed') >= 3, '%s: the node processed nothing before '
                   'the signal' % name)
         node.process.proc.send_signal(signum)
         code, seconds = _wait_exit(node, EXIT_LIMIT, feed)
-        out.check(code == 0, '%s: exit code %s\n%s' % (name, code, node.log_tail()))
-        out.check(seconds <= EXIT_LIMIT, '%s: exit took %.1f s' % (name, seconds))
+        out.check('exit code 0', code == 0, '%s: exit code %s\n%s' % (name, code, node.log_tail()))
+        out.check('exits in time', seconds <= EXIT_LIMIT, '%s: exit took %.1f s' % (name, seconds))
         out.figures['%s exit code' % name] = code
         out.figures['%s exit (s)' % name] = round(seconds, 2)
         out.figures['%s busy fraction before' % name] = round(min(busy, 1.0), 2)
@@ -387,7 +460,7 @@ def soak(bench: Bench, frames: int = 50000, height: int = 240, width: int = 320,
     every topic, no output gap longer than ``stall`` s (a stuck worker), resident memory
     flat after the first tenth (≤ :data:`RSS_LIMIT_MB`).
     """
-    out = Outcome('soak %dx%d' % (width, height))
+    out = Outcome('soak %dx%d' % (width, height), declared=CHECKS['soak'])
     node = bench.start({'segmenter': segmenter, 'qos.input_reliability': 'reliable',
                         'qos.output_reliability': 'reliable', 'qos.depth': 100},
                        input_reliable=True, depth=10)
@@ -424,18 +497,21 @@ def soak(bench: Bench, frames: int = 50000, height: int = 240, width: int = 320,
         timeout=30.0)
     processed = node.counter('processed')
     node.spin(30.0, lambda: all(c >= processed for c in node.counts.values()))
-    out.check(node.alive(), 'the node died:\n' + node.log_tail())
-    out.check(not stuck, 'no output for %.0f s after %d frames: worker stuck' % (stall, sent))
-    out.check(node.counter('received') == sent, 'node received %d of %d frames'
+    out.check('node alive', node.alive(), 'the node died:\n' + node.log_tail())
+    out.check('never stuck',
+              not stuck, 'no output for %.0f s after %d frames: worker stuck' % (stall, sent))
+    out.check('every frame received',
+              node.counter('received') == sent, 'node received %d of %d frames'
               % (node.counter('received'), sent))
     for topic, count in node.counts.items():
-        out.check(count == processed, '%d %s outputs for %d processed frames'
+        out.check('outputs match processed',
+                  count == processed, '%d %s outputs for %d processed frames'
                   % (count, topic, processed))
     after_warm = [u for n, u in usage if n >= warm]
     growth = 0.0
     if after_warm:
         growth = (max(u.rss_kb for u in after_warm) - after_warm[0].rss_kb) / 1024.0
-    out.check(growth <= RSS_LIMIT_MB, 'RSS grew by %.1f MB after warm-up' % growth)
+    out.check('RSS flat', growth <= RSS_LIMIT_MB, 'RSS grew by %.1f MB after warm-up' % growth)
     out.figures.update({
         'frames sent': sent, 'processed': processed, 'dropped': node.counter('dropped'),
         'failed': node.counter('failed'),
@@ -459,7 +535,7 @@ def model_files(bench: Bench, work_dir: str) -> Outcome:
     model as the file of the wrong shape.  After each failure the node must still be
     up and unconfigured; once the right file is in place, configure succeeds.
     """
-    out = Outcome('broken model files')
+    out = Outcome('broken model files', declared=CHECKS['model_files'])
     good_src, wrong_src = shared_model(SELFIE_MODEL), shared_model(SELFIE_LANDSCAPE)
     if not (good_src and wrong_src):
         out.skipped = 'needs ../shared/models/%s and %s' % (SELFIE_MODEL, SELFIE_LANDSCAPE)
@@ -483,7 +559,8 @@ def model_files(bench: Bench, work_dir: str) -> Outcome:
         if where != path:
             results = node.lifecycle.set_parameters({'models.model_path': '',
                                                      'models.model_dir': cache})
-            out.check(all(ok for ok, _ in results), 'could not point the node at the cache: '
+            out.check('takes the cache folder',
+                      all(ok for ok, _ in results), 'could not point the node at the cache: '
                       '%s' % results)
         if content is None:
             if os.path.exists(where):
@@ -496,17 +573,20 @@ def model_files(bench: Bench, work_dir: str) -> Outcome:
         node.spin(0.5)
         log = node.output()[logged:]
         line = next((x for x in log.splitlines() if 'configure failed' in x), '')
-        out.check(not ok, '%s: configure succeeded' % label)
-        out.check(node.alive(), '%s: the node died' % label)
-        out.check(node.alive() and node.lifecycle.state() == 'unconfigured',
+        out.check('configure fails', not ok, '%s: configure succeeded' % label)
+        out.check('node alive', node.alive(), '%s: the node died' % label)
+        out.check('back in unconfigured',
+                  node.alive() and node.lifecycle.state() == 'unconfigured',
                   '%s: not back in unconfigured' % label)
-        out.check(where in line and what in line, '%s: the log line does not say what (%r) '
+        out.check('log says what and where',
+                  where in line and what in line, '%s: the log line does not say what (%r) '
                   'and where (%s): %r' % (label, what, where, line))
         out.figures['%s → configure' % label] = 'FAILURE' if not ok else 'SUCCESS'
         with open(where, 'wb') as stream:   # fix the file
             stream.write(good)
         fixed = node.lifecycle.change_state('configure')
-        out.check(fixed, '%s: configure failed after the file was fixed:\n%s'
+        out.check('configure succeeds once fixed',
+                  fixed, '%s: configure failed after the file was fixed:\n%s'
                   % (label, node.log_tail()))
         out.figures['%s, fixed → configure' % label] = 'SUCCESS' if fixed else 'FAILURE'
         if fixed:
@@ -539,7 +619,7 @@ def segmenter_exception(bench: Bench) -> Outcome:
     The fault is real, not injected: RVM's encoder cannot take a 1×1000 frame (the
     automatic downsample ratio makes its height 0 and ONNX Runtime raises).
     """
-    out = Outcome('exception in the segmenter')
+    out = Outcome('exception in the segmenter', declared=CHECKS['segmenter_exception'])
     model = shared_model(RVM_MODEL)
     if not model:
         out.skipped = 'needs ../shared/models/%s' % RVM_MODEL
@@ -554,21 +634,27 @@ def segmenter_exception(bench: Bench) -> Outcome:
     frames = textured_frames(3, 120, 160)
     thin = textured_frames(1, 1, 1000)[0]
     node.send(frames[0], 1)
-    out.check(node.wait_output(1, timeout=60.0), 'no output for the first frame')
+    out.check('first frame answered',
+              node.wait_output(1, timeout=60.0), 'no output for the first frame')
     node.send(thin, 2)
     node.wait_diagnostics(lambda n: n.counter('failed') >= 1, timeout=30.0)
     node.send(frames[1], 3)
-    out.check(node.wait_output(3, timeout=60.0), 'no output after the failing frame')
+    out.check('frame after the fault answered',
+              node.wait_output(3, timeout=60.0), 'no output after the failing frame')
     node.send(frames[2], 4)
-    out.check(node.wait_output(4, timeout=60.0), 'no output for the frame after that')
+    out.check('next frame answered',
+              node.wait_output(4, timeout=60.0), 'no output for the frame after that')
     node.wait_diagnostics(lambda n: n.counter('processed') >= 3)
-    out.check(not node.got(2), 'the failing frame produced an output')
-    out.check(node.counter('failed') == 1, 'failed = %d, expected 1' % node.counter('failed'))
-    out.check(node.counter('processed') == 3, 'processed = %d, expected 3'
+    out.check('no output for the faulty frame',
+              not node.got(2), 'the failing frame produced an output')
+    out.check('fault counted once',
+              node.counter('failed') == 1, 'failed = %d, expected 1' % node.counter('failed'))
+    out.check('other frames processed',
+              node.counter('processed') == 3, 'processed = %d, expected 3'
               % node.counter('processed'))
     reason = node.diagnostics.get('last_failure', '')
-    out.check(bool(reason), 'no last_failure in diagnostics')
-    out.check(node.alive(), 'the node died:\n' + node.log_tail())
+    out.check('last failure in diagnostics', bool(reason), 'no last_failure in diagnostics')
+    out.check('node alive', node.alive(), 'the node died:\n' + node.log_tail())
     out.figures.update({'failed frames counted': node.counter('failed'),
                         'frames processed around it': node.counter('processed'),
                         'last_failure': reason[:60]})
@@ -578,7 +664,7 @@ def segmenter_exception(bench: Bench) -> Outcome:
 
 def publisher_restart(bench: Bench, rate: float = 15.0, frames: int = 60) -> Outcome:
     """Kill the camera process (SIGKILL) mid-stream and start another: outputs resume."""
-    out = Outcome('publisher killed and restarted')
+    out = Outcome('publisher killed and restarted', declared=CHECKS['publisher_restart'])
     node = bench.start({'segmenter': 'framediff'})
     node.configure_activate()
 
@@ -602,10 +688,10 @@ def publisher_restart(bench: Bench, rate: float = 15.0, frames: int = 60) -> Out
     second = player('b')
     resumed = node.spin(60.0, lambda: node.counts['mask'] >= at_kill + quiet + 5)
     second.stop()
-    out.check(got_first, 'no outputs from the first publisher')
-    out.check(resumed, 'no outputs after the publisher was restarted (%d before)'
+    out.check('first publisher served', got_first, 'no outputs from the first publisher')
+    out.check('outputs resume', resumed, 'no outputs after the publisher was restarted (%d before)'
               % node.counts['mask'])
-    out.check(node.alive(), 'the node died:\n' + node.log_tail())
+    out.check('node alive', node.alive(), 'the node died:\n' + node.log_tail())
     out.figures.update({'outputs before the kill': at_kill,
                         'outputs after the restart': node.counts['mask'] - at_kill - quiet})
     node.stop()
@@ -640,7 +726,7 @@ def parameter_storm(bench: Bench, seconds: float = 10.0, rate: float = 100.0,
     (``get_parameters``; the last colour shows in the composite), invalid ones refused
     with a reason; frames keep flowing.
     """
-    out = Outcome('parameter storm')
+    out = Outcome('parameter storm', declared=CHECKS['parameter_storm'])
     node = bench.start({'segmenter': 'framediff', 'composite.mode': 'color',
                         'qos.input_reliability': 'reliable', 'qos.depth': 10},
                        input_reliable=True)
@@ -684,25 +770,36 @@ def parameter_storm(bench: Bench, seconds: float = 10.0, rate: float = 100.0,
         if result.successful != valid or (not result.successful and not result.reason):
             wrong.append('%s=%r: successful=%s reason=%r'
                          % (name, value, result.successful, result.reason))
-    out.check(node.alive(), 'the node died:\n' + node.log_tail())
-    out.check(unanswered == 0, '%d of %d requests never answered' % (unanswered, len(pending)))
-    out.check(not wrong, '%d wrong answers, e.g. %s' % (len(wrong), wrong[:3]))
-    out.check(frames_during > 0, 'no frame processed during the storm')
+    out.check('node alive', node.alive(), 'the node died:\n' + node.log_tail())
+    out.check('every request answered',
+              unanswered == 0, '%d of %d requests never answered' % (unanswered, len(pending)))
+    out.check('every answer right',
+              not wrong, '%d wrong answers, e.g. %s' % (len(wrong), wrong[:3]))
+    out.check('frames flow', frames_during > 0, 'no frame processed during the storm')
+    out.check('both kinds sent', accepted > 0 and rejected > 0, '%d accepted, %d refused: '
+              'the storm must send valid and invalid values' % (accepted, rejected))
     held = node.get_parameters(sorted(last)) if node.alive() else {}
+    differ = []
     for name, value in last.items():
         got = held.get(name)
         same = (abs(got - value) < 1e-9) if isinstance(value, float) else got == value
-        out.check(same, '%s: node holds %r, last accepted %r' % (name, got, value))
+        if not same:
+            differ.append('%s: node holds %r, last accepted %r' % (name, got, value))
+    out.check('holds the last accepted values', bool(last) and not differ,
+              '; '.join(differ) or 'no value was accepted')
+    pixel = None
     if 'composite.color' in last and node.alive():
         sec += 1
         node.send(frames[0], sec)
         sec += 1
         node.send(frames[0], sec)   # same frame again: nothing moved, all background
-        if out.check(node.wait_output(sec, output='composite'), 'no composite at the end'):
-            msg = node.last['composite']
-            pixel = list(np.frombuffer(msg.data, np.uint8)[:3])
-            out.check(pixel == last['composite.color'], 'composite background %s, last '
-                      'accepted colour %s' % (pixel, last['composite.color']))
+        if node.wait_output(sec, output='composite'):
+            pixel = list(np.frombuffer(node.last['composite'].data, np.uint8)[:3])
+    out.check('composite shows the last colour',
+              pixel is not None and pixel == last['composite.color'],
+              'no colour accepted or no composite at the end' if pixel is None else
+              'composite background %s, last accepted colour %s'
+              % (pixel, last['composite.color']))
     bench.client.destroy_client(client)
     out.figures.update({'parameter sets sent': len(pending),
                         'sets/s achieved': round(len(pending) / max(elapsed, 1e-9), 1),
@@ -804,13 +901,14 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
     Parameter values a hostile client sends to an active node (issue 19).
 
     A FIFO and a PNG declaring 100 Mpx as background picture, a 200 GB sparse file and a
-    file to fingerprint as model, ``models.model_dir`` while active, 64 consensus samples
+    file to fingerprint as model, ``models.model_dir`` while active,
+    ``tensorrt.engine_cache`` outside the model cache, 64 consensus samples
     over the memory budget, a 1 MB value.  Each request must be refused with its reason
     and a reply under 1000 characters, ``get_state`` must answer throughout, frames must
     flow after each, the foreign file's sha256 must appear in no reply or log, nothing
     may be written outside the model cache, and resident memory must not grow.
     """
-    out = Outcome('hostile parameters')
+    out = Outcome('hostile parameters', declared=CHECKS['hostile'])
     files = _hostile_files(work_dir)
     secret_digest = hashlib.sha256(open(files['secret'], 'rb').read()).hexdigest()
     outside = os.path.join(work_dir, 'hostile', 'outside')
@@ -836,6 +934,8 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
                                             ('segmenter', 'rvm')], 'is not model'),
         ('models.model_dir while active', [('models.model_dir', outside)],
          'models.model_dir'),
+        ('tensorrt.engine_cache outside the cache', [('tensorrt.engine_cache', outside)],
+         'tensorrt.engine_cache'),
         ('64 consensus samples at 1080p, budget 400 MB',
          [('bgsub.consensus.samples', 64)], 'memory_budget_mb 400'),
         ('1 MB segmenter name', [('segmenter', 'x' * (1 << 20))], 'segmenter'),
@@ -851,17 +951,18 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
         latencies = _probe(node, state, future)
         answered = future.done()
         took = time.monotonic() - start
-        out.check(answered, '%s: set_parameters got no answer' % label)
+        out.check('every attack answered', answered, '%s: set_parameters got no answer' % label)
         slowest = max(latencies) if latencies else 0.0
         worst = max(worst, slowest)
-        out.check(slowest <= HOSTILE_ANSWER_LIMIT, '%s: a get_state answer took %.2f s'
+        out.check('get_state answers in time',
+                  slowest <= HOSTILE_ANSWER_LIMIT, '%s: a get_state answer took %.2f s'
                   % (label, slowest))
         if answered:
             last = future.result().results[-1]
             replies.extend(r.reason for r in future.result().results)
-            out.check(not last.successful and reason in last.reason,
+            out.check('refused with its reason', not last.successful and reason in last.reason,
                       '%s: not refused with %r: %s' % (label, reason, last.reason[:300]))
-            out.check(all(len(r.reason) < 1000 for r in future.result().results),
+            out.check('replies short', all(len(r.reason) < 1000 for r in future.result().results),
                       '%s: a reply of %d characters' % (
                           label, max(len(r.reason) for r in future.result().results)))
         for name, _ in values[:-1]:   # undo the first steps (paths, accepted alone)
@@ -869,17 +970,19 @@ def hostile_parameters(bench: Bench, work_dir: str) -> Outcome:
         node.send(frames[0], sec)
         node.send(frames[1], sec + 1)
         flowing = node.wait_output(sec + 1, timeout=10.0)
-        out.check(flowing, '%s: frames stopped' % label)
+        out.check('frames flow after each', flowing, '%s: frames stopped' % label)
         sec += 2
         out.figures['%s: answer (s) / slowest get_state (ms)' % label] = '%.2f / %.0f' % (
             took, 1000 * slowest)
     growth = _growth_mb(baseline, node.usage())
-    out.check(growth < 100.0, 'resident memory grew by %.0f MB' % growth)
+    out.check('RSS flat', growth < 100.0, 'resident memory grew by %.0f MB' % growth)
     leaked = secret_digest in '\n'.join(replies) + node.output()
-    out.check(not leaked, "the foreign file's sha256 appears in a reply or the log")
-    out.check(not os.path.exists(outside), 'something was written to %s' % outside)
+    out.check('no foreign sha256 given out',
+              not leaked, "the foreign file's sha256 appears in a reply or the log")
+    out.check('nothing written outside the cache',
+              not os.path.exists(outside), 'something was written to %s' % outside)
     longest = max(len(line) for line in node.output().splitlines())
-    out.check(longest < 2000, 'a log line of %d characters' % longest)
+    out.check('log lines short', longest < 2000, 'a log line of %d characters' % longest)
     out.figures.update({'slowest get_state during the attacks (ms)': round(1000 * worst),
                         'resident memory growth (MB)': round(growth, 1),
                         'longest log line (characters)': longest,
@@ -924,16 +1027,20 @@ def _slow_reload(bench: Bench, work_dir: str, out: Outcome, delay: float = 3.0) 
         node.spin(1.0)
         served = sum(node.got(sec) for sec in range(5000, sent[0]))
         result = future.result().results[0] if future.done() else None
-        out.check(result is not None and not result.successful and
+        out.check('slow reload refused with its download error',
+                  result is not None and not result.successful and
                   'pip download' in result.reason,
                   'reload with a slow download: %s' % (result.reason[:300] if result else
                                                        'no answer'))
-        out.check(took >= delay, 'the reload answered after %.1f s, before its download '
+        out.check('slow reload answers after its download',
+                  took >= delay, 'the reload answered after %.1f s, before its download '
                   'ended' % took)
         slowest = max(latencies) if latencies else float('inf')
-        out.check(slowest <= HOSTILE_ANSWER_LIMIT, 'slow reload: a get_state answer took '
+        out.check('get_state answers during the slow reload',
+                  slowest <= HOSTILE_ANSWER_LIMIT, 'slow reload: a get_state answer took '
                   '%.2f s' % slowest)
-        out.check(served > 0, 'no frame was served during the slow reload')
+        out.check('frames served during the slow reload',
+                  served > 0, 'no frame was served during the slow reload')
         median = sorted(latencies)[len(latencies) // 2] if latencies else float('inf')
         out.figures.update({
             'reload downloading %.0f s: answer (s)' % delay: round(took, 2),
@@ -951,23 +1058,25 @@ def _slow_reload(bench: Bench, work_dir: str, out: Outcome, delay: float = 3.0) 
 
 def security(root: str) -> Outcome:
     """Audit the package's sources for unpickling and shell use (see security_audit)."""
-    out = Outcome('security audit')
+    out = Outcome('security audit', declared=CHECKS['security'])
     roots = [os.path.join(root, p) for p in ('matte_ros', 'tools', 'launch', 'setup.py')]
     roots = [p for p in roots if os.path.exists(p)]
     files = security_audit.python_files(roots)
     findings = security_audit.audit(roots)
-    for finding in findings:
-        out.problems.append(str(finding))
+    out.check('the package audited', len(files) > 30,
+              'only %d Python files found under %s' % (len(files), root))
+    for finding in findings or [None]:
+        out.check('no unpickling or shell', finding is None, str(finding))
     out.figures.update({'Python files audited': len(files), 'findings': len(findings)})
     return out
 
 
 # --- report ------------------------------------------------------------------------------
 
-def run_all(bench: Bench, sizes: Dict[str, Any], root: str, work_dir: str,
-            only: Optional[List[str]] = None, log=print) -> List[Outcome]:
-    """Run every scenario (or those named in ``only``) at ``sizes``; return outcomes."""
-    plan = [
+def plan(bench: Bench, sizes: Dict[str, Any], root: str,
+         work_dir: str) -> List[Tuple[str, Callable[[], Outcome]]]:
+    """Return every scenario as (key in :data:`CHECKS`, a call that runs it at ``sizes``)."""
+    return [
         ('bad_input', lambda: bad_input(bench, sizes['messages'])),
         ('lifecycle', lambda: lifecycle_cycles(bench, sizes['cycles'])),
         ('shutdown', lambda: shutdown_every_state(bench)),
@@ -980,8 +1089,13 @@ def run_all(bench: Bench, sizes: Dict[str, Any], root: str, work_dir: str,
         ('hostile', lambda: hostile_parameters(bench, work_dir)),
         ('security', lambda: security(root)),
     ]
+
+
+def run_all(bench: Bench, sizes: Dict[str, Any], root: str, work_dir: str,
+            only: Optional[List[str]] = None, log=print) -> List[Outcome]:
+    """Run every scenario (or those named in ``only``) at ``sizes``; return outcomes."""
     outcomes = []
-    for key, run in plan:
+    for key, run in plan(bench, sizes, root, work_dir):
         if only and key not in only:
             continue
         log('running %s ...' % key)

@@ -202,12 +202,16 @@ def test_tensorrt_options_carry_fp16_cache_and_one_fixed_profile():
     assert listed[0][1]['trt_engine_cache_path'] == '/c' and listed[1] == onnx_runtime.CPU
 
 
-def test_engine_cache_defaults_under_the_model_cache(tmp_path):
+def test_engine_cache_defaults_under_the_model_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
     values = params.defaults()
-    values['models.model_dir'] = str(tmp_path)
-    assert rvm_module.engine_cache_dir(values) == str(tmp_path / 'tensorrt')
-    values['tensorrt.engine_cache'] = str(tmp_path / 'engines')
-    assert rvm_module.engine_cache_dir(values) == str(tmp_path / 'engines')
+    cache = tmp_path / 'matte_ros'
+    values['models.model_dir'] = str(cache / 'mine')
+    assert rvm_module.engine_cache_dir(values) == str(cache / 'mine' / 'tensorrt')
+    values['models.model_dir'] = str(tmp_path / 'read-only')   # outside: never written
+    assert rvm_module.engine_cache_dir(values) == str(cache / 'models' / 'tensorrt')
+    values['tensorrt.engine_cache'] = str(cache / 'engines')
+    assert rvm_module.engine_cache_dir(values) == str(cache / 'engines')
     for name in ('tensorrt.fp16', 'tensorrt.engine_cache'):
         assert params.BY_NAME[name].reload
 
@@ -454,10 +458,11 @@ def test_compositor_uses_the_replacement_blur():
     assert seen == [41] and not out.any()
 
 
-def test_a_backend_change_needs_a_new_pipeline():
+def test_a_backend_change_needs_a_new_pipeline(monkeypatch, tmp_path):
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
     pipeline = Pipeline({'segmenter': 'framediff', 'backend': 'cpu'})
     for change in ({'backend': 'cuda'}, {'backend_strict': True}, {'tensorrt.fp16': False},
-                   {'tensorrt.engine_cache': '/tmp/engines'}):
+                   {'tensorrt.engine_cache': str(tmp_path / 'matte_ros' / 'engines')}):
         assert pipeline.needs_rebuild(change)
         with pytest.raises(ValueError, match='need a new segmenter'):
             pipeline.update(change)

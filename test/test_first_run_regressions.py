@@ -22,13 +22,19 @@ from conftest import shared_path  # noqa: I100 (test helpers, not packages)
 import standins  # noqa: I100
 
 
+@pytest.fixture(autouse=True)
+def user_cache(monkeypatch, tmp_path):
+    """Make tmp_path the user cache: engines go to tmp_path/matte_ros/engines."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+
+
 def values(tmp_path, **extra):
     """Return parameter values that run rvm from the shared model file."""
     out = params.defaults()
     out.update({'segmenter': 'rvm', 'composite.mode': 'none',
                 'models.model_path': shared_path('models', 'rvm_mobilenetv3_fp32.onnx'),
                 'models.model_dir': str(tmp_path),
-                'tensorrt.engine_cache': str(tmp_path / 'engines')})
+                'tensorrt.engine_cache': str(tmp_path / 'matte_ros' / 'engines')})
     out.update(extra)
     return out
 

@@ -37,13 +37,19 @@ import standins  # noqa: I100
 FAILURES = ['missing-libraries', 'ep-error']
 
 
+@pytest.fixture(autouse=True)
+def user_cache(monkeypatch, tmp_path):
+    """Make tmp_path the user cache: engines go to tmp_path/matte_ros/engines."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+
+
 def rvm_values(tmp_path, **extra):
     """Return parameter values that run rvm from the shared model file."""
     values = params.defaults()
     values.update({'segmenter': 'rvm', 'composite.mode': 'none',
                    'models.model_path': shared_path('models', 'rvm_mobilenetv3_fp32.onnx'),
                    'models.model_dir': str(tmp_path), 'tensorrt.engine_cache':
-                   str(tmp_path / 'engines')})
+                   str(tmp_path / 'matte_ros' / 'engines')})
     values.update(extra)
     return values
 
@@ -246,7 +252,7 @@ def test_engines_are_cached_per_shape_and_ratio(monkeypatch, tmp_path):
         created = [c for c in trt.created if isinstance(c[0], str)]  # not the probe's
         (small_path, small), (big_path, big) = created[:2]
         assert len(created) == 3  # the third is the first size again (a new engine)
-        engines = str(tmp_path / 'engines')
+        engines = str(tmp_path / 'matte_ros' / 'engines')
         assert os.path.dirname(small_path) == small['trt_engine_cache_path'] == \
             os.path.join(engines, '320x180')
         assert os.path.dirname(big_path) == big['trt_engine_cache_path'] == \
@@ -315,9 +321,9 @@ def test_strict_tensorrt_whose_build_fails_refuses_every_frame(monkeypatch, tmp_
     standins.claim_gpu_providers(monkeypatch)
     # the configure-time probe is what refuses first; here the runner is built directly
     model = rvm_runner.ModelFile(shared_path('models', 'rvm_mobilenetv3_fp32.onnx'), '')
+    engines = str(tmp_path / 'matte_ros' / 'engines')
     runner = rvm_tensorrt.TensorrtRunner(
-        model, 'tensorrt', rvm_runner.Options(strict=True,
-                                              engine_cache=str(tmp_path / 'engines')))
+        model, 'tensorrt', rvm_runner.Options(strict=True, engine_cache=engines))
     runner.prepare(180, 320, 1.0)
     assert runner.wait(120)
     for _ in range(2):

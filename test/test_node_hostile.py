@@ -4,8 +4,9 @@ The node under a hostile client's parameters, over real DDS (issue 19's attacks)
 Each test starts ``matte_node`` in its own process and does what a client on the robot's
 network could: point ``composite.image_path`` at a FIFO or at a PNG declaring 100 Mpx,
 ``models.model_path`` at a 200 GB sparse file or at a file to fingerprint,
-``models.model_dir`` outside the cache, send an EXIF-rotated JPEG, a megabyte-long value,
-a configure that downloads slowly.  While a request is pending the test keeps asking
+``models.model_dir`` or ``tensorrt.engine_cache`` outside the cache (a symlink out of it,
+/proc), send an EXIF-rotated JPEG, a megabyte-long value, a configure that downloads
+slowly.  While a request is pending the test keeps asking
 ``get_state``: every query must be answered (a frozen executor answers none), the request
 itself must be answered with a refusal that names the reason, and the node must serve
 frames afterwards.  The bound on one ``get_state`` answer here is 1 s, generous for a
@@ -385,3 +386,36 @@ def test_an_invalid_start_value_fails_configure_until_it_is_fixed(node):
     assert g.lifecycle.set_parameters({'segmenter': 'framediff'}) == [(True, '')]
     activate(g)
     assert serves(g, 220)
+
+
+def test_engine_cache_leading_out_of_the_cache_is_refused_at_once(node, tmp_path):
+    cache = tmp_path / 'xdg' / 'matte_ros'   # the node's user cache (XDG_CACHE_HOME)
+    outside = tmp_path / 'outside'
+    os.makedirs(cache, mode=0o700)
+    os.symlink(outside, cache / 'link')
+    hostile = [str(outside / 'engines'), str(cache / 'link' / 'engines'),
+               str(cache / '..' / '..' / 'outside'), '/proc/self/cwd', '/dev/shm/engines']
+    g = node({'tensorrt.engine_cache': hostile[0]})   # a start value: configure fails
+    success, latencies = g.attack.change_state('configure')
+    assert success is False
+    assert_answered(latencies)
+    assert 'tensorrt.engine_cache' in g.proc.output()
+    for value in hostile:   # while unconfigured: the path rule
+        results, latencies = g.attack.set_parameters({'tensorrt.engine_cache': value},
+                                                     limit=ANSWER_LIMIT)
+        assert results is not None, '%s: no answer within %.0f s' % (value, ANSWER_LIMIT)
+        ok, reason = results[0]
+        assert not ok and reason.startswith('tensorrt.engine_cache '), (value, reason)
+        assert_answered(latencies)
+    inside = str(cache / 'engines')
+    assert g.lifecycle.set_parameters({'tensorrt.engine_cache': inside}) == [(True, '')]
+    activate(g)
+    for value in hostile[:2] + [str(cache / 'other')]:   # while configured: fixed
+        results, latencies = g.attack.set_parameters({'tensorrt.engine_cache': value},
+                                                     limit=ANSWER_LIMIT)
+        assert results is not None, '%s: no answer within %.0f s' % (value, ANSWER_LIMIT)
+        ok, reason = results[0]
+        assert not ok and 'tensorrt.engine_cache' in reason, (value, reason)
+        assert_answered(latencies)
+    assert serves(g, 230)
+    assert not os.path.exists(outside), 'something was written outside the cache'

@@ -44,11 +44,12 @@ def standin_node(tmp_path):
         params = {'segmenter': 'rvm', 'models.auto_fetch': False, 'composite.mode': 'none',
                   'models.model_path': shared_path('models', 'rvm_mobilenetv3_fp32.onnx'),
                   'models.model_dir': str(tmp_path), 'diagnostics_period': 0.5,
-                  'tensorrt.engine_cache': str(tmp_path / 'engines')}
+                  'tensorrt.engine_cache': str(tmp_path / 'matte_ros' / 'engines')}
         params.update(values)
         argv = processes.node_command(namespace=NS, params=params)
         argv[1:3] = [LAUNCHER, mode]  # python -m matte_ros.ros.node -> standin_node.py
-        env = dict(ENV, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env = dict(ENV, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+                   XDG_CACHE_HOME=str(tmp_path))
         proc = processes.ManagedProcess(argv, env, str(tmp_path / 'node.log'))
         started.append(proc)
         return proc

@@ -3,8 +3,9 @@ Robustness: bad input, lifecycle churn, a soak, faults, signals, security.
 
 The DDS tests run the scenarios of ``reliability_scenarios`` (beside this file) at reduced size
 (``REDUCED``) against the node in its own process; ``make reliability`` runs the same
-code at full size and writes docs/reliability.md.  A scenario fails by naming the
-promise it found broken.  The other tests check the pieces without a ROS graph:
+code at full size and writes docs/reliability.md.  Each scenario runs once; every check
+it names (``reliability_scenarios.CHECKS``) is a test of its own, which fails with the
+broken promise's message.  The other tests check the pieces without a ROS graph:
 malformed messages, real ``sensor_msgs/Image`` objects under hypothesis, the rejection
 table, the /proc probe, the source audit and model checksums.
 """
@@ -144,13 +145,84 @@ def test_process_probe_counts_threads_and_files(tmp_path):
     assert before.rss_kb > 1000
 
 
+# --- the scenarios: one test per named check ----------------------------------------------
+#
+# Each scenario runs once, when the first of its checks is asked for (the outcome is kept
+# for the rest of the module), at the reduced sizes; every check it declares in
+# ``reliability.CHECKS`` is a test of its own, so all broken promises are reported, each
+# with its message.  ``python test/reliability_scenarios.py --only KEY`` runs the same code.
+
+#: Scenarios that need no ROS graph.
+WITHOUT_DDS = ('security',)
+
+
+def check_items():
+    """Return a pytest param per (scenario, check), DDS ones marked ``dds``."""
+    return [pytest.param(key, name, id='%s: %s' % (key, name),
+                         marks=() if key in WITHOUT_DDS else pytest.mark.dds)
+            for key, names in reliability.CHECKS.items() for name in names]
+
+
+@pytest.fixture(scope='module')
+def scenario(ros_context, tmp_path_factory):
+    """Return ``outcome(key)``: the scenario's Outcome, run on first use (its error kept)."""
+    import rclpy
+    done = {}
+    client = []
+
+    def outcome(key):
+        if key not in done:
+            work = str(tmp_path_factory.mktemp(key))
+            if key not in WITHOUT_DDS and not client:
+                client.append(rclpy.create_node('matte_reliability_test_%d' % os.getpid()))
+            bench = reliability.Bench(client[0] if client else None, ENV, work)
+            try:
+                done[key] = dict(reliability.plan(bench, SIZES, ROOT, work))[key]()
+            except Exception as exc:  # noqa: B902 - kept: every check of it reports it
+                done[key] = exc
+            finally:
+                bench.close()
+        if isinstance(done[key], Exception):
+            pytest.fail('scenario %s raised %s: %s' % (key, type(done[key]).__name__,
+                                                       done[key]))
+        return done[key]
+
+    yield outcome
+    for node in client:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('key,name', check_items())
+def test_scenario_keeps_its_promise(scenario, key, name):
+    outcome = scenario(key)
+    if outcome.skipped:
+        pytest.skip(outcome.skipped)
+    assert name in outcome.checks, 'check not made: the scenario ended before it (%s)' % (
+        '; '.join(p.splitlines()[0] for p in outcome.problems) or 'no problem recorded')
+    failures = outcome.checks[name]
+    assert not failures, '\n'.join(failures)
+
+
+def test_every_scenario_declares_its_checks():
+    keys = [key for key, _ in reliability.plan(None, SIZES, ROOT, '')]
+    assert keys == list(reliability.CHECKS)
+    for key, names in reliability.CHECKS.items():
+        assert names and len(set(names)) == len(names), key
+
+
+def test_a_named_check_records_each_failure_and_refuses_undeclared_names():
+    out = reliability.Outcome('one', declared=('held', 'broken'))
+    assert out.check('held', True, 'not shown')
+    assert not out.check('broken', False, 'first time')
+    out.check('broken', True, 'not shown')
+    out.check('broken', False, 'second time')
+    assert out.checks == {'held': [], 'broken': ['first time', 'second time']}
+    assert out.problems == ['broken: first time', 'broken: second time'] and not out.passed
+    with pytest.raises(KeyError, match='not declared'):
+        out.check('typo', True, '')
+
+
 # --- security, without DDS -----------------------------------------------------------------
-
-def test_the_package_neither_unpickles_nor_uses_a_shell():
-    outcome = reliability.security(ROOT)
-    assert outcome.figures['Python files audited'] > 30
-    assert outcome.problems == []
-
 
 @pytest.mark.parametrize('source,what', [
     ('import pickle\n', 'import pickle'),
@@ -194,80 +266,6 @@ def test_a_tampered_model_file_is_refused_by_its_checksum(segmenter, model, tmp_
         Pipeline({'segmenter': segmenter, 'models.model_path': path,
                   'models.auto_fetch': False})
     assert path in str(err.value)
-
-
-# --- the live node over DDS (reduced sizes) ------------------------------------------------
-
-@pytest.fixture
-def bench(client_node, tmp_path):
-    """Return a reliability Bench on the test's client node; stop its nodes after."""
-    b = reliability.Bench(client_node, ENV, str(tmp_path))
-    yield b
-    b.close()
-
-
-def check(outcome):
-    """Fail with the scenario's broken promises; skip when it could not run here."""
-    if outcome.skipped:
-        pytest.skip(outcome.skipped)
-    assert outcome.problems == [], '\n'.join(outcome.problems)
-    return outcome
-
-
-@pytest.mark.dds
-def test_malformed_flood_is_rejected_and_counted(bench):
-    figures = check(reliability.bad_input(bench, SIZES['messages'])).figures
-    assert figures['rejected (counted)'] == SIZES['messages']
-    assert figures['reason kinds'] >= 5
-
-
-@pytest.mark.dds
-def test_lifecycle_cycles_leak_nothing(bench):
-    assert check(reliability.lifecycle_cycles(bench, SIZES['cycles'])).figures[
-        'cycles'] == SIZES['cycles']
-
-
-@pytest.mark.dds
-def test_shutdown_from_every_state(bench):
-    check(reliability.shutdown_every_state(bench))
-
-
-@pytest.mark.dds
-def test_sigint_and_sigterm_while_processing(bench):
-    check(reliability.signals(bench))
-
-
-@pytest.mark.dds
-def test_soak(bench):
-    figures = check(reliability.soak(bench, SIZES['soak_frames'])).figures
-    assert figures['frames sent'] == SIZES['soak_frames']
-
-
-@pytest.mark.dds
-def test_broken_model_files_fail_configure_and_recover(bench, tmp_path):
-    check(reliability.model_files(bench, str(tmp_path)))
-
-
-@pytest.mark.dds
-def test_a_frame_the_segmenter_throws_on_is_dropped_and_counted(bench):
-    check(reliability.segmenter_exception(bench))
-
-
-@pytest.mark.dds
-def test_processing_resumes_after_the_publisher_restarts(bench):
-    check(reliability.publisher_restart(bench))
-
-
-@pytest.mark.dds
-def test_parameter_storm_while_processing(bench):
-    figures = check(reliability.parameter_storm(bench, SIZES['storm_seconds'])).figures
-    assert figures['accepted'] > 0 and figures['rejected with reason'] > 0
-
-
-@pytest.mark.dds
-def test_hostile_parameters_are_refused_while_the_node_serves(bench, tmp_path):
-    figures = check(reliability.hostile_parameters(bench, str(tmp_path))).figures
-    assert figures['foreign sha256 given out'] == 'no'
 
 
 def test_report_table_lists_every_figure():

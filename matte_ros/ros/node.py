@@ -575,11 +575,12 @@ class MatteNode(LifecycleNode):
 
     def _refuse_while_configured(self, pipeline: Optional[Pipeline],
                                  new: params.Config) -> None:
-        """Raise ValueError for changes a configured node does not take (the cache folder)."""
-        if pipeline is not None and new['models.model_dir'] != pipeline.config['models.model_dir']:
-            raise ValueError('models.model_dir cannot change while the node is configured '
-                             '(clean up first; model files are written only inside the '
-                             'model cache)')
+        """Raise ValueError for changes a configured node does not take (the cache folders)."""
+        for name in ('models.model_dir', 'tensorrt.engine_cache'):
+            if pipeline is not None and new[name] != pipeline.config[name]:
+                raise ValueError('%s cannot change while the node is configured (clean up '
+                                 'first; files are written only inside the model cache)'
+                                 % name)
 
     def _apply(self, pipeline: Pipeline, new: params.Config) -> None:
         """Put ``new`` in force on the running pipeline (fast: slow work was done before)."""

@@ -571,13 +571,8 @@ class OnnxModel(Segmenter):
 
     def _open(self, config, backend: str, strict: bool):
         """Create the session (TensorRT: engines and timing caches kept, fp16 as asked)."""
-        from matte_ros.segmenters.rvm import engine_cache_dir
-        cache = engine_cache_dir(config) if backend == 'tensorrt' else ''
-        if cache:
-            try:
-                os.makedirs(cache, exist_ok=True)
-            except OSError as exc:
-                raise _bad('tensorrt.engine_cache', 'cannot create %s: %s' % (cache, exc))
+        from matte_ros.segmenters.rvm import make_engine_cache
+        cache = make_engine_cache(config) if backend == 'tensorrt' else ''
         try:
             return onnx_runtime.create_session(
                 self.model_path, backend, threads=self.threads, strict=strict,

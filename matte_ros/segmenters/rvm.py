@@ -79,12 +79,47 @@ OPENVINO = 'openvino'
 FP32 = rvm_runner.FP32
 
 
+#: The parameter that names the TensorRT engine cache (its rule: :func:`engine_cache_refusal`).
+ENGINE_CACHE = 'tensorrt.engine_cache'
+
+
 def engine_cache_dir(config) -> str:
-    """Return ``tensorrt.engine_cache``, or ``<model cache>/tensorrt`` when it is empty."""
-    path = config.get('tensorrt.engine_cache', '') if config is not None else ''
+    """
+    Return ``tensorrt.engine_cache``, or ``<model cache>/tensorrt`` when it is empty.
+
+    The model cache is ``models.model_dir`` when that lies inside the user's cache, else
+    the user's own (a read-only ``models.model_dir`` elsewhere is never written).  The
+    folder is not created here: :func:`make_engine_cache` does it, inside the cache only.
+    """
+    path = config.get(ENGINE_CACHE, '') if config is not None else ''
     if path:
         return os.path.abspath(os.path.expanduser(path))
-    return os.path.join(models.model_dir(config), 'tensorrt')
+    directory = models.model_dir(config)
+    if not models.inside_cache(directory):
+        directory = models.default_model_dir()
+    return os.path.join(directory, 'tensorrt')
+
+
+def make_engine_cache(config) -> str:
+    """Create the engine cache folder (inside the model cache, mode 0700); return it."""
+    return models.make_writable(engine_cache_dir(config), ENGINE_CACHE)
+
+
+def engine_cache_refusal(value: str) -> str:
+    """
+    Return why ``tensorrt.engine_cache`` may not be ``value`` ('' when it may).
+
+    TensorRT writes engines there, so the value follows the writing rule of the model
+    cache (:func:`matte_ros.models.check_writable`): inside it, no symlink out of it,
+    never /proc, /sys or /dev.  Checked when the value is set and again at the write.
+    """
+    if not value:
+        return ''
+    try:
+        models.check_writable(value, ENGINE_CACHE)
+    except models.ModelError as exc:
+        return str(exc)
+    return ''
 
 
 def auto_downsample_ratio(height: int, width: int) -> float:
@@ -176,7 +211,7 @@ class RobustVideoMatting(Segmenter):
             threads=threads, spinning=spinning,
             strict=bool(config['backend_strict']),
             alpha_only=not self._want_foreground(), model_dir=models.model_dir(config),
-            engine_cache=engine_cache_dir(config),
+            engine_cache=make_engine_cache(config) if backend == 'tensorrt' else '',
             fp16=bool(config['tensorrt.fp16']), precision=precision,
             ratio=float(config['rvm.downsample_ratio']), half=half,
             io_binding=io_binding, full_zero_state=full_zero_state,
@@ -390,10 +425,12 @@ SPEC = SegmenterSpec(
         Param('tensorrt.fp16', BOOL, True,
               'rvm and onnx on tensorrt: let TensorRT use fp16 kernels (trt_fp16_enable).',
               reload=True),
-        Param('tensorrt.engine_cache', STRING, '',
+        Param(ENGINE_CACHE, STRING, '',
               'Directory of cached TensorRT engines and fixed-ratio models; empty = '
-              '<model cache>/tensorrt. The first run per resolution builds for minutes.',
-              reload=True),
+              '<model cache>/tensorrt. It must lie inside the user cache '
+              '(~/.cache/matte_ros, no symlink out of it); fixed while configured. The '
+              'first run per resolution builds for minutes.',
+              reload=True, check=engine_cache_refusal),
     ),
     backends=(BackendUse('tensorrt', 'ort_tensorrt', unless=_tensorrt_unless,
                          not_auto='its first engine build per resolution takes minutes'),

@@ -11,7 +11,9 @@ binding, full-size zero state: the profile fixes the state's shape).
 name and graph but not the profile shapes, so each resolution gets its own directory
 ``<tensorrt.engine_cache>/<W>x<H>/`` holding its fixed-ratio model
 (``<model>.ratio-<r>.onnx``) and the engines and timing cache TensorRT writes for it.
-Two cameras of different resolutions sharing a cache never overwrite each other.
+Two cameras of different resolutions sharing a cache never overwrite each other.  The
+folders are made with :func:`matte_ros.models.make_writable` (inside the model cache,
+mode 0700, no symlink out of it), checked again in the build thread before writing.
 
 **Builds are visible**: an engine takes seconds to minutes to build (minutes on a
 Jetson) the first time a resolution is seen.  The build runs in a background thread
@@ -37,6 +39,7 @@ import time
 from typing import Optional
 from typing import Tuple
 
+from matte_ros import models
 from matte_ros import onnx_runtime
 from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters import rvm_runner
@@ -198,7 +201,8 @@ class TensorrtRunner(rvm_runner.Runner):
 
     def _build_engine(self, height: int, width: int, ratio: float) -> BoundOrtRunner:
         """Create the TensorRT session for this shape and run one frame (builds the engine)."""
-        directory = shape_dir(self.options.engine_cache, height, width)
+        directory = models.make_writable(shape_dir(self.options.engine_cache, height, width),
+                                         'tensorrt.engine_cache')
         path = rvm_model.fixed_ratio_model(self.model.path, ratio, directory)
         options = rvm_runner.Options(**dict(vars(self.options), full_zero_state=True))
         runner = BoundOrtRunner(self.model, 'tensorrt', options, path=path, ratio_input=False,
