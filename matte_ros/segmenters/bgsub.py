@@ -24,10 +24,10 @@ Parameters (see ``matte_ros/params.py``):
   below which a sample counts as a neighbour (OpenCV's default is 400, i.e. 20 grey
   levels); the same number therefore means very different things for the two models.
   VPI: ``threshold``, the squared Mahalanobis distance, as MOG2.
-* ``bgsub.detect_shadows`` -- mark shadows and keep them out of alpha (OpenCV / VPI: mask
-  value 127; consensus: the cast-shadow test of
-  :mod:`~matte_ros.segmenters.bgsub_consensus`, darkest shadow
-  ``bgsub.consensus.shadow_darkest``).  Without it shadows are usually foreground.
+* ``bgsub.detect_shadows`` -- (OpenCV, VPI) mark shadows (OpenCV / VPI mask value 127)
+  and keep them out of alpha.  Without it shadows are usually foreground.  consensus
+  has a cast-shadow test of its own, off by default: ``bgsub.consensus.shadow_darkest``
+  (see :mod:`~matte_ros.segmenters.bgsub_consensus`).
 
 On the ``vpi`` backend the model is VPI's ``BackgroundSubtractor`` (a Gaussian mixture,
 MOG2-like) on its CUDA backend; it has neither KNN nor consensus, so only
@@ -165,7 +165,6 @@ class BackgroundSubtractor(Segmenter):
                 'smooth': config['bgsub.consensus.smooth'],
                 'learn_rate': config['bgsub.learn_rate'],
                 'still_seconds': config['bgsub.consensus.still_seconds'],
-                'shadows': config['bgsub.detect_shadows'],
                 'shadow_darkest': config['bgsub.consensus.shadow_darkest']}
 
     def _build(self, size: Optional[tuple] = None) -> None:
@@ -281,9 +280,8 @@ SPEC = SegmenterSpec(
               'default 400). Not used by consensus.',
               low=0.0, high=10000.0, reload=True),
         Param('bgsub.detect_shadows', BOOL, True,
-              'Keep cast shadows out of the mask (mog2/knn/VPI: their shadow detector; '
-              'consensus: a pixel darker than the background image by a nearly constant '
-              'factor, with its texture, see bgsub.consensus.shadow_darkest).', reload=True),
+              'mog2/knn/VPI: mark shadows (and exclude them from the mask); consensus: see '
+              'bgsub.consensus.shadow_darkest.', reload=True),
         Param('bgsub.consensus.samples', INT, 10,
               'consensus: background colour samples kept per pixel (memory and time grow '
               'linearly).', low=2, high=64, reload=True),
@@ -306,11 +304,12 @@ SPEC = SegmenterSpec(
               'refresh foreground like background. Ghosts, ~/reset and a change of most of '
               'the frame (lights) re-learn at once.',
               low=0.0, high=86400.0),
-        Param('bgsub.consensus.shadow_darkest', FLOAT, 0.5,
-              'consensus, with bgsub.detect_shadows: the darkest cast shadow, as the ratio '
-              'of its grey level to the background\'s (sunlit scenes cast darker shadows '
-              'than indoor light); darker changes stay foreground.',
-              low=0.05, high=0.95),
+        Param('bgsub.consensus.shadow_darkest', FLOAT, 0.0,
+              'consensus: cast-shadow test, the darkest shadow as the ratio of its grey '
+              'level to the background\'s (e.g. 0.5): a foreground pixel darker than the '
+              'background by a nearly constant factor, with its texture, is background. '
+              '0 = off (default: it lost F on held-out CDnet highway).',
+              low=0.0, high=0.95),
     ),
     backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),
     variants=(

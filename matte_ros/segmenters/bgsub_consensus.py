@@ -48,20 +48,22 @@ Ghost test (a region released at once)
     (:data:`GHOST_MATCHING`).  A ghost's samples and background image are set to the
     current frame, and its pixels are background from that frame on.
 
-Cast shadows (``shadows``, on by default)
+Cast shadows (``shadow_darkest`` > 0; off by default)
     A shadow darkens the background by roughly the same factor over a few pixels and
     keeps its texture; CDnet scores hard shadows as background.  In the returned mask
     (not in the model's own labels, so learning, ageing and the ghost test are not
     affected), a foreground pixel is a shadow when its grey level is between
-    ``shadow_darkest`` and :data:`SHADOW_LIGHTEST` times the background image's, every
-    colour channel is darker than the background's (by at most
-    :data:`SHADOW_CHANNEL_DARKEST`), and the grey ratio frame / background varies by
+    ``shadow_darkest`` and :data:`SHADOW_LIGHTEST` times the background image's, each
+    colour channel's ratio lies between :data:`SHADOW_CHANNEL_DARKEST` and
+    :data:`SHADOW_LIGHTEST` (a shadow darkens every channel), and the grey ratio
+    frame / background varies by
     less than :data:`SHADOW_TEXTURE` (coefficient of variation) over a
     :data:`SHADOW_WINDOW` square: the background's texture shows through.  A person's
     uniform clothes in front of a uniform wall can pass that test, so a shadow pixel
     stays foreground when most of its ``smooth`` × ``smooth`` window is foreground that
     is not shadow (the interior of a person).  The test runs on the bounding box of the
-    foreground only.
+    foreground only.  It is off by default: docs/quality.md gives its effect on the
+    dev and held-out data.
 
 Random update
     Updatable pixels replace one of their samples with their pixel's update probability
@@ -172,16 +174,15 @@ class SampleConsensus:
     ``learn_rate`` is the fraction of the model refreshed per frame on background pixels
     (an update probability of ``learn_rate * samples``, capped at 1); -1 picks the
     automatic rate.  ``still_seconds`` is how long (stamp time) a foreground pixel that
-    is not blinking keeps its model.  ``shadows`` leaves cast shadows out of the mask,
-    ``shadow_darkest`` is the darkest shadow (grey ratio to the background).  All
+    is not blinking keeps its model.  ``shadow_darkest`` > 0 leaves cast shadows out of
+    the mask; it is the darkest shadow (grey ratio to the background).  All
     arguments except ``samples`` and ``seed`` may change between frames through
     :meth:`configure`.
     """
 
     def __init__(self, samples: int = 10, threshold: float = 30.0, min_matches: int = 2,
                  adapt: float = 0.5, smooth: int = 9, learn_rate: float = -1.0,
-                 still_seconds: float = 300.0, seed: int = 0, shadows: bool = True,
-                 shadow_darkest: float = 0.5):
+                 still_seconds: float = 300.0, seed: int = 0, shadow_darkest: float = 0.0):
         if samples < 1:
             raise ValueError('samples must be ≥ 1, got %r' % samples)
         self.samples = int(samples)
@@ -201,7 +202,7 @@ class SampleConsensus:
         #: Times a large scene change re-initialised the model.
         self.relearned = 0
         self.configure(threshold, min_matches, adapt, smooth, learn_rate, still_seconds,
-                       shadows, shadow_darkest)
+                       shadow_darkest)
 
     @staticmethod
     def bytes_per_pixel(samples: int) -> int:
@@ -209,16 +210,16 @@ class SampleConsensus:
         return 3 * int(samples) + STATE_BYTES + WORK_BYTES
 
     def configure(self, threshold: float, min_matches: int, adapt: float, smooth: int,
-                  learn_rate: float, still_seconds: float = 300.0, shadows: bool = True,
-                  shadow_darkest: float = 0.5) -> None:
+                  learn_rate: float, still_seconds: float = 300.0,
+                  shadow_darkest: float = 0.0) -> None:
         """Set the dynamic knobs (applied from the next frame)."""
         if not 1 <= min_matches <= self.samples:
             raise ValueError('min_matches must lie in 1 … samples (%d), got %r'
                              % (self.samples, min_matches))
         if not still_seconds >= 0:  # also refuses NaN
             raise ValueError('still_seconds must be ≥ 0, got %r' % still_seconds)
-        if not 0 < shadow_darkest <= SHADOW_LIGHTEST:  # also refuses NaN
-            raise ValueError('shadow_darkest must lie in (0, %g], got %r'
+        if not 0 <= shadow_darkest <= SHADOW_LIGHTEST:  # also refuses NaN
+            raise ValueError('shadow_darkest must lie in [0, %g], got %r'
                              % (SHADOW_LIGHTEST, shadow_darkest))
         self.threshold = float(threshold)
         self.min_matches = int(min_matches)
@@ -226,7 +227,6 @@ class SampleConsensus:
         self.smooth = int(smooth)
         self.learn_rate = float(learn_rate)
         self.still_seconds = float(still_seconds)
-        self.shadows = bool(shadows)
         self.shadow_darkest = float(shadow_darkest)
 
     @property
@@ -267,7 +267,7 @@ class SampleConsensus:
         self._learn(frame, planes, mask, raw, smallest[0])
         self._last_raw = raw
         self._last_mask = mask
-        if self.shadows:
+        if self.shadow_darkest > 0:
             return self._without_shadows(frame, mask)
         return mask
 
