@@ -306,7 +306,7 @@ SPEC = SegmenterSpec(
               low=0.0, high=86400.0),
         Param('bgsub.consensus.shadow_darkest', FLOAT, 0.0,
               'consensus: cast-shadow test, the darkest shadow as the ratio of its grey '
-              'level to the background\'s (e.g. 0.5): a foreground pixel darker than the '
+              'level to the background one (e.g. 0.5): a foreground pixel darker than the '
               'background by a nearly constant factor, with its texture, is background. '
               '0 = off (default: it lost F on held-out CDnet highway).',
               low=0.0, high=0.95),

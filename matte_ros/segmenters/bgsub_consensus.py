@@ -54,16 +54,17 @@ Cast shadows (``shadow_darkest`` > 0; off by default)
     (not in the model's own labels, so learning, ageing and the ghost test are not
     affected), a foreground pixel is a shadow when its grey level is between
     ``shadow_darkest`` and :data:`SHADOW_LIGHTEST` times the background image's, each
-    colour channel's ratio lies between :data:`SHADOW_CHANNEL_DARKEST` and
-    :data:`SHADOW_LIGHTEST` (a shadow darkens every channel), and the grey ratio
+    colour channel's ratio lies between :data:`SHADOW_CHANNEL_SHARE` × ``shadow_darkest``
+    and :data:`SHADOW_LIGHTEST` (a shadow darkens every channel), and the grey ratio
     frame / background varies by
     less than :data:`SHADOW_TEXTURE` (coefficient of variation) over a
     :data:`SHADOW_WINDOW` square: the background's texture shows through.  A person's
     uniform clothes in front of a uniform wall can pass that test, so a shadow pixel
     stays foreground when most of its ``smooth`` × ``smooth`` window is foreground that
-    is not shadow (the interior of a person).  The test runs on the bounding box of the
-    foreground only.  It is off by default: docs/quality.md gives its effect on the
-    dev and held-out data.
+    is not shadow (a narrow uniform part of a person); a wide uniform area of the
+    background's colour, only darker, cannot be told from a shadow.  The test runs on
+    the bounding box of the foreground only.  It is off by default: docs/quality.md
+    gives its effect on the dev and held-out data.
 
 Random update
     Updatable pixels replace one of their samples with their pixel's update probability
@@ -155,8 +156,8 @@ WORK_BYTES = 64
 
 #: Shadow test: a shadow pixel's grey level is at most this share of the background's ...
 SHADOW_LIGHTEST = 0.95
-#: ... each of its colour channels at least this share of the background's ...
-SHADOW_CHANNEL_DARKEST = 0.4
+#: ... each of its colour channels at least this share of ``shadow_darkest`` ...
+SHADOW_CHANNEL_SHARE = 0.8
 #: ... and the ratio frame / background has a coefficient of variation below this ...
 SHADOW_TEXTURE = 0.08
 #: ... over windows of this size (px).
@@ -535,8 +536,8 @@ def shadow_pixels(frame: np.ndarray, background: np.ndarray,
 
     ``background`` is the model's background image (BGR, any depth).  The test of the
     module docstring: grey ratio frame / background in [``darkest``,
-    :data:`SHADOW_LIGHTEST`], each channel's ratio in [:data:`SHADOW_CHANNEL_DARKEST`,
-    :data:`SHADOW_LIGHTEST`], and the grey ratio's coefficient of variation over
+    :data:`SHADOW_LIGHTEST`], each channel's ratio in [:data:`SHADOW_CHANNEL_SHARE` ×
+    ``darkest``, :data:`SHADOW_LIGHTEST`], and the grey ratio's coefficient of variation over
     :data:`SHADOW_WINDOW` squares at most :data:`SHADOW_TEXTURE`.
     """
     colour = cv2.add(np.ascontiguousarray(frame), SHADOW_OFFSET, dtype=cv2.CV_32F)
@@ -546,8 +547,8 @@ def shadow_pixels(frame: np.ndarray, background: np.ndarray,
     shadow = cv2.inRange(grey, darkest, SHADOW_LIGHTEST)
     for channel in range(3):
         ratio = cv2.divide(colour[..., channel], model[..., channel])
-        cv2.bitwise_and(shadow, cv2.inRange(ratio, SHADOW_CHANNEL_DARKEST, SHADOW_LIGHTEST),
-                        dst=shadow)
+        cv2.bitwise_and(shadow, cv2.inRange(ratio, SHADOW_CHANNEL_SHARE * darkest,
+                                            SHADOW_LIGHTEST), dst=shadow)
     size = (SHADOW_WINDOW, SHADOW_WINDOW)
     mean = cv2.blur(grey, size, borderType=cv2.BORDER_REPLICATE)
     square = cv2.blur(cv2.multiply(grey, grey), size, borderType=cv2.BORDER_REPLICATE)
