@@ -26,8 +26,8 @@ Parameters (see ``matte_ros/params.py``):
   VPI: ``threshold``, the squared Mahalanobis distance, as MOG2.
 * ``bgsub.detect_shadows`` -- (OpenCV, VPI) mark shadows (OpenCV / VPI mask value 127)
   and keep them out of alpha.  Without it shadows are usually foreground.  consensus
-  has a cast-shadow test of its own, off by default: ``bgsub.consensus.shadow_darkest``
-  (see :mod:`~matte_ros.segmenters.bgsub_consensus`).
+  has a cast-shadow test of its own: ``bgsub.consensus.shadow_darkest`` (0 = off; see
+  :mod:`~matte_ros.segmenters.bgsub_consensus`).
 
 On the ``vpi`` backend the model is VPI's ``BackgroundSubtractor`` (a Gaussian mixture,
 MOG2-like) on its CUDA backend; it has neither KNN nor consensus, so only
@@ -304,11 +304,11 @@ SPEC = SegmenterSpec(
               'refresh foreground like background. Ghosts, ~/reset and a change of most of '
               'the frame (lights) re-learn at once.',
               low=0.0, high=86400.0),
-        Param('bgsub.consensus.shadow_darkest', FLOAT, 0.0,
+        Param('bgsub.consensus.shadow_darkest', FLOAT, 0.5,
               'consensus: cast-shadow test, the darkest shadow as the ratio of its grey '
-              'level to the background one (e.g. 0.5): a foreground pixel darker than the '
-              'background by a nearly constant factor, with its texture, is background. '
-              '0 = off (default: it lost F on held-out CDnet highway).',
+              'level to the background one: a region on the outline of an object that is '
+              'darker than the background by a nearly constant factor, with its texture, '
+              'is background. 0 = no shadow test.',
               low=0.0, high=0.95),
     ),
     backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),

@@ -48,7 +48,7 @@ Ghost test (a region released at once)
     (:data:`GHOST_MATCHING`).  A ghost's samples and background image are set to the
     current frame, and its pixels are background from that frame on.
 
-Cast shadows (``shadow_darkest`` > 0; off by default)
+Cast shadows (``shadow_darkest`` > 0; 0.5 by default)
     A shadow darkens the background by roughly the same factor over a few pixels and
     keeps its texture; CDnet scores hard shadows as background.  In the returned mask
     (not in the model's own labels, so learning, ageing and the ghost test are not
@@ -59,12 +59,16 @@ Cast shadows (``shadow_darkest`` > 0; off by default)
     frame / background varies by
     less than :data:`SHADOW_TEXTURE` (coefficient of variation) over a
     :data:`SHADOW_WINDOW` square: the background's texture shows through.  A person's
-    uniform clothes in front of a uniform wall can pass that test, so a shadow pixel
-    stays foreground when most of its ``smooth`` × ``smooth`` window is foreground that
-    is not shadow (a narrow uniform part of a person); a wide uniform area of the
-    background's colour, only darker, cannot be told from a shadow.  The test runs on
-    the bounding box of the foreground only.  It is off by default: docs/quality.md
-    gives its effect on the dev and held-out data.
+    uniform clothes in front of a uniform wall can pass that test too, so two rules
+    keep objects whole: a cast shadow lies on its object's outline, so only connected
+    shadow regions that touch the background are removed (not shadow-like patches
+    inside an object; a real shadow's soft edge, its penumbra, passes the test and
+    connects it to the background, while a hard-edged dark patch, whose rim fails the
+    texture test, stays); and a removed pixel stays foreground when most of its
+    ``smooth`` × ``smooth`` window is foreground that is not shadow (a narrow uniform
+    part of a person at the outline).  A wide uniform area of the background's colour,
+    only darker, at an object's edge cannot be told from a shadow.  The test runs on
+    the bounding box of the foreground only.
 
 Random update
     Updatable pixels replace one of their samples with their pixel's update probability
@@ -159,7 +163,7 @@ SHADOW_LIGHTEST = 0.95
 #: ... each of its colour channels at least this share of ``shadow_darkest`` ...
 SHADOW_CHANNEL_SHARE = 0.8
 #: ... and the ratio frame / background has a coefficient of variation below this ...
-SHADOW_TEXTURE = 0.08
+SHADOW_TEXTURE = 0.10
 #: ... over windows of this size (px).
 SHADOW_WINDOW = 5
 #: Added to grey levels before ratios are taken (keeps dark pixels' ratios finite).
@@ -176,14 +180,15 @@ class SampleConsensus:
     (an update probability of ``learn_rate * samples``, capped at 1); -1 picks the
     automatic rate.  ``still_seconds`` is how long (stamp time) a foreground pixel that
     is not blinking keeps its model.  ``shadow_darkest`` > 0 leaves cast shadows out of
-    the mask; it is the darkest shadow (grey ratio to the background).  All
+    the mask; it is the darkest shadow (grey ratio to the background; 0 = no shadow
+    test).  All
     arguments except ``samples`` and ``seed`` may change between frames through
     :meth:`configure`.
     """
 
     def __init__(self, samples: int = 10, threshold: float = 30.0, min_matches: int = 2,
                  adapt: float = 0.5, smooth: int = 9, learn_rate: float = -1.0,
-                 still_seconds: float = 300.0, seed: int = 0, shadow_darkest: float = 0.0):
+                 still_seconds: float = 300.0, seed: int = 0, shadow_darkest: float = 0.5):
         if samples < 1:
             raise ValueError('samples must be ≥ 1, got %r' % samples)
         self.samples = int(samples)
@@ -212,7 +217,7 @@ class SampleConsensus:
 
     def configure(self, threshold: float, min_matches: int, adapt: float, smooth: int,
                   learn_rate: float, still_seconds: float = 300.0,
-                  shadow_darkest: float = 0.0) -> None:
+                  shadow_darkest: float = 0.5) -> None:
         """Set the dynamic knobs (applied from the next frame)."""
         if not 1 <= min_matches <= self.samples:
             raise ValueError('min_matches must lie in 1 … samples (%d), got %r'
@@ -468,6 +473,16 @@ class SampleConsensus:
         cv2.bitwise_and(shadow, part, dst=shadow)
         if not shadow.any():
             return mask
+        # A cast shadow lies on the outline of its object: only shadow regions that
+        # touch the background count.
+        count, labels = cv2.connectedComponents(shadow, connectivity=8, ltype=cv2.CV_32S)
+        touching = cv2.bitwise_and(shadow, cv2.dilate(cv2.bitwise_not(part), KERNEL3))
+        outer = np.zeros(count, bool)
+        outer[labels[touching > 0]] = True
+        outer[0] = False
+        if not outer.any():
+            return mask
+        shadow = outer[labels].astype(np.uint8) * 255
         kept = cv2.bitwise_and(part, cv2.bitwise_not(shadow))
         if self.smooth > 1:
             votes = cv2.blur(kept, (self.smooth, self.smooth), borderType=cv2.BORDER_REPLICATE)
@@ -534,10 +549,20 @@ def shadow_pixels(frame: np.ndarray, background: np.ndarray,
     """
     Return 255 where ``frame`` (BGR uint8) looks like ``background`` under a cast shadow.
 
-    ``background`` is the model's background image (BGR, any depth).  The test of the
-    module docstring: grey ratio frame / background in [``darkest``,
-    :data:`SHADOW_LIGHTEST`], each channel's ratio in [:data:`SHADOW_CHANNEL_SHARE` ×
-    ``darkest``, :data:`SHADOW_LIGHTEST`], and the grey ratio's coefficient of variation over
+    ``background`` is the model's background image (BGR, any depth).  Both tests of
+    :func:`shadow_tests` per pixel (no outline rule).
+    """
+    dim, flat = shadow_tests(frame, background, darkest)
+    return cv2.bitwise_and(dim, flat)
+
+
+def shadow_tests(frame: np.ndarray, background: np.ndarray, darkest: float = 0.5):
+    """
+    Return the colour and texture parts of the shadow test (uint8 masks, 255 = pass).
+
+    Colour: grey ratio frame / background in [``darkest``, :data:`SHADOW_LIGHTEST`],
+    each channel's ratio in [:data:`SHADOW_CHANNEL_SHARE` × ``darkest``,
+    :data:`SHADOW_LIGHTEST`].  Texture: the grey ratio's coefficient of variation over
     :data:`SHADOW_WINDOW` squares at most :data:`SHADOW_TEXTURE`.
     """
     colour = cv2.add(np.ascontiguousarray(frame), SHADOW_OFFSET, dtype=cv2.CV_32F)
@@ -555,4 +580,4 @@ def shadow_pixels(frame: np.ndarray, background: np.ndarray,
     # variance ≤ (texture × mean)²  ⇔  mean of squares ≤ (1 + texture²) × mean²
     textured = cv2.compare(square, cv2.multiply(mean, mean, scale=1.0 + SHADOW_TEXTURE ** 2),
                            cv2.CMP_LE)
-    return cv2.bitwise_and(shadow, textured)
+    return shadow, textured
