@@ -570,10 +570,10 @@ def shadow_tests(frame: np.ndarray, background: np.ndarray, darkest: float = 0.5
     grey = cv2.divide(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY),
                       cv2.cvtColor(model, cv2.COLOR_BGR2GRAY))
     shadow = cv2.inRange(grey, darkest, SHADOW_LIGHTEST)
-    for channel in range(3):
-        ratio = cv2.divide(colour[..., channel], model[..., channel])
-        cv2.bitwise_and(shadow, cv2.inRange(ratio, SHADOW_CHANNEL_SHARE * darkest,
-                                            SHADOW_LIGHTEST), dst=shadow)
+    # inRange over the three channel ratios: 255 where all of them lie in range.
+    low = SHADOW_CHANNEL_SHARE * darkest
+    cv2.bitwise_and(shadow, cv2.inRange(cv2.divide(colour, model), (low,) * 3,
+                                        (SHADOW_LIGHTEST,) * 3), dst=shadow)
     size = (SHADOW_WINDOW, SHADOW_WINDOW)
     mean = cv2.blur(grey, size, borderType=cv2.BORDER_REPLICATE)
     square = cv2.blur(cv2.multiply(grey, grey), size, borderType=cv2.BORDER_REPLICATE)
