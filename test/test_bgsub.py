@@ -378,8 +378,8 @@ def test_consensus_defaults_on_cdnet(cdnet, sequence, last):
     """
     Check the default algorithm (consensus) on the first scored frames of a sequence.
 
-    Measured F (seeds 0-2): pedestrians to frame 700: 0.957-0.958, highway to frame 900:
-    0.968 (full sequences: 0.966 and 0.960, see tools/bench_bgsub.py).
+    Measured F (seed 0): pedestrians to frame 700: 0.971, highway to frame 900: 0.968
+    (whole temporal ROIs: 0.977 and 0.959, docs/quality.md).
     """
     seg = BackgroundSubtractor(defaults(), 'cpu')
     assert cdnet_f_measure(seg, sequence, last) > 0.94
