@@ -16,7 +16,8 @@ numbers.  Neural models are taken from ``../shared/models`` when present
 
 A second table scores the background-subtraction rows (:data:`STILL_SEGMENTERS`) on the
 composited still-person scenes of :mod:`matte_ros.measure.still_scene` (whole scenes, CDnet's
-rules): ``still-a`` is dev data (defaults were chosen on it), ``still-b`` is held out.
+rules): ``still-a`` is dev data (defaults were chosen on it), ``still-b`` and ``still-c``
+are held out.
 
 Example (4-8 minutes on 2 cores, mostly rvm)::
 
@@ -245,8 +246,9 @@ def main(argv=None) -> int:
         print('Still-person scenes (matte_ros.measure.still_scene): a DAVIS person '
               'composited into '
               'a CDnet background with sensor noise and brightness drift, standing still '
-              'for 30-37 s; still-a: walks in, stands, leaves; still-b: in the first frame, '
-              'leaves (ghost), another stands. Whole scenes, stamps at 30 Hz.')
+              'for 30-60 s; still-a: walks in, stands, leaves; still-b: in the first frame, '
+              'leaves (ghost), another stands; still-c: walks in, stands 60 s moving his '
+              'arms a little, leaves. Whole scenes, stamps at 30 Hz.')
     return 0
 
 

@@ -9,8 +9,8 @@ The model's current background estimate is returned as ``Matte.background``.
 Parameters (see ``matte_ros/params.py``):
 
 * ``bgsub.algorithm`` -- ``consensus`` (per-pixel colour samples, see
-  :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.966 / 0.960 on CDnet
-  pedestrians / highway against 0.79 / 0.71 for MOG2 at OpenCV's defaults, and faster
+  :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.977 / 0.959 on CDnet
+  pedestrians / highway against 0.76 / 0.69 for MOG2 at OpenCV's defaults, and faster
   than MOG2), ``mog2`` (Gaussian mixture,
   Zivkovic 2004/2006) or ``knn`` (K nearest neighbours, Zivkovic & van der Heijden 2006).
 * ``bgsub.learn_rate`` -- per-frame learning rate in [0, 1]; -1 lets the model choose.
@@ -25,7 +25,9 @@ Parameters (see ``matte_ros/params.py``):
   levels); the same number therefore means very different things for the two models.
   VPI: ``threshold``, the squared Mahalanobis distance, as MOG2.
 * ``bgsub.detect_shadows`` -- (OpenCV, VPI) mark shadows (OpenCV / VPI mask value 127)
-  and keep them out of alpha.  Without it shadows are usually foreground.
+  and keep them out of alpha.  Without it shadows are usually foreground.  consensus
+  has a cast-shadow test of its own: ``bgsub.consensus.shadow_darkest`` (0 = off; see
+  :mod:`~matte_ros.segmenters.bgsub_consensus`).
 
 On the ``vpi`` backend the model is VPI's ``BackgroundSubtractor`` (a Gaussian mixture,
 MOG2-like) on its CUDA backend; it has neither KNN nor consensus, so only
@@ -162,7 +164,8 @@ class BackgroundSubtractor(Segmenter):
                 'adapt': config['bgsub.consensus.adapt'],
                 'smooth': config['bgsub.consensus.smooth'],
                 'learn_rate': config['bgsub.learn_rate'],
-                'still_seconds': config['bgsub.consensus.still_seconds']}
+                'still_seconds': config['bgsub.consensus.still_seconds'],
+                'shadow_darkest': config['bgsub.consensus.shadow_darkest']}
 
     def _build(self, size: Optional[tuple] = None) -> None:
         """Create a fresh model (VPI needs the frame size, so it waits for a frame)."""
@@ -277,7 +280,8 @@ SPEC = SegmenterSpec(
               'default 400). Not used by consensus.',
               low=0.0, high=10000.0, reload=True),
         Param('bgsub.detect_shadows', BOOL, True,
-              'mog2/knn/VPI: mark shadows (and exclude them from the mask).', reload=True),
+              'mog2/knn/VPI: mark shadows (and exclude them from the mask); consensus: see '
+              'bgsub.consensus.shadow_darkest.', reload=True),
         Param('bgsub.consensus.samples', INT, 10,
               'consensus: background colour samples kept per pixel (memory and time grow '
               'linearly).', low=2, high=64, reload=True),
@@ -300,6 +304,12 @@ SPEC = SegmenterSpec(
               'refresh foreground like background. Ghosts, ~/reset and a change of most of '
               'the frame (lights) re-learn at once.',
               low=0.0, high=86400.0),
+        Param('bgsub.consensus.shadow_darkest', FLOAT, 0.5,
+              'consensus: cast-shadow test, the darkest shadow as the ratio of its grey '
+              'level to the background one: a region on the outline of an object that is '
+              'darker than the background by a nearly constant factor, with its texture, '
+              'is background. 0 = no shadow test.',
+              low=0.0, high=0.95),
     ),
     backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),
     variants=(

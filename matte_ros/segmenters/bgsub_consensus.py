@@ -48,6 +48,28 @@ Ghost test (a region released at once)
     (:data:`GHOST_MATCHING`).  A ghost's samples and background image are set to the
     current frame, and its pixels are background from that frame on.
 
+Cast shadows (``shadow_darkest`` > 0; 0.5 by default)
+    A shadow darkens the background by roughly the same factor over a few pixels and
+    keeps its texture; CDnet scores hard shadows as background.  In the returned mask
+    (not in the model's own labels, so learning, ageing and the ghost test are not
+    affected), a foreground pixel is a shadow when its grey level is between
+    ``shadow_darkest`` and :data:`SHADOW_LIGHTEST` times the background image's, each
+    colour channel's ratio lies between :data:`SHADOW_CHANNEL_SHARE` × ``shadow_darkest``
+    and :data:`SHADOW_LIGHTEST` (a shadow darkens every channel), and the grey ratio
+    frame / background varies by
+    less than :data:`SHADOW_TEXTURE` (coefficient of variation) over a
+    :data:`SHADOW_WINDOW` square: the background's texture shows through.  A person's
+    uniform clothes in front of a uniform wall can pass that test too, so two rules
+    keep objects whole: a cast shadow lies on its object's outline, so only connected
+    shadow regions that touch the background are removed (not shadow-like patches
+    inside an object; a real shadow's soft edge, its penumbra, passes the test and
+    connects it to the background, while a hard-edged dark patch, whose rim fails the
+    texture test, stays); and a removed pixel stays foreground when most of its
+    ``smooth`` × ``smooth`` window is foreground that is not shadow (a narrow uniform
+    part of a person at the outline).  A wide uniform area of the background's colour,
+    only darker, at an object's edge cannot be told from a shadow.  The test runs on
+    the bounding box of the foreground only.
+
 Random update
     Updatable pixels replace one of their samples with their pixel's update probability
     (``learn_rate``), and as often copy their colour into the model of one updatable
@@ -136,6 +158,17 @@ STATE_BYTES = 12 + 4 + 4 + 4 + 1 + 1
 #: ghost test's labels and edges, the set-up's shifted planes and offsets).
 WORK_BYTES = 64
 
+#: Shadow test: a shadow pixel's grey level is at most this share of the background's ...
+SHADOW_LIGHTEST = 0.95
+#: ... each of its colour channels at least this share of ``shadow_darkest`` ...
+SHADOW_CHANNEL_SHARE = 0.8
+#: ... and the ratio frame / background has a coefficient of variation below this ...
+SHADOW_TEXTURE = 0.10
+#: ... over windows of this size (px).
+SHADOW_WINDOW = 5
+#: Added to grey levels before ratios are taken (keeps dark pixels' ratios finite).
+SHADOW_OFFSET = 4.0
+
 KERNEL3 = np.ones((3, 3), np.uint8)
 
 
@@ -146,13 +179,16 @@ class SampleConsensus:
     ``learn_rate`` is the fraction of the model refreshed per frame on background pixels
     (an update probability of ``learn_rate * samples``, capped at 1); -1 picks the
     automatic rate.  ``still_seconds`` is how long (stamp time) a foreground pixel that
-    is not blinking keeps its model.  All arguments except ``samples`` and ``seed`` may
-    change between frames through :meth:`configure`.
+    is not blinking keeps its model.  ``shadow_darkest`` > 0 leaves cast shadows out of
+    the mask; it is the darkest shadow (grey ratio to the background; 0 = no shadow
+    test).  All
+    arguments except ``samples`` and ``seed`` may change between frames through
+    :meth:`configure`.
     """
 
     def __init__(self, samples: int = 10, threshold: float = 30.0, min_matches: int = 2,
                  adapt: float = 0.5, smooth: int = 9, learn_rate: float = -1.0,
-                 still_seconds: float = 300.0, seed: int = 0):
+                 still_seconds: float = 300.0, seed: int = 0, shadow_darkest: float = 0.5):
         if samples < 1:
             raise ValueError('samples must be ≥ 1, got %r' % samples)
         self.samples = int(samples)
@@ -171,7 +207,8 @@ class SampleConsensus:
         self.ghosts_released = 0
         #: Times a large scene change re-initialised the model.
         self.relearned = 0
-        self.configure(threshold, min_matches, adapt, smooth, learn_rate, still_seconds)
+        self.configure(threshold, min_matches, adapt, smooth, learn_rate, still_seconds,
+                       shadow_darkest)
 
     @staticmethod
     def bytes_per_pixel(samples: int) -> int:
@@ -179,19 +216,24 @@ class SampleConsensus:
         return 3 * int(samples) + STATE_BYTES + WORK_BYTES
 
     def configure(self, threshold: float, min_matches: int, adapt: float, smooth: int,
-                  learn_rate: float, still_seconds: float = 300.0) -> None:
+                  learn_rate: float, still_seconds: float = 300.0,
+                  shadow_darkest: float = 0.5) -> None:
         """Set the dynamic knobs (applied from the next frame)."""
         if not 1 <= min_matches <= self.samples:
             raise ValueError('min_matches must lie in 1 … samples (%d), got %r'
                              % (self.samples, min_matches))
         if not still_seconds >= 0:  # also refuses NaN
             raise ValueError('still_seconds must be ≥ 0, got %r' % still_seconds)
+        if not 0 <= shadow_darkest <= SHADOW_LIGHTEST:  # also refuses NaN
+            raise ValueError('shadow_darkest must lie in [0, %g], got %r'
+                             % (SHADOW_LIGHTEST, shadow_darkest))
         self.threshold = float(threshold)
         self.min_matches = int(min_matches)
         self.adapt = float(adapt)
         self.smooth = int(smooth)
         self.learn_rate = float(learn_rate)
         self.still_seconds = float(still_seconds)
+        self.shadow_darkest = float(shadow_darkest)
 
     @property
     def update_probability(self) -> float:
@@ -231,6 +273,8 @@ class SampleConsensus:
         self._learn(frame, planes, mask, raw, smallest[0])
         self._last_raw = raw
         self._last_mask = mask
+        if self.shadow_darkest > 0:
+            return self._without_shadows(frame, mask)
         return mask
 
     def background_image(self) -> Optional[np.ndarray]:
@@ -414,6 +458,40 @@ class SampleConsensus:
         cv2.bitwise_and(mask, cv2.bitwise_not(region), dst=mask)
         self.ghosts_released += int(np.count_nonzero(ghost))
 
+    def _without_shadows(self, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Return ``mask`` less its shadow pixels, except those inside non-shadow foreground."""
+        x, y, width, height = cv2.boundingRect(mask)
+        if width == 0 or height == 0:
+            return mask
+        # The box of the foreground, widened so windows and votes see past its edge.
+        pad = max(SHADOW_WINDOW, self.smooth)
+        rows, cols = mask.shape
+        box = (slice(max(y - pad, 0), min(y + height + pad, rows)),
+               slice(max(x - pad, 0), min(x + width + pad, cols)))
+        part = mask[box]
+        shadow = shadow_pixels(frame[box], self._background[box], self.shadow_darkest)
+        cv2.bitwise_and(shadow, part, dst=shadow)
+        if not shadow.any():
+            return mask
+        # A cast shadow lies on the outline of its object: only shadow regions that
+        # touch the background count.
+        count, labels = cv2.connectedComponents(shadow, connectivity=8, ltype=cv2.CV_32S)
+        touching = cv2.bitwise_and(shadow, cv2.dilate(cv2.bitwise_not(part), KERNEL3))
+        outer = np.zeros(count, bool)
+        outer[labels[touching > 0]] = True
+        outer[0] = False
+        if not outer.any():
+            return mask
+        shadow = outer[labels].astype(np.uint8) * 255
+        kept = cv2.bitwise_and(part, cv2.bitwise_not(shadow))
+        if self.smooth > 1:
+            votes = cv2.blur(kept, (self.smooth, self.smooth), borderType=cv2.BORDER_REPLICATE)
+            inside = cv2.threshold(votes, 127, 255, cv2.THRESH_BINARY)[1]
+            cv2.bitwise_or(kept, cv2.bitwise_and(inside, shadow), dst=kept)
+        out = mask.copy()
+        out[box] = kept
+        return out
+
     def _learn(self, frame, planes, mask, raw, nearest) -> None:
         """Update samples, background image and noise level from updatable pixels."""
         probability = self.update_probability
@@ -464,3 +542,42 @@ class SampleConsensus:
         dice = np.frombuffer(self._rng.bytes(height * width), np.uint8).reshape(height, width)
         picked = cv2.compare(dice, level, cv2.CMP_LT)
         return cv2.bitwise_and(picked, updatable)
+
+
+def shadow_pixels(frame: np.ndarray, background: np.ndarray,
+                  darkest: float = 0.5) -> np.ndarray:
+    """
+    Return 255 where ``frame`` (BGR uint8) looks like ``background`` under a cast shadow.
+
+    ``background`` is the model's background image (BGR, any depth).  Both tests of
+    :func:`shadow_tests` per pixel (no outline rule).
+    """
+    dim, flat = shadow_tests(frame, background, darkest)
+    return cv2.bitwise_and(dim, flat)
+
+
+def shadow_tests(frame: np.ndarray, background: np.ndarray, darkest: float = 0.5):
+    """
+    Return the colour and texture parts of the shadow test (uint8 masks, 255 = pass).
+
+    Colour: grey ratio frame / background in [``darkest``, :data:`SHADOW_LIGHTEST`],
+    each channel's ratio in [:data:`SHADOW_CHANNEL_SHARE` × ``darkest``,
+    :data:`SHADOW_LIGHTEST`].  Texture: the grey ratio's coefficient of variation over
+    :data:`SHADOW_WINDOW` squares at most :data:`SHADOW_TEXTURE`.
+    """
+    colour = cv2.add(np.ascontiguousarray(frame), SHADOW_OFFSET, dtype=cv2.CV_32F)
+    model = cv2.add(np.ascontiguousarray(background), SHADOW_OFFSET, dtype=cv2.CV_32F)
+    grey = cv2.divide(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY),
+                      cv2.cvtColor(model, cv2.COLOR_BGR2GRAY))
+    shadow = cv2.inRange(grey, darkest, SHADOW_LIGHTEST)
+    # inRange over the three channel ratios: 255 where all of them lie in range.
+    low = SHADOW_CHANNEL_SHARE * darkest
+    cv2.bitwise_and(shadow, cv2.inRange(cv2.divide(colour, model), (low,) * 3,
+                                        (SHADOW_LIGHTEST,) * 3), dst=shadow)
+    size = (SHADOW_WINDOW, SHADOW_WINDOW)
+    mean = cv2.blur(grey, size, borderType=cv2.BORDER_REPLICATE)
+    square = cv2.blur(cv2.multiply(grey, grey), size, borderType=cv2.BORDER_REPLICATE)
+    # variance ≤ (texture × mean)²  ⇔  mean of squares ≤ (1 + texture²) × mean²
+    textured = cv2.compare(square, cv2.multiply(mean, mean, scale=1.0 + SHADOW_TEXTURE ** 2),
+                           cv2.CMP_LE)
+    return shadow, textured
