@@ -32,6 +32,23 @@ smoothed (its matte edge cannot have moved further).  A change the segmenter mak
 a still image (a person standing still that a background model starts to absorb) is
 followed at the EMA's rate instead of at once.
 
+Mask hysteresis: the mask is ``alpha > threshold``, so a pixel whose alpha hovers at the
+threshold toggles however little it moves.  With the smoothed alpha ``a_t`` and the
+mask published with the previous frame ``m_{t-1}``, a pixel that would change side
+keeps ``m_{t-1}`` while
+
+    |a_t - threshold| < stabilizer.hysteresis × max(0, 1 - d / (CONTRAST × c + motion))
+
+the same gate as the weight, so the band is widest where the image is still and gone
+where it moved by more than the motion gate: a moving edge is never held.  It is a
+Schmitt trigger on a still pixel: a change the segmenter keeps making passes once the
+average has moved past the band (one frame later than without it for a 0/1 alpha on a
+perfectly still pixel), while an alpha that settles within the band keeps the previous
+side until the image changes there.  A held pixel is
+published one mono8 step on its previous side (threshold + 1/255 if it was on, 1/255
+below if off).  The hold works on the output only: the state of the average stays
+``a_t``, so evidence against a held bit accumulates as if there were no hold.
+
 Reset policy: the state (previous grey frame and alpha) is dropped on
 :meth:`Stabilizer.reset` and whenever the segmenter's reset count changes (the
 pipeline passes it in), so it follows exactly the segmenter's resets: ``~/reset``,
@@ -39,10 +56,11 @@ deactivation, and every discontinuity its :class:`~matte_ros.segmenters.base.Con
 detects (stamp going backwards or jumping, resolution or frame_id change); and on a
 change of frame size.  Switching it off drops the state too.
 
-Cost: a difference, three 3×3 min/max filters, a division and two table look-ups in
-uint8 on a quarter of the pixels, then a nearest-neighbour enlargement, two table
-look-ups into float and one float blend at full size (OpenCV); the measured figure is
-in docs/quality.md.
+Cost: a difference, three 3×3 min/max filters and a division in uint8 on a quarter of
+the pixels, then a nearest-neighbour enlargement, two table look-ups into float and one
+float blend at full size, and for the hysteresis two float-to-uint8 passes and a few
+uint8 ones (a float copy and two masked writes only on frames where a pixel is held);
+OpenCV throughout.  The measured figure is in docs/quality.md.
 """
 
 from typing import Any
@@ -80,8 +98,10 @@ def half_grey(frame: np.ndarray) -> np.ndarray:
 
 
 #: Memory per frame pixel while enabled (bytes): the kept alpha and the new one (float32),
-#: the two weight planes (float32), the spread ratio (uint8) and the half-size grey planes.
-BYTES_PER_PIXEL = 20
+#: the two weight planes (float32), the spread ratio (uint8), the half-size grey planes,
+#: and for the hysteresis the output copy and the held value (float32) and six uint8
+#: planes (previous and new mask, distance, band test, flips, held).
+BYTES_PER_PIXEL = 34
 
 
 def memory_bytes(config: Dict[str, Any], pixels: int) -> int:
@@ -101,6 +121,11 @@ class Stabilizer:
         self.enabled = False
         self.strength = 0.0
         self.motion = 0.0
+        self.hysteresis = 0.0
+        self.threshold = 0.5
+        self._above = self._below = 0.5
+        self._mask: Optional[np.ndarray] = None
+        self._below_plane = None
         self._table = np.zeros(256, np.float32)
         self._complement = np.ones(256, np.float32)
         self._buffers = None
@@ -118,6 +143,11 @@ class Stabilizer:
         self.motion = int(config['stabilizer.motion'])
         self._table = weight_table(self.strength)
         self._complement = (1.0 - self._table).astype(np.float32)
+        self.hysteresis = float(config['stabilizer.hysteresis'])
+        self.threshold = float(config['threshold'])
+        self._above = min(1.0, self.threshold + 1.0 / 255.0)
+        self._below = max(0.0, self.threshold - 1.0 / 255.0)
+        self._below_plane = None
         if self.enabled and not enabled:
             self.reset('stabilizer switched off')
         self.enabled = enabled
@@ -126,6 +156,7 @@ class Stabilizer:
         """Forget the previous frame and alpha (the next frame passes through)."""
         self._grey = None
         self._alpha = None
+        self._mask = None
         self.resets += 1
         self.last_reset_reason = reason
 
@@ -155,6 +186,8 @@ class Stabilizer:
             if previous is not None:
                 self.reset('frame size changed')
             self._grey, self._alpha = grey, alpha.copy()
+            self._mask = None if self.hysteresis <= 0.0 else \
+                cv2.compare(self._alpha, self.threshold, cv2.CMP_GT)
             return alpha
         change = cv2.dilate(cv2.absdiff(grey, previous), _KERNEL)
         # CONTRAST x local contrast + motion (uint8, saturated); change / that in
@@ -179,4 +212,38 @@ class Stabilizer:
         out = cv2.blendLinear(previous_alpha, alpha, past, now)
         cv2.patchNaNs(out, 0.0)
         self._grey, self._alpha = grey, out
+        return self._hold(out, full)
+
+    def _hold(self, smoothed: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+        """
+        Return the output of this frame: ``smoothed`` with the mask hysteresis applied.
+
+        A pixel whose smoothed alpha lies on the other side of the threshold than the
+        mask published with the previous frame, but closer to it than the band
+        ``stabilizer.hysteresis × max(0, 1 - ratio)`` (the same gate as the weight), is
+        published just on its previous side (threshold ± 1/255).  The test runs in uint8:
+        ``RATIO_STEPS × |a - threshold| / hysteresis + ratio < RATIO_STEPS``.  The
+        smoothed alpha stays the state: a hold never feeds back into the average, so a
+        pixel is held only while the evidence against its mask bit stays weak.
+        """
+        if self.hysteresis <= 0.0:
+            self._mask = None
+            return smoothed
+        side = cv2.compare(smoothed, self.threshold, cv2.CMP_GT)
+        previous, self._mask = self._mask, side
+        if previous is None or previous.shape != side.shape:
+            return smoothed
+        scale = RATIO_STEPS / self.hysteresis
+        distance = cv2.convertScaleAbs(smoothed, alpha=scale, beta=-scale * self.threshold)
+        near = cv2.compare(cv2.add(distance, ratio), RATIO_STEPS, cv2.CMP_LT)
+        held = cv2.bitwise_and(cv2.bitwise_xor(side, previous), near)
+        if not cv2.countNonZero(held):
+            return smoothed
+        if self._below_plane is None or self._below_plane.shape != smoothed.shape:
+            self._below_plane = np.full(smoothed.shape, self._below, np.float32)
+        # Held pixels: just below the threshold, those that were on one step above it.
+        out = smoothed.copy()
+        cv2.copyTo(self._below_plane, held, out)
+        cv2.add(out, self._above - self._below, dst=out, mask=cv2.bitwise_and(held, previous))
+        cv2.bitwise_xor(side, held, dst=self._mask)     # the held pixels keep their side
         return out
