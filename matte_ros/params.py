@@ -142,6 +142,10 @@ CORE: List[Any] = [
           'Stabiliser: grey-level change (3x3 max) at which smoothing stops in a flat '
           'area; local contrast (3x3 max - min) adds to it. Below it the weight of the '
           'past falls linearly from strength to 0.', low=1, high=255),
+    Param('stabilizer.hysteresis', FLOAT, 0.1,
+          'Stabiliser: a pixel whose smoothed alpha crosses threshold by less than this '
+          '(times the same motion gate) keeps its previous mask side; 0 = none.',
+          low=0.0, high=0.45),
     SEGMENTER_SECTIONS,
     # --- models ----------------------------------------------------------------------------
     Param('models.model_dir', STRING, '',

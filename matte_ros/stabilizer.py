@@ -32,6 +32,23 @@ smoothed (its matte edge cannot have moved further).  A change the segmenter mak
 a still image (a person standing still that a background model starts to absorb) is
 followed at the EMA's rate instead of at once.
 
+Mask hysteresis: the mask is ``alpha > threshold``, so a pixel whose alpha hovers at the
+threshold toggles however little it moves.  With the smoothed alpha ``a_t`` and the
+mask published with the previous frame ``m_{t-1}``, a pixel that would change side
+keeps ``m_{t-1}`` while
+
+    |a_t - threshold| < stabilizer.hysteresis × max(0, 1 - d / (CONTRAST × c + motion))
+
+(the same gate as the weight) and is published with the alpha it had in the previous
+output, so its mask bit and alpha stand still.  The band is widest where the image is
+still and gone where it moved by more than the motion gate: a moving edge is never
+held.  It is a Schmitt trigger on a still pixel: a change the segmenter keeps making
+passes once the average has moved past the band (one frame later than without it for
+a 0/1 alpha on a perfectly still pixel), while an alpha that settles within the band
+keeps the previous side until the image changes there.  The hold works on the output
+only: the state of the average stays ``a_t``, so evidence against a held bit
+accumulates as if there were no hold.
+
 Reset policy: the state (previous grey frame and alpha) is dropped on
 :meth:`Stabilizer.reset` and whenever the segmenter's reset count changes (the
 pipeline passes it in), so it follows exactly the segmenter's resets: ``~/reset``,
@@ -39,10 +56,11 @@ deactivation, and every discontinuity its :class:`~matte_ros.segmenters.base.Con
 detects (stamp going backwards or jumping, resolution or frame_id change); and on a
 change of frame size.  Switching it off drops the state too.
 
-Cost: a difference, three 3×3 min/max filters, a division and two table look-ups in
-uint8 on a quarter of the pixels, then a nearest-neighbour enlargement, two table
-look-ups into float and one float blend at full size (OpenCV); the measured figure is
-in docs/quality.md.
+Cost: a difference, three 3×3 min/max filters and a division in uint8 on a quarter of
+the pixels, then a nearest-neighbour enlargement, two table look-ups into float and one
+float blend at full size, and for the hysteresis two float-to-uint8 passes and a few
+uint8 ones (a float copy and two masked writes only on frames where a pixel is held);
+OpenCV throughout.  The measured figure is in docs/quality.md.
 """
 
 from typing import Any
@@ -79,9 +97,11 @@ def half_grey(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(plane)
 
 
-#: Memory per frame pixel while enabled (bytes): the kept alpha and the new one (float32),
-#: the two weight planes (float32), the spread ratio (uint8) and the half-size grey planes.
-BYTES_PER_PIXEL = 20
+#: Memory per frame pixel while enabled (bytes): two state planes (this frame's and the
+#: previous one), the two weight planes and, for the hysteresis, two output planes
+#: (float32); the spread ratio, two mask planes and three hysteresis planes (uint8);
+#: the half-size grey planes and temporaries.
+BYTES_PER_PIXEL = 32
 
 
 def memory_bytes(config: Dict[str, Any], pixels: int) -> int:
@@ -101,6 +121,10 @@ class Stabilizer:
         self.enabled = False
         self.strength = 0.0
         self.motion = 0.0
+        self.hysteresis = 0.0
+        self.threshold = 0.5
+        self._published: Optional[np.ndarray] = None
+        self._mask: Optional[np.ndarray] = None
         self._table = np.zeros(256, np.float32)
         self._complement = np.ones(256, np.float32)
         self._buffers = None
@@ -118,6 +142,11 @@ class Stabilizer:
         self.motion = int(config['stabilizer.motion'])
         self._table = weight_table(self.strength)
         self._complement = (1.0 - self._table).astype(np.float32)
+        self.hysteresis = float(config['stabilizer.hysteresis'])
+        threshold = float(config['threshold'])
+        if threshold != self.threshold:
+            self._mask = None       # the previous sides were taken at another threshold
+        self.threshold = threshold
         if self.enabled and not enabled:
             self.reset('stabilizer switched off')
         self.enabled = enabled
@@ -126,6 +155,8 @@ class Stabilizer:
         """Forget the previous frame and alpha (the next frame passes through)."""
         self._grey = None
         self._alpha = None
+        self._mask = None
+        self._published = None
         self.resets += 1
         self.last_reset_reason = reason
 
@@ -134,8 +165,9 @@ class Stabilizer:
         """
         Return the stabilised alpha of this frame (the input alpha when disabled).
 
-        The returned array is also kept as the state for the next frame: read it, do
-        not write into it.
+        The returned array belongs to the stabiliser and is valid until the next call
+        (its planes are reused from frame to frame, so no full-size array is allocated
+        per frame): read it, do not write into it or keep it.
 
         ``segmenter_resets`` is the segmenter's reset count: when it differs from the
         one seen with the previous frame the state is dropped first.
@@ -154,29 +186,90 @@ class Stabilizer:
                 previous_alpha.shape != alpha.shape:
             if previous is not None:
                 self.reset('frame size changed')
-            self._grey, self._alpha = grey, alpha.copy()
+            buffers = self._planes_for(alpha.shape)
+            self._grey, self._alpha = grey, buffers['alpha'][0]
+            np.copyto(self._alpha, alpha)
+            self._published = self._alpha
+            if self.hysteresis > 0.0:
+                self._mask = np.greater(self._alpha, self.threshold,
+                                        out=buffers['mask'][0]).view(np.uint8)
             return alpha
+        buffers = self._planes_for(alpha.shape)
         change = cv2.dilate(cv2.absdiff(grey, previous), _KERNEL)
         # CONTRAST x local contrast + motion (uint8, saturated); change / that in
         # 1/RATIO_STEPS units (uint8, saturated: 4 and more is 4).
         contrast = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, _KERNEL)
         scale = cv2.addWeighted(contrast, CONTRAST, contrast, 0.0, float(self.motion))
         ratio = cv2.divide(change, scale, scale=RATIO_STEPS)
-        # Spread back to full size in uint8, then the two weights into reused buffers
-        # (no fresh full-size float arrays per frame).
-        if self._buffers is None or self._buffers[0].shape != alpha.shape:
-            self._buffers = (np.empty(alpha.shape, np.uint8), np.empty(alpha.shape, np.float32),
-                             np.empty(alpha.shape, np.float32))
-        full, past, now = self._buffers
+        # Spread back to full size in uint8, then the two weights.
+        full, past, now = buffers['ratio'], buffers['past'], buffers['now']
         cv2.resize(ratio, (alpha.shape[1], alpha.shape[0]), dst=full,
                    interpolation=cv2.INTER_NEAREST)
         cv2.LUT(full, self._table, dst=past)
         cv2.LUT(full, self._complement, dst=now)
         # out = w * past + (1 - w) * alpha in one pass (OpenCV divides by the weights'
-        # sum + 1e-5: 1e-5 relative, invisible in mono8); a NaN alpha becomes 0 rather
-        # than staying in the state.  out is a new array and becomes the state as it is:
-        # the caller (Pipeline) only reads it.
-        out = cv2.blendLinear(previous_alpha, alpha, past, now)
+        # sum + 1e-5: 1e-5 relative, invisible in mono8), into the state plane the
+        # previous frame did not use; a NaN alpha becomes 0 rather than staying in the
+        # state.
+        out = buffers['alpha'][1] if previous_alpha is buffers['alpha'][0] \
+            else buffers['alpha'][0]
+        cv2.blendLinear(previous_alpha, alpha, past, now, dst=out)
         cv2.patchNaNs(out, 0.0)
         self._grey, self._alpha = grey, out
+        return self._hold(out, full, buffers)
+
+    def _planes_for(self, shape) -> Dict[str, Any]:
+        """Return the full-size work planes for frames of ``shape`` (made once per size)."""
+        if self._buffers is None or self._buffers['ratio'].shape != shape:
+            self._buffers = {
+                'alpha': (np.empty(shape, np.float32), np.empty(shape, np.float32)),
+                'mask': (np.empty(shape, bool), np.empty(shape, bool)),
+                'ratio': np.empty(shape, np.uint8), 'past': np.empty(shape, np.float32),
+                'now': np.empty(shape, np.float32),
+                'out': (np.empty(shape, np.float32), np.empty(shape, np.float32)),
+                'distance': np.empty(shape, np.uint8), 'near': np.empty(shape, np.uint8),
+                'held': np.empty(shape, np.uint8)}
+        return self._buffers
+
+    def _hold(self, smoothed: np.ndarray, ratio: np.ndarray,
+              buffers: Dict[str, Any]) -> np.ndarray:
+        """
+        Return the output of this frame: ``smoothed`` with the mask hysteresis applied.
+
+        A pixel whose smoothed alpha lies on the other side of the threshold than the
+        mask published with the previous frame, but closer to it than the band
+        ``stabilizer.hysteresis × max(0, 1 - ratio)`` (the same gate as the weight), is
+        published with the alpha it had in the previous frame's output (which lies on that
+        side), so its mask bit and its alpha stand still.  The test runs in uint8:
+        ``RATIO_STEPS × |a - threshold| / hysteresis + ratio < RATIO_STEPS``.  The
+        smoothed alpha stays the state: a hold never feeds back into the average, so a
+        pixel is held only while the evidence against its mask bit stays weak.
+        """
+        previous, published = self._mask, self._published
+        self._published = smoothed
+        if self.hysteresis <= 0.0:
+            self._mask = None
+            return smoothed
+        plane = buffers['mask'][1] if previous is not None and \
+            previous.base is buffers['mask'][0] else buffers['mask'][0]
+        side = np.greater(smoothed, self.threshold, out=plane).view(np.uint8)     # 0 / 1
+        self._mask = side
+        if previous is None or previous.shape != side.shape:
+            return smoothed
+        scale = RATIO_STEPS / self.hysteresis
+        distance, near, held = buffers['distance'], buffers['near'], buffers['held']
+        cv2.convertScaleAbs(smoothed, dst=distance, alpha=scale, beta=-scale * self.threshold)
+        cv2.add(distance, ratio, dst=distance)
+        cv2.compare(distance, RATIO_STEPS, cv2.CMP_LT, dst=near)
+        cv2.bitwise_xor(side, previous, dst=held)
+        cv2.bitwise_and(held, near, dst=held)                                # 0 / 1
+        if not cv2.countNonZero(held):
+            return smoothed
+        # Held pixels keep the alpha published with the previous frame (on their
+        # previous side by definition), into the output plane that frame did not use.
+        out = buffers['out'][1] if published is buffers['out'][0] else buffers['out'][0]
+        np.copyto(out, smoothed)
+        cv2.copyTo(published, held, out)
+        self._published = out
+        cv2.bitwise_xor(side, held, dst=side)     # the held pixels keep their side
         return out

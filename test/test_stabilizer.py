@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 SHAPE = (40, 60)
-ON = {'stabilizer.enabled': True, 'stabilizer.strength': 0.7, 'stabilizer.motion': 16}
+ON = {'stabilizer.enabled': True, 'stabilizer.strength': 0.7, 'stabilizer.motion': 16,
+      'stabilizer.hysteresis': 0.1, 'threshold': 0.5}
+NO_HOLD = dict(ON, **{'stabilizer.hysteresis': 0.0})
 
 
 def scene(left, noise_seed=None):
@@ -88,7 +90,8 @@ def test_only_the_past_is_used():
     frames = [scene(10 + t % 3, noise_seed=t) for t in range(6)]
     alphas = [np.random.default_rng(t).random(SHAPE).astype(np.float32) for t in range(6)]
     full = Stabilizer(ON)
-    outs = [full.apply(f, a, 0) for (f, _), a in zip(frames, alphas)]
+    # Each output is valid until the next call (the stabiliser reuses its planes): copy.
+    outs = [full.apply(f, a, 0).copy() for (f, _), a in zip(frames, alphas)]
     for t in range(6):
         cut = Stabilizer(ON)
         for (f, _), a in zip(frames[:t + 1], alphas[:t + 1]):
@@ -166,9 +169,89 @@ def test_pipeline_switch_is_dynamic():
 
 @pytest.mark.parametrize('name, value', [
     ('stabilizer.strength', 0.99), ('stabilizer.strength', -0.1),
-    ('stabilizer.motion', 0.0), ('stabilizer.enabled', 1), ('stabilizer.motion', 'x')])
+    ('stabilizer.motion', 0.0), ('stabilizer.enabled', 1), ('stabilizer.motion', 'x'),
+    ('stabilizer.hysteresis', 0.5), ('stabilizer.hysteresis', -0.01),
+    ('stabilizer.hysteresis', float('nan')), ('stabilizer.hysteresis', 'x')])
 def test_careless_values_are_refused(name, value):
     pipeline = _pipeline()
     with pytest.raises(ValueError):
         pipeline.update({name: value})
     assert pipeline.stabilizer.strength == 0.7 and pipeline.stabilizer.motion == 16.0
+    assert pipeline.stabilizer.hysteresis == 0.1
+
+
+# --- mask hysteresis ---------------------------------------------------------------------
+
+def _hovering(t):
+    """Alpha of a still scene: the square at 0.9, a band of pixels at 0.45 / 0.56 in turn."""
+    frame, mask = scene(20, noise_seed=t)
+    alpha = mask.astype(np.float32) * 0.9
+    alpha[30:34, :] = 0.45 if t % 2 else 0.56
+    return frame, alpha
+
+
+def test_hysteresis_stops_a_hovering_alpha_from_toggling():
+    """Known answer: the band starts on (0.56) and never leaves it; without a hold it toggles."""
+    flips = {}
+    for values in (ON, NO_HOLD):
+        stab, last, count = Stabilizer(values), None, 0
+        for t in range(20):
+            frame, alpha = _hovering(t)
+            band = stab.apply(frame, alpha, 0)[30:34, :] > 0.5
+            if last is not None:
+                count += int(np.count_nonzero(band != last))
+            last = band
+        flips[values['stabilizer.hysteresis']] = (count, last)
+    held_count, held_last = flips[0.1]
+    assert held_count == 0 and held_last.all()
+    # Without the hold the average (0.7 of the past) crosses 0.5 about every frame.
+    assert flips[0.0][0] > 10 * 4 * SHAPE[1]
+
+
+def test_a_held_pixel_keeps_its_published_alpha_and_the_average_is_untouched():
+    stab, plain = Stabilizer(ON), Stabilizer(NO_HOLD)
+    published, held_any = None, False
+    for t in range(6):
+        frame, alpha = _hovering(t)
+        out, ref = stab.apply(frame, alpha, 0).copy(), plain.apply(frame, alpha, 0)
+        # The state is the plain average: holding never feeds back.
+        assert np.array_equal(stab._alpha, ref)
+        held = (out > 0.5) != (ref > 0.5)
+        if published is not None:
+            assert np.array_equal(out[held], published[held])
+        assert np.array_equal(out[~held], ref[~held])
+        held_any = held_any or held.any()
+        published = out
+    assert held_any
+
+
+def test_hysteresis_never_holds_a_moving_edge():
+    """A square whose alpha is just above the threshold moves: the mask follows at once."""
+    stab = Stabilizer(dict(ON, **{'stabilizer.hysteresis': 0.45}))
+    for t in range(12):
+        frame, mask = scene(4 + 3 * t)
+        alpha = np.where(mask, 0.56, 0.44).astype(np.float32)
+        out = stab.apply(frame, alpha, 0)
+        assert np.array_equal(out > 0.5, mask), 'frame %d' % t
+
+
+def test_reset_drops_the_held_mask():
+    stab = Stabilizer(ON)
+    frame, _ = scene(20)
+    stab.apply(frame, np.full(SHAPE, 0.9, np.float32), 0)
+    stab.apply(frame, np.full(SHAPE, 0.9, np.float32), 0)
+    stab.reset('~/reset')
+    # After the reset the first frame passes as it is, and the next one is not held
+    # against the mask from before the reset.
+    first = np.full(SHAPE, 0.45, np.float32)
+    assert np.array_equal(stab.apply(frame, first, 0), first)
+    assert not (stab.apply(frame, first, 0) > 0.5).any()
+
+
+def test_hysteresis_off_publishes_the_average_itself():
+    stab = Stabilizer(NO_HOLD)
+    for t in range(5):
+        frame, alpha = _hovering(t)
+        out = stab.apply(frame, alpha, 0)
+        assert t == 0 or out is stab._alpha        # no copy, no mask kept
+    assert stab._mask is None
