@@ -184,6 +184,8 @@ def planted_trace(path):
     import torch
 
     class Planted(torch.nn.Module):
+        """Alpha 0.25 everywhere; the state passes through."""
+
         def forward(self, src, r1, r2, r3, r4):
             return src, torch.full_like(src[:, :1], 0.25), r1, r2, r3, r4
 
