@@ -27,6 +27,13 @@ Files are written only inside the model cache, the user's ``…/matte_ros`` cach
 ``tensorrt.engine_cache``, follows no symlink out of it).  A ``models.model_dir`` outside
 it is read, never written: :func:`locate` does not fetch into it (``matte-ros models
 fetch --dir``, run by the user, may).
+
+Files derived from models (traces, converted copies, downloaded weights) live in
+:func:`derived_dir`, never below a ``models.model_dir`` outside the cache.  The ones whose
+loading runs code or trusts their content (TorchScript, ONNX/OpenVINO copies, manifests)
+are written by :func:`write_sealed` and read only through :func:`open_sealed`: a seal
+beside each file, keyed by a secret of the user's cache (:data:`SEAL_KEY`), proves that
+this product wrote those bytes under that name.
 """
 
 from dataclasses import dataclass
