@@ -360,16 +360,19 @@ def write_sealed(target: str, write: Callable[[str], None], what: str) -> str:
     """
     directory = make_writable(os.path.dirname(target), what)
     target = os.path.join(directory, os.path.basename(target))
-    key = _seal_key(create=True)
     seal = target + SEAL_SUFFIX
-    if os.path.lexists(seal):
-        os.unlink(seal)   # the old seal never vouches for the new file
-    # torch.jit.save wants the file's own extension on the temporary name
-    with atomic_file.replacing(target, suffix=os.path.splitext(target)[1]) as temporary:
-        write(temporary)
-        with safe_files.open_regular(temporary, MAX_MODEL_BYTES, what) as stream:
-            tag = _mac(key, target, stream)
-    atomic_file.write_bytes(seal, ('%s %s\n' % (_SEAL_KIND, tag)).encode('ascii'))
+    try:
+        key = _seal_key(create=True)
+        if os.path.lexists(seal):
+            os.unlink(seal)   # the old seal never vouches for the new file
+        # torch.jit.save wants the file's own extension on the temporary name
+        with atomic_file.replacing(target, suffix=os.path.splitext(target)[1]) as temporary:
+            write(temporary)
+            with safe_files.open_regular(temporary, MAX_MODEL_BYTES, what) as stream:
+                tag = _mac(key, target, stream)
+        atomic_file.write_bytes(seal, ('%s %s\n' % (_SEAL_KIND, tag)).encode('ascii'))
+    except (OSError, safe_files.UnsafeFileError) as exc:
+        raise ModelError('cannot write %s: %s' % (cut(target), exc))
     return target
 
 

@@ -118,3 +118,14 @@ def test_folders_outside_the_cache_or_open_to_others_are_neither_written_nor_rea
     shutil.copytree(cache / 'models' / 'torchscript', outside)   # file, seal: all copied
     with pytest.raises(models.DerivedFileError, match='outside the model cache'):
         models.check_sealed(str(outside / 'a.pt'), 'trace')
+
+
+def test_a_write_that_cannot_finish_is_a_model_error_and_leaves_no_seal(cache):
+    folder = cache / 'models' / 'openvino'
+    write(folder / 'a.onnx')
+    os.unlink(folder / ('a.onnx' + models.SEAL_SUFFIX))
+    os.mkdir(folder / ('a.onnx' + models.SEAL_SUFFIX))   # the seal's name is a folder
+    with pytest.raises(models.ModelError, match='cannot write .*a.onnx'):
+        write(folder / 'a.onnx', b'new')
+    with pytest.raises(models.DerivedFileError, match='has no readable seal'):
+        models.check_sealed(str(folder / 'a.onnx'), 'copy')
