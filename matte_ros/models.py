@@ -27,12 +27,20 @@ Files are written only inside the model cache, the user's ``…/matte_ros`` cach
 ``tensorrt.engine_cache``, follows no symlink out of it).  A ``models.model_dir`` outside
 it is read, never written: :func:`locate` does not fetch into it (``matte-ros models
 fetch --dir``, run by the user, may).
+
+Files derived from models (traces, converted copies, downloaded weights) live in
+:func:`derived_dir`, never below a ``models.model_dir`` outside the cache.  The ones whose
+loading runs code or trusts their content (TorchScript, ONNX/OpenVINO copies, manifests)
+are written by :func:`write_sealed` and read only through :func:`open_sealed`: a seal
+beside each file, keyed by a secret of the user's cache (:data:`SEAL_KEY`), proves that
+this product wrote those bytes under that name.
 """
 
 from dataclasses import dataclass
 from dataclasses import field
 import glob
 import hashlib
+import hmac
 import logging
 import os
 import platform
@@ -263,6 +271,153 @@ def model_dir(config) -> str:
     """Return the cache directory the config asks for (``models.model_dir``)."""
     path = config.get('models.model_dir', '') if config is not None else ''
     return os.path.abspath(os.path.expanduser(path)) if path else default_model_dir()
+
+
+#: File in :func:`cache_root` holding the key that seals derived files (random, 0600).
+SEAL_KEY = 'derived.key'
+#: Suffix of the seal written beside each derived file.
+SEAL_SUFFIX = '.seal'
+_SEAL_KIND = 'hmac-sha256'
+_KEY_BYTES = 32
+
+
+class DerivedFileError(ModelError):
+    """A derived file that is unsafe to open or that this product did not write as it is."""
+
+
+def derived_dir(config_or_dir, sub: str) -> str:
+    """
+    Return the folder of files derived from models: ``<model cache>/<sub>``.
+
+    ``config_or_dir`` is a config (its ``models.model_dir``) or a model directory ('' =
+    the default).  The model cache is that directory only when it lies inside the user's
+    cache (:func:`inside_cache`, symlinks resolved), else the user's own
+    (:func:`default_model_dir`): a ``models.model_dir`` elsewhere is never written and no
+    derived file is ever read from it.  Nothing is created here.
+    """
+    if isinstance(config_or_dir, str):
+        path = config_or_dir
+        directory = os.path.abspath(os.path.expanduser(path)) if path else default_model_dir()
+    else:
+        directory = model_dir(config_or_dir)
+    if not inside_cache(directory):
+        directory = default_model_dir()
+    return os.path.join(directory, sub)
+
+
+def _seal_key(create: bool) -> bytes:
+    """
+    Return the sealing key of this user's cache, creating it (0600) when ``create``.
+
+    Refused (:class:`DerivedFileError`) when it is missing and not to be created, is not a
+    regular file of this user readable by no one else, or has the wrong length.
+    """
+    root = make_writable(cache_root(), 'model cache') if create else \
+        check_writable(cache_root(), 'model cache')
+    path = os.path.join(root, SEAL_KEY)
+    if create and not os.path.lexists(path):
+        handle, temporary = tempfile.mkstemp(prefix='.key-', dir=root)   # mode 0600
+        try:
+            os.write(handle, os.urandom(_KEY_BYTES))
+            os.close(handle)
+            try:
+                os.link(temporary, path)   # atomic: never a half-written key
+            except FileExistsError:
+                pass   # another process made it first: use that one
+        finally:
+            os.unlink(temporary)
+    if os.path.islink(path):
+        raise DerivedFileError('seal key %s is a symlink: derived files are not trusted'
+                               % path)
+    try:
+        with safe_files.open_regular(path, 4 * _KEY_BYTES, 'seal key') as stream:
+            info = os.fstat(stream.fileno())
+            key = stream.read(4 * _KEY_BYTES + 1)
+    except safe_files.UnsafeFileError as exc:
+        raise DerivedFileError('%s: derived files are not trusted' % exc)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077 or len(key) != _KEY_BYTES:
+        raise DerivedFileError('seal key %s is not a %d-byte file readable by this user '
+                               'only: derived files are not trusted' % (path, _KEY_BYTES))
+    return key
+
+
+def _mac(key: bytes, path: str, stream) -> str:
+    """Return the seal of ``stream``'s bytes under ``path``'s file name."""
+    mac = hmac.new(key, os.path.basename(path).encode('utf-8') + b'\0', hashlib.sha256)
+    for block in iter(lambda: stream.read(1 << 20), b''):
+        mac.update(block)
+    return mac.hexdigest()
+
+
+def write_sealed(target: str, write: Callable[[str], None], what: str) -> str:
+    """
+    Write a derived file with ``write(temporary path)`` and seal it; return ``target``.
+
+    The folder of ``target`` is made with :func:`make_writable` (inside the model cache
+    only; ``what`` names it in a refusal).  The file replaces ``target`` atomically, then
+    its seal ``target + SEAL_SUFFIX`` is written: an HMAC-SHA256, keyed with this user's
+    :data:`SEAL_KEY`, of the file name and the bytes.
+    """
+    directory = make_writable(os.path.dirname(target), what)
+    target = os.path.join(directory, os.path.basename(target))
+    seal = target + SEAL_SUFFIX
+    try:
+        key = _seal_key(create=True)
+        if os.path.lexists(seal):
+            os.unlink(seal)   # the old seal never vouches for the new file
+        # torch.jit.save wants the file's own extension on the temporary name
+        with atomic_file.replacing(target, suffix=os.path.splitext(target)[1]) as temporary:
+            write(temporary)
+            with safe_files.open_regular(temporary, MAX_MODEL_BYTES, what) as stream:
+                tag = _mac(key, target, stream)
+        atomic_file.write_bytes(seal, ('%s %s\n' % (_SEAL_KIND, tag)).encode('ascii'))
+    except (OSError, safe_files.UnsafeFileError) as exc:
+        raise ModelError('cannot write %s: %s' % (cut(target), exc))
+    return target
+
+
+def open_sealed(path: str, what: str, max_bytes: int = MAX_MODEL_BYTES):
+    """
+    Return a derived file opened for reading (at offset 0) when this product wrote it.
+
+    Its folder must pass :func:`check_writable` (inside the model cache, this user's, not
+    writable by others), the file must be a regular file of at most ``max_bytes``
+    (:mod:`safe_files`) and its seal must match the bytes read from the very descriptor
+    returned.  Anything else raises :class:`DerivedFileError` naming ``what``, the file
+    and why (never a digest).
+    """
+    try:
+        check_writable(os.path.dirname(path), what)
+    except ModelError as exc:
+        raise DerivedFileError(str(exc))
+    try:
+        stream = safe_files.open_regular(path, max_bytes, what)
+    except safe_files.UnsafeFileError as exc:
+        raise DerivedFileError(str(exc))
+    try:
+        try:
+            seal = safe_files.read_regular(path + SEAL_SUFFIX, 256, what + ' seal')
+        except safe_files.UnsafeFileError:
+            raise DerivedFileError('%s %s has no readable seal: not written by matte_ros, '
+                                   'not loaded' % (what, cut(path)))
+        key = _seal_key(create=False)
+        tag = _mac(key, path, stream)
+        kind, _, want = seal.decode('latin-1').strip().partition(' ')
+        if kind != _SEAL_KIND or not hmac.compare_digest(tag.encode('ascii'),
+                                                         want.encode('latin-1')):
+            raise DerivedFileError('%s %s does not match its seal (changed after matte_ros '
+                                   'wrote it), not loaded' % (what, cut(path)))
+        stream.seek(0)
+        return stream
+    except BaseException:
+        stream.close()
+        raise
+
+
+def check_sealed(path: str, what: str, max_bytes: int = MAX_MODEL_BYTES) -> str:
+    """Return ``path`` when :func:`open_sealed` accepts it (for readers that take a path)."""
+    open_sealed(path, what, max_bytes).close()
+    return path
 
 
 def get(name) -> ModelSpec:

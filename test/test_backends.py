@@ -232,13 +232,14 @@ def test_state_shapes_match_the_real_model(height, width, ratio):
     assert [o.shape for o in outputs] == rvm_model.state_shapes(height, width, ratio)
 
 
-def test_fixed_ratio_model_equals_the_original_fed_that_ratio(tmp_path):
+def test_fixed_ratio_model_equals_the_original_fed_that_ratio(monkeypatch, tmp_path):
     import onnxruntime
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))   # copies are written in the cache
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
-    path = rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path))
+    path = rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path / 'matte_ros' / 'x'))
     assert os.path.basename(path) == 'rvm_mobilenetv3_fp32.ratio-0.375000.onnx'
     stamp = os.stat(path).st_mtime_ns
-    assert rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path)) == path
+    assert rvm_model.fixed_ratio_model(model, 0.375, str(tmp_path / 'matte_ros' / 'x')) == path
     assert os.stat(path).st_mtime_ns == stamp  # reused, not rewritten
     fixed = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     original = onnxruntime.InferenceSession(model, providers=['CPUExecutionProvider'])
@@ -253,11 +254,12 @@ def test_fixed_ratio_model_equals_the_original_fed_that_ratio(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_alpha_only_model_gives_the_same_alpha_and_state(tmp_path):
+def test_alpha_only_model_gives_the_same_alpha_and_state(monkeypatch, tmp_path):
     import onnxruntime
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))   # copies are written in the cache
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
-    full = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path))
-    path = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path), alpha_only=True)
+    full = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path / 'matte_ros'))
+    path = rvm_model.fixed_ratio_model(model, 0.5, str(tmp_path / 'matte_ros'), alpha_only=True)
     assert os.path.basename(path) == 'rvm_mobilenetv3_fp32.ratio-0.500000.alpha.onnx'
     sessions = [onnxruntime.InferenceSession(p, providers=['CPUExecutionProvider'])
                 for p in (full, path)]

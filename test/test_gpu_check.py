@@ -43,8 +43,10 @@ def test_dry_run_on_the_cpu_prints_every_row(tmp_path):
         [sys.executable, SCRIPT, 'run', '--device', 'cpu', '--bundle', str(bundle),
          '--sizes', '96x64', '--parity-size', '96x64', '--frames', '2', '--count', '1',
          '--instance-min-size', '64', '--out', str(out)],
-        capture_output=True, text=True, timeout=600, env=_env())
+        capture_output=True, text=True, timeout=600,
+        env=dict(_env(), XDG_CACHE_HOME=str(tmp_path / 'xdg')))   # its traces go there
     assert done.returncode == 0, done.stdout + done.stderr
+    assert os.listdir(tmp_path / 'xdg' / 'matte_ros' / 'models') == []   # and are removed
     assert '| check | fps | peak MiB |' in done.stdout
     with open(out / 'gpu_check.json', encoding='utf-8') as stream:
         report = json.load(stream)

@@ -143,18 +143,47 @@ class Exotic:
     """An arbitrary class: weights_only loading must not unpickle it."""
 
 
-def test_torchvision_weights_come_from_the_model_cache(weights, tmp_path, small_input):
+@pytest.fixture
+def user_cache(monkeypatch, tmp_path):
+    """Make tmp_path/xdg the user cache; return its model cache directory (not made)."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    return tmp_path / 'xdg' / 'matte_ros' / 'models'
+
+
+def published_as(monkeypatch, path):
+    """
+    Make torchvision's table name ``path``'s bytes as the published COCO weights.
+
+    The stand-in has the two members the loader uses: ``url`` (its file name carries the
+    sha256 prefix, as torchvision's names do) and ``get_state_dict``, which must not be
+    called here (no network: a download attempt fails the test).
+    """
+    import hashlib
+    import types
+    prefix = hashlib.sha256(open(path, 'rb').read()).hexdigest()[:8]
+
+    def get_state_dict(*args, **kwargs):
+        raise AssertionError('a download was attempted')
+    url = 'https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-%s.pth' % prefix
+    stand_in = types.SimpleNamespace(url=url, get_state_dict=get_state_dict)
+    monkeypatch.setattr(instance, 'torchvision_weights', lambda choice: stand_in)
+    return url
+
+
+def test_torchvision_weights_come_from_the_model_cache(weights, user_cache, monkeypatch,
+                                                       small_input):
     # torchvision's own table gives the URL; the cache file is named as torch.hub names it
-    cache = str(tmp_path / 'models')
     url = instance.torchvision_weights('torchvision').url
     assert url.endswith('/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth')
-    directory, target = instance.torchvision_target(url, {'models.model_dir': cache})
-    assert target == str(tmp_path / 'models' / 'torchvision' / url.rsplit('/', 1)[1])
-    # a state dict the test made, placed where the download would go: used as is (there is
-    # no network here, so a download attempt would fail the test)
+    _, target = instance.torchvision_target(url, {'models.model_dir': str(user_cache)})
+    assert target == str(user_cache / 'torchvision' / url.rsplit('/', 1)[1])
+    # a state dict the test made, published under its own sha256 prefix and placed where
+    # the download would go: used as is (no network here)
+    url = published_as(monkeypatch, weights)
+    directory, target = instance.torchvision_target(url, {'models.model_dir': str(user_cache)})
     os.makedirs(directory)
     os.symlink(str(weights), target)
-    seg = create('instance', config('torchvision', **{'models.model_dir': cache}))
+    seg = create('instance', config('torchvision', **{'models.model_dir': str(user_cache)}))
     assert seg.weights_file == target and target in seg.describe()
     state = torch.load(str(weights), weights_only=True)
     name = 'roi_heads.mask_predictor.mask_fcn_logits.weight'
@@ -162,8 +191,45 @@ def test_torchvision_weights_come_from_the_model_cache(weights, tmp_path, small_
     seg.close()
 
 
-def test_torchvision_weights_offline_say_what_file_to_place_where(tmp_path):
-    cache = str(tmp_path / 'models')
+def test_a_cached_file_that_is_not_the_published_one_is_refused(weights, user_cache):
+    # the published name (prefix bf2d0c1e) holding other weights: hashed, refused unloaded
+    url = instance.torchvision_weights('torchvision').url
+    directory, target = instance.torchvision_target(url, {'models.model_dir': str(user_cache)})
+    os.makedirs(directory)
+    os.symlink(str(weights), target)
+    with pytest.raises(SegmenterError, match='cached file %s is not the published one .*'
+                       'bf2d0c1e.*not loaded; delete it' % target):
+        create('instance', config('torchvision', **{'models.model_dir': str(user_cache)}))
+
+
+def test_a_cached_file_is_loaded_tensors_only(user_cache, monkeypatch, tmp_path):
+    pickled = tmp_path / 'object.pth'
+    torch.save({'model': Exotic()}, str(pickled))   # right prefix, a pickled object
+    url = published_as(monkeypatch, pickled)
+    directory, target = instance.torchvision_target(url, {'models.model_dir': str(user_cache)})
+    os.makedirs(directory)
+    os.rename(pickled, target)
+    with pytest.raises(SegmenterError, match='is not a tensors-only state dict'):
+        create('instance', config('torchvision', **{'models.model_dir': str(user_cache)}))
+
+
+def test_weights_planted_in_a_model_dir_outside_the_cache_are_never_read(
+        weights, user_cache, monkeypatch, tmp_path):
+    url = published_as(monkeypatch, weights)   # even a file with the right hash prefix
+    outside = tmp_path / 'opt-models'          # what a hostile models.model_dir points at
+    planted = outside / 'torchvision' / url.rsplit('/', 1)[1]
+    os.makedirs(planted.parent)
+    os.symlink(str(weights), planted)
+    values = {'models.model_dir': str(outside), 'models.auto_fetch': False}
+    _, target = instance.torchvision_target(url, values)
+    assert target == str(user_cache / 'torchvision' / planted.name)
+    with pytest.raises(SegmenterError, match='not in the model cache .*at %s' % target):
+        create('instance', config('torchvision', **values))
+    assert os.listdir(outside) == ['torchvision'] and not os.path.exists(user_cache)
+
+
+def test_torchvision_weights_offline_say_what_file_to_place_where(user_cache):
+    cache = str(user_cache)
     for choice in ('torchvision', 'torchvision_v2'):
         url = instance.torchvision_weights(choice).url
         _, target = instance.torchvision_target(url, {'models.model_dir': cache})
@@ -217,8 +283,8 @@ def test_grid_sample_roi_align_matches_torchvision_sampling():
     assert not torchvision_ops.roi_align(features, far, 0.25, 7, 7, 2, False).any()
 
 
-def test_an_unsafe_file_in_the_torchvision_cache_is_refused_without_blocking(tmp_path):
-    cache = str(tmp_path / 'models')
+def test_an_unsafe_file_in_the_torchvision_cache_is_refused_without_blocking(user_cache):
+    cache = str(user_cache)
     url = instance.torchvision_weights('torchvision').url
     directory, target = instance.torchvision_target(url, {'models.model_dir': cache})
     os.makedirs(directory)

@@ -262,6 +262,51 @@ def test_model_dir_outside_the_cache_is_never_written(node, tmp_path):
     assert serves(g, 150)
 
 
+def test_a_trace_planted_in_a_model_dir_outside_the_cache_is_never_loaded(node, tmp_path):
+    # The attack: while the node is unconfigured, point models.model_dir at a folder the
+    # attacker fills and ask for rvm.runtime torchscript: torch.jit.load would run the
+    # planted archive.  The trace for 160×120 goes to (and comes from) the node's cache.
+    torch = pytest.importorskip('torch')
+    from matte_ros.segmenters import torchvision_ops
+    torchvision_ops.import_torchvision()
+    pytest.importorskip('onnx2torch')
+    from conftest import shared_path
+    from matte_ros import models
+    rvm_file = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
+
+    class Planted(torch.nn.Module):
+        """Alpha 0.25 everywhere; the state passes through."""
+
+        def forward(self, src, r1, r2, r3, r4):
+            return src, torch.full_like(src[:, :1], 0.25), r1, r2, r3, r4
+
+    outside = tmp_path / 'opt-models'
+    name = 'rvm_mobilenetv3_fp32.%s.160x120.ratio-1.000000.cpu.pt' % (
+        models.get('rvm_mobilenetv3_fp32').sha256[:16])
+    (outside / 'torchscript').mkdir(parents=True)
+    torch.jit.save(torch.jit.script(Planted()), str(outside / 'torchscript' / name))
+    listing = sorted(os.listdir(outside / 'torchscript'))
+    g = node()
+    assert g.lifecycle.state() == 'unconfigured'
+    assert all(ok for ok, _ in g.lifecycle.set_parameters({
+        'segmenter': 'rvm', 'rvm.runtime': 'torchscript', 'models.model_dir': str(outside),
+        'models.model_path': rvm_file, 'models.auto_fetch': False}))
+    assert g.lifecycle.change_state('configure', timeout=120.0)
+    assert g.lifecycle.change_state('activate')
+    g.wait_for_subscriber()
+    f0, f1 = frames(2)
+    g.send(f0, 160)
+    g.send(f1, 161)
+    out = g.outputs_for(161, timeout=120.0)
+    assert out['alpha'] is not None, 'no output from rvm on torchscript'
+    alpha = np.frombuffer(bytes(out['alpha'].data), np.uint8)
+    assert not np.all(np.abs(alpha.astype(int) - 64) <= 1), 'the planted trace ran'
+    assert sorted(os.listdir(outside / 'torchscript')) == listing   # nothing written there
+    saved = tmp_path / 'xdg' / 'matte_ros' / 'models' / 'torchscript' / name
+    assert saved.is_file() and (tmp_path / 'xdg' / 'matte_ros' / 'models' / 'torchscript' /
+                                (name + models.SEAL_SUFFIX)).is_file()
+
+
 def test_exif_rotated_jpeg_is_decoded_as_sent(node):
     g = node({'input_transport': 'compressed'})
     activate_compressed = g.node.create_publisher(

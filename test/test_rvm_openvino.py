@@ -45,6 +45,15 @@ def rvm_config(model_dir, runtime='openvino', precision='fp32'):
     return cfg
 
 
+@pytest.fixture(scope='module', autouse=True)
+def user_cache(tmp_path_factory):
+    """Make a temporary folder the user cache ($XDG_CACHE_HOME) for the whole module."""
+    with pytest.MonkeyPatch.context() as patch:
+        xdg = tmp_path_factory.mktemp('xdg')
+        patch.setenv('XDG_CACHE_HOME', str(xdg))
+        yield xdg / 'matte_ros'
+
+
 @pytest.fixture(scope='module')
 def frames():
     """Return the first 17 DAVIS parkour images at 320×240 (BGR)."""
@@ -52,12 +61,12 @@ def frames():
 
 
 @pytest.fixture(scope='module')
-def derived(tmp_path_factory, frames):
+def derived(user_cache, frames):
     """Derive the int8 model for ratio 1 once (alpha only, as rvm runs); return (dir, manifest)."""
     need(RVM_FILE)
     pytest.importorskip('openvino', reason='OpenVINO not installed')
     pytest.importorskip('nncf', reason='NNCF not installed (matte-ros models derive-int8)')
-    model_dir = tmp_path_factory.mktemp('models')
+    model_dir = user_cache / 'derived-here'   # a models.model_dir inside the cache
     manifest = rvm_int8.derive(RVM_FILE, models.sha256_file(RVM_FILE), 1.0, frames[:15],
                                rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)}),
                                source='test frames', log=lambda *_: None, alpha_only=True)
@@ -136,18 +145,42 @@ def test_derived_int8_model_runs_and_is_checked(derived, frames):
         fp32.close()
 
 
-def test_tampered_int8_model_is_refused(derived, tmp_path):
-    model_dir, manifest = derived
-    source = rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)})
-    copy = tmp_path / 'openvino'
-    copy.mkdir()
+def copy_int8(source, copy, change=lambda name, data: data):
+    """Copy the int8 files (manifest and seal included) from ``source`` to ``copy``."""
+    os.makedirs(copy, mode=0o700, exist_ok=True)
     for name in os.listdir(source):
         if '.int8.' in name:
             data = open(os.path.join(source, name), 'rb').read()
-            if name.endswith('.bin'):
-                data = data[:-1] + bytes([data[-1] ^ 1])
-            (copy / name).write_bytes(data)
-    with pytest.raises(SegmenterError, match='fails its checksum'):
+            (copy / name).write_bytes(change(name, data))
+
+
+def test_tampered_int8_model_is_refused(derived, user_cache):
+    model_dir, manifest = derived
+    source = rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)})
+    copy = user_cache / 'copy' / 'openvino'
+
+    def flip_bin(name, data):
+        return data[:-1] + bytes([data[-1] ^ 1]) if name.endswith('.bin') else data
+    copy_int8(source, copy, flip_bin)
+    with pytest.raises(SegmenterError, match='fails its checksum') as err:
+        rvm_openvino.int8_model(RVM_FILE, manifest['source_sha256'], 1.0, str(copy),
+                                alpha_only=True)
+    assert manifest['files']['bin'] not in str(err.value)   # no digest given out
+    # the manifest edited to name the changed .bin: its seal no longer matches
+    changed = models.sha256_file(str(next(copy.glob('*.bin'))))
+
+    def edit_manifest(name, data):
+        if name.endswith('.json'):
+            return data.replace(manifest['files']['bin'].encode(), changed.encode())
+        return flip_bin(name, data)
+    copy_int8(source, copy, edit_manifest)
+    with pytest.raises(SegmenterError, match='int8 manifest .* does not match its seal.*'
+                                             'derive it again'):
+        rvm_openvino.int8_model(RVM_FILE, manifest['source_sha256'], 1.0, str(copy),
+                                alpha_only=True)
+    for seal in copy.glob('*' + models.SEAL_SUFFIX):
+        seal.unlink()
+    with pytest.raises(SegmenterError, match='has no readable seal'):
         rvm_openvino.int8_model(RVM_FILE, manifest['source_sha256'], 1.0, str(copy),
                                 alpha_only=True)
     # with publish_foreground the model with foreground colours is needed: none derived
@@ -169,11 +202,11 @@ def test_int8_needs_the_openvino_runtime(tmp_path):
         create('rvm', rvm_config(tmp_path, 'onnxruntime', 'int8'), 'cpu')
 
 
-def test_quality_gate_writes_nothing(tmp_path, frames):
+def test_quality_gate_writes_nothing(user_cache, frames):
     need(RVM_FILE)
     pytest.importorskip('openvino', reason='OpenVINO not installed')
     pytest.importorskip('nncf', reason='NNCF not installed')
-    directory = str(tmp_path / 'openvino')
+    directory = str(user_cache / 'gate' / 'openvino')
     with pytest.raises(SegmenterError, match='rejected'):
         rvm_int8.derive(RVM_FILE, models.sha256_file(RVM_FILE), 1.0, frames[:15], directory,
                         min_iou=1.01, log=lambda *_: None)
@@ -204,3 +237,74 @@ def test_derive_int8_command(tmp_path, frames, capsys):
     assert cli_main.main(['models', '--model-dir', str(cache), 'derive-int8', '--calibration',
                           str(tmp_path / 'nowhere'), '--model', RVM_FILE]) == 1
     assert 'does not exist' in capsys.readouterr().out
+
+
+# --- derived files come only from the user cache ----------------------------------------
+
+def test_files_planted_in_a_model_dir_outside_the_cache_are_never_read(
+        derived, user_cache, tmp_path, frames):
+    model_dir, manifest = derived
+    outside = tmp_path / 'opt-models'   # what a hostile models.model_dir points at
+    planted = outside / 'openvino'
+    # a complete int8 set with a stolen seal, and a fixed-ratio copy that is garbage
+    copy_int8(rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)}), planted)
+    (planted / 'rvm_mobilenetv3_fp32.ratio-1.000000.alpha.onnx').write_bytes(b'not a model')
+    listing = sorted(os.listdir(planted))
+    assert rvm_openvino.openvino_dir({'models.model_dir': str(outside)}) == \
+        str(user_cache / 'models' / 'openvino')
+    fp32 = create('rvm', rvm_config(outside), 'cpu')
+    try:
+        assert fp32.runner.directory == str(user_cache / 'models' / 'openvino')
+        fp32.process(frames[0])
+        assert fp32.runner.model_file.startswith(fp32.runner.directory + os.sep)
+        assert os.path.isfile(fp32.runner.model_file + models.SEAL_SUFFIX)
+    finally:
+        fp32.close()
+    assert sorted(os.listdir(planted)) == listing   # nothing written there
+
+
+def test_an_int8_model_planted_outside_the_cache_is_never_read(derived, tmp_path,
+                                                               monkeypatch):
+    model_dir, manifest = derived
+    outside = tmp_path / 'opt-models'
+    copy_int8(rvm_openvino.openvino_dir({'models.model_dir': str(model_dir)}),
+              outside / 'openvino')   # a complete set, stolen seal included
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))   # a cache without int8
+    with pytest.raises(SegmenterError, match='no int8 model derived yet in %s'
+                       % (tmp_path / 'xdg' / 'matte_ros' / 'models' / 'openvino')):
+        create('rvm', rvm_config(outside, precision='int8'), 'cpu')
+    config = rvm_config(outside, precision='int8')
+    config['rvm.downsample_ratio'] = 1.0
+    with pytest.raises(SegmenterError, match='no int8 model derived for downsample ratio '
+                       '1.000000 in %s' % (tmp_path / 'xdg')):
+        create('rvm', config, 'cpu')
+
+
+def test_derive_int8_refuses_a_folder_outside_the_cache(tmp_path, frames):
+    need(RVM_FILE)
+    pytest.importorskip('openvino', reason='OpenVINO not installed')
+    pytest.importorskip('nncf', reason='NNCF not installed')
+    with pytest.raises(models.ModelError, match='outside the model cache'):
+        rvm_int8.derive(RVM_FILE, models.sha256_file(RVM_FILE), 1.0, frames[:15],
+                        str(tmp_path / 'openvino'), log=lambda *_: None)
+    assert not os.path.exists(tmp_path / 'openvino')
+
+
+def test_a_changed_fixed_ratio_copy_is_written_again(user_cache, frames, caplog):
+    segmenter = create('rvm', rvm_config(user_cache / 'models'), 'cpu')
+    try:
+        segmenter.process(frames[0])
+        path = segmenter.runner.model_file
+    finally:
+        segmenter.close()
+    with open(path, 'wb') as stream:
+        stream.write(b'not a model')   # changed after matte_ros wrote it
+    segmenter = create('rvm', rvm_config(user_cache / 'models'), 'cpu')
+    try:
+        with caplog.at_level('WARNING'):
+            segmenter.process(frames[0])
+        assert 'fixed-ratio RVM model %s does not match its seal' % path in caplog.text
+        assert segmenter.runner.model_file == path
+        assert models.check_sealed(path, 'test') == path   # written again, sealed
+    finally:
+        segmenter.close()

@@ -7,11 +7,14 @@ onnx2torch are absent.  Frames are 320×240 (ratio 1) to keep the traces quick.
 """
 
 import glob
+import logging
 import os
+import shutil
 import sys
 
 from conftest import davis_frames
 import cv2
+from matte_ros import models
 from matte_ros import params
 from matte_ros.segmenters import create
 from matte_ros.segmenters import SegmenterError
@@ -55,10 +58,19 @@ def frames():
     return davis_frames('parkour', 5, SIZE)
 
 
+@pytest.fixture(scope='module', autouse=True)
+def user_cache(tmp_path_factory):
+    """Make a temporary folder the user cache ($XDG_CACHE_HOME) for the whole module."""
+    with pytest.MonkeyPatch.context() as patch:
+        xdg = tmp_path_factory.mktemp('xdg')
+        patch.setenv('XDG_CACHE_HOME', str(xdg))
+        yield xdg / 'matte_ros'
+
+
 @pytest.fixture(scope='module')
-def model_dir(tmp_path_factory):
-    """Return a model cache directory of this module's own (saved traces go there)."""
-    return tmp_path_factory.mktemp('models')
+def model_dir(user_cache):
+    """Return this module's model cache directory, inside the user cache (traces go there)."""
+    return user_cache / 'models'
 
 
 @pytest.fixture(scope='module')
@@ -163,3 +175,84 @@ def test_a_failed_conversion_fails_configure_with_a_clear_error(tmp_path, monkey
     monkeypatch.setattr(onnx2torch, 'convert', broken)
     with pytest.raises(SegmenterError, match='onnx2torch cannot convert .*NotImplementedError'):
         create('rvm', rvm_config(tmp_path, 'torchscript'), 'cpu')
+
+
+# --- saved traces are loaded only from the user cache, and only when matte_ros wrote them --
+
+def planted_trace(path):
+    """Save at ``path`` a TorchScript module that answers alpha 0.25 everywhere."""
+    import torch
+
+    class Planted(torch.nn.Module):
+        """Alpha 0.25 everywhere; the state passes through."""
+
+        def forward(self, src, r1, r2, r3, r4):
+            return src, torch.full_like(src[:, :1], 0.25), r1, r2, r3, r4
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.jit.save(torch.jit.script(Planted()), path)
+
+
+def test_a_trace_planted_in_a_model_dir_outside_the_cache_is_never_loaded(
+        frames, onnx_alphas, torchscript, model_dir, tmp_path):
+    torchscript.reset()
+    torchscript.process(frames[0])   # the real 320×240 trace, sealed, in the cache
+    real = torchscript.runner.trace_path(SIZE[1], SIZE[0], 1.0)
+    outside = tmp_path / 'opt-models'   # what a hostile models.model_dir points at
+    planted = os.path.join(str(outside), 'torchscript', os.path.basename(real))
+    planted_trace(planted)
+    shutil.copy(real + models.SEAL_SUFFIX, planted + models.SEAL_SUFFIX)   # a stolen seal
+    listing = sorted(os.listdir(os.path.dirname(planted)))
+    seg = create('rvm', rvm_config(outside, 'torchscript'), 'cpu')
+    try:
+        assert seg.runner.cache_dir == str(model_dir / 'torchscript')
+        alpha = seg.process(frames[0]).alpha
+        assert seg.runner.source == 'disk' and seg.runner.traced == 0   # the cache's own
+        assert np.abs(alpha - onnx_alphas[0]).max() <= TOLERANCE
+        assert not np.allclose(alpha, 0.25)
+    finally:
+        seg.close()
+    assert sorted(os.listdir(os.path.dirname(planted))) == listing   # nothing written there
+
+
+@pytest.mark.parametrize('seal', ['kept', 'removed'])
+def test_a_trace_changed_in_the_cache_is_refused_traced_again_and_replaced(
+        frames, onnx_alphas, torchscript, model_dir, caplog, seal):
+    torchscript.reset()
+    torchscript.process(frames[0])
+    path = torchscript.runner.trace_path(SIZE[1], SIZE[0], 1.0)
+    planted_trace(path)   # same name, other code; its old seal kept or gone
+    if seal == 'removed':
+        os.unlink(path + models.SEAL_SUFFIX)
+    seg = create('rvm', rvm_config(model_dir, 'torchscript'), 'cpu')
+    try:
+        with caplog.at_level(logging.WARNING):
+            alpha = seg.process(frames[0]).alpha
+        why = 'does not match its seal' if seal == 'kept' else 'has no readable seal'
+        assert 'TorchScript trace %s %s' % (path, why) in caplog.text
+        assert 'tracing again' in caplog.text
+        assert seg.runner.source == 'trace' and seg.runner.traced == 1
+        assert np.abs(alpha - onnx_alphas[0]).max() <= TOLERANCE
+    finally:
+        seg.close()
+    again = create('rvm', rvm_config(model_dir, 'torchscript'), 'cpu')
+    try:
+        again.process(frames[0])
+        assert again.runner.source == 'disk'   # the replacement is sealed and loads
+    finally:
+        again.close()
+
+
+def test_a_trace_is_not_saved_in_a_model_dir_outside_the_cache(frames, model_dir, tmp_path):
+    outside = tmp_path / 'opt-models'
+    outside.mkdir()
+    seg = create('rvm', rvm_config(outside, 'torchscript'), 'cpu')
+    try:
+        seg.process(cv2.resize(frames[0], (96, 64)))
+        saved = seg.runner.trace_path(64, 96, 1.0)
+        assert saved.startswith(str(model_dir / 'torchscript') + os.sep)
+        assert os.path.isfile(saved) and os.path.isfile(saved + models.SEAL_SUFFIX)
+        assert os.stat(os.path.dirname(saved)).st_mode & 0o777 == 0o700
+    finally:
+        seg.close()
+    assert os.listdir(outside) == []

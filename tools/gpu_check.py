@@ -294,7 +294,10 @@ def run(args) -> int:
     rows = []
     precisions = [p for p in args.precisions.split(',') if p]
     sizes = [parse_size(s) for s in args.sizes.split(',') if s]
-    with tempfile.TemporaryDirectory() as model_dir:
+    from matte_ros import models
+    # Traces are derived files: written only inside the user's model cache, and removed.
+    cache = models.make_writable(models.default_model_dir(), 'model cache')
+    with tempfile.TemporaryDirectory(prefix='gpu_check-', dir=cache) as model_dir:
         for precision in precisions:
             half = precision == 'fp16'
             label = 'rvm torchscript %s on %s' % (precision, device)

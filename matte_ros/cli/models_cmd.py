@@ -130,10 +130,10 @@ def _list(args) -> int:
 
 
 def _list_derived(directory: str) -> None:
-    """Print the int8 models ``derive-int8`` made (manifests in <dir>/openvino)."""
+    """Print the int8 models ``derive-int8`` made (manifests in <model cache>/openvino)."""
     from matte_ros.segmenters import rvm_int8
     from matte_ros.segmenters import rvm_openvino
-    derived = os.path.join(directory, 'openvino')
+    derived = models.derived_dir(directory, 'openvino')
     names = sorted(n for n in os.listdir(derived) if n.endswith('.json')) if os.path.isdir(
         derived) else []
     for name in names:

@@ -12,9 +12,12 @@ person-only model).
 COCO weights instead, through torchvision's own weights API
 (``MaskRCNN_ResNet50_FPN_Weights.COCO_V1.get_state_dict``: its URL, and torch.hub's
 sha256-prefix check of the download), cached in ``<model cache>/torchvision`` (see
-:func:`torchvision_target`).  A cached file is used as torch.hub uses it (no network,
-not re-hashed); when it is missing and the robot is offline (or ``models.auto_fetch``
-is false) the error names the URL and the exact path to place the file at.
+:func:`torchvision_target`: never a ``models.model_dir`` outside the user's cache).  A
+cached file is read through :mod:`matte_ros.safe_files`, hashed and loaded only when
+its sha256 starts with the prefix in its name (the check torch.hub makes of a download
+only), ``weights_only`` as above; one that does not is refused, naming the file to
+delete.  When it is missing and the robot is offline (or ``models.auto_fetch`` is
+false) the error names the URL and the exact path to place the file at.
 
 Per frame the model returns scored instances with soft masks; persons scoring at
 least ``instance.confidence`` are candidates and ``instance.select`` picks which form
@@ -26,7 +29,9 @@ pipeline's ``threshold``: the published mask is then exactly "mask probability a
 No temporal state: each frame stands alone.
 """
 
+import hashlib
 import os
+import re
 from typing import Any
 from typing import Dict
 from typing import Tuple
@@ -57,6 +62,8 @@ V2_KEY = 'roi_heads.box_head.0.0.weight'  # v1 has box_head.fc6
 #: weights enum in ``torchvision.models.detection`` and its member.
 TORCHVISION = {'torchvision': ('MaskRCNN_ResNet50_FPN_Weights', 'COCO_V1'),
                'torchvision_v2': ('MaskRCNN_ResNet50_FPN_V2_Weights', 'COCO_V1')}
+#: The sha256 prefix in a published weights file's name (torch.hub's own pattern).
+HASH_IN_NAME = re.compile(r'-([a-f0-9]+)\.')
 
 
 def select_instances(scores: np.ndarray, masks: np.ndarray, confidence: float,
@@ -134,43 +141,80 @@ def torchvision_weights(choice: str):
 
 def torchvision_target(url: str, config) -> Tuple[str, str]:
     """Return (cache directory, file path) where torch.hub keeps the weights of ``url``."""
-    directory = os.path.join(models.model_dir(config), 'torchvision')
+    directory = models.derived_dir(config, 'torchvision')
     return directory, os.path.join(directory, os.path.basename(urlparse(url).path))
+
+
+def load_cached_torchvision(target: str, what: str) -> Dict[str, Any]:
+    """
+    Return the state dict of a cached torchvision weights file, checked before loading.
+
+    The file's folder must be this user's, inside the cache (:func:`models.check_writable`);
+    the file is opened with :mod:`matte_ros.safe_files`, its sha256 must start with the
+    hex after the last "-" of its name (torchvision's published name) and it is loaded
+    ``weights_only`` from the same descriptor.  SegmenterError naming ``what`` otherwise.
+    """
+    import torch
+    name = os.path.basename(target)
+    prefix = HASH_IN_NAME.search(name)
+    if prefix is None:
+        raise SegmenterError('%s: %s has no sha256 prefix in its name' % (what, cut(target)))
+    try:
+        models.check_writable(os.path.dirname(target), what)
+        stream = safe_files.open_regular(target, models.MAX_MODEL_BYTES, what)
+    except (models.ModelError, safe_files.UnsafeFileError) as exc:
+        raise SegmenterError('%s: the cached file is unusable: %s' % (what, exc))
+    with stream:
+        digest = hashlib.sha256()
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+        if not digest.hexdigest().startswith(prefix.group(1)):
+            raise SegmenterError(
+                '%s: the cached file %s is not the published one (its sha256 does not start '
+                'with %s), not loaded; delete it (models.auto_fetch downloads it again)'
+                % (what, cut(target), prefix.group(1)))
+        stream.seek(0)
+        try:
+            return torch.load(stream, map_location='cpu', weights_only=True)
+        except Exception as exc:  # noqa: B902 - torch raises many types for a bad file
+            raise SegmenterError('%s: the cached file %s is not a tensors-only state dict: '
+                                 '%s' % (what, cut(target), str(exc).splitlines()[0]
+                                         if str(exc) else type(exc).__name__))
 
 
 def load_torchvision_state(choice: str, config) -> Tuple[Dict[str, Any], str]:
     """
     Return (state dict, file) of torchvision's COCO Mask R-CNN weights, from the cache.
 
-    Downloads through the weights' own ``get_state_dict`` (``check_hash=True``,
-    ``weights_only=True``) into ``<model cache>/torchvision`` when the file is missing
-    and ``models.auto_fetch`` is true; SegmenterError naming URL and path otherwise.
+    A cached file goes through :func:`load_cached_torchvision`.  When it is missing and
+    ``models.auto_fetch`` is true, the weights' own ``get_state_dict`` (``check_hash=True``,
+    ``weights_only=True``) downloads it into ``<model cache>/torchvision`` (made with
+    :func:`models.make_writable`); SegmenterError naming URL and path otherwise.
     """
     weights = torchvision_weights(choice)
     directory, target = torchvision_target(weights.url, config)
+    what = 'instance.weights %s' % choice
     place = ('place %s (from %s; its sha256 starts with the hex after the last "-" of the '
              'name) at %s, or set instance.weights to a local state dict'
              % (os.path.basename(target), weights.url, target))
-    if os.path.lexists(target):   # torch.hub would open what lies there as it is
-        try:
-            safe_files.open_regular(target, models.MAX_MODEL_BYTES, 'instance.weights').close()
-        except safe_files.UnsafeFileError as exc:
-            raise SegmenterError('instance.weights %s: the cached file is unusable: %s'
-                                 % (choice, exc))
+    if os.path.lexists(target):   # torch.hub would open what lies there unchecked
+        state = load_cached_torchvision(target, what)
     elif not (config or {}).get('models.auto_fetch', True):
-        raise SegmenterError('instance.weights %s: not in the model cache and '
-                             'models.auto_fetch is false: %s' % (choice, place))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        state = weights.get_state_dict(model_dir=directory, map_location='cpu',
-                                       progress=False, check_hash=True, weights_only=True)
-    except Exception as exc:  # noqa: B902 - urllib, OSError, hash RuntimeError, unpickling
-        raise SegmenterError('instance.weights %s: could not get %s (%s); offline: %s'
-                             % (choice, weights.url, str(exc).splitlines()[0] if str(exc)
-                                else type(exc).__name__, place))
+        raise SegmenterError('%s: not in the model cache and models.auto_fetch is false: %s'
+                             % (what, place))
+    else:
+        try:
+            models.make_writable(directory, 'torchvision weights folder')
+            state = weights.get_state_dict(model_dir=directory, map_location='cpu',
+                                           progress=False, check_hash=True,
+                                           weights_only=True)
+        except Exception as exc:  # noqa: B902 - urllib, OSError, hash, unpickling
+            raise SegmenterError('%s: could not get %s (%s); offline: %s'
+                                 % (what, weights.url, str(exc).splitlines()[0] if str(exc)
+                                    else type(exc).__name__, place))
     if not isinstance(state, dict) or CLASSES_KEY not in state:
-        raise SegmenterError('instance.weights %s: %s is not a Mask R-CNN state dict (no %s)'
-                             % (choice, target, CLASSES_KEY))
+        raise SegmenterError('%s: %s is not a Mask R-CNN state dict (no %s)'
+                             % (what, target, CLASSES_KEY))
     return state, target
 
 

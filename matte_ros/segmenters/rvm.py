@@ -94,10 +94,7 @@ def engine_cache_dir(config) -> str:
     path = config.get(ENGINE_CACHE, '') if config is not None else ''
     if path:
         return os.path.abspath(os.path.expanduser(path))
-    directory = models.model_dir(config)
-    if not models.inside_cache(directory):
-        directory = models.default_model_dir()
-    return os.path.join(directory, 'tensorrt')
+    return models.derived_dir(config, 'tensorrt')
 
 
 def make_engine_cache(config) -> str:

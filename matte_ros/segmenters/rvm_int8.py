@@ -242,9 +242,13 @@ def derive(model_path: str, sha256: str, ratio: float, frames: List[np.ndarray],
 
 
 def _write(openvino, model, stem: str, manifest: Dict) -> None:
-    """Write ``stem``.xml/.bin/.json; the manifest (written last) makes them valid."""
-    directory = os.path.dirname(stem)
-    os.makedirs(directory, exist_ok=True)
+    """
+    Write ``stem``.xml/.bin/.json; the manifest (written last, sealed) makes them valid.
+
+    The folder is made inside the model cache only (:func:`models.make_writable`).
+    """
+    directory = models.make_writable(os.path.dirname(stem), 'int8 model folder')
+    stem = os.path.join(directory, os.path.basename(stem))
     temporary = tempfile.mkdtemp(prefix='.int8-', dir=directory)
     try:
         xml = os.path.join(temporary, 'model.xml')
@@ -253,9 +257,11 @@ def _write(openvino, model, stem: str, manifest: Dict) -> None:
                              for ext in ('xml', 'bin')}
         for ext in ('xml', 'bin'):
             os.replace(os.path.join(temporary, 'model.' + ext), '%s.%s' % (stem, ext))
-        with open(os.path.join(temporary, 'manifest.json'), 'w', encoding='utf-8') as stream:
-            json.dump(manifest, stream, indent=2, sort_keys=True)
-        os.replace(os.path.join(temporary, 'manifest.json'), stem + '.json')
+
+        def write(path: str) -> None:
+            with open(path, 'w', encoding='utf-8') as stream:
+                json.dump(manifest, stream, indent=2, sort_keys=True)
+        models.write_sealed(stem + '.json', write, 'int8 model folder')
     finally:
         for name in os.listdir(temporary):
             os.unlink(os.path.join(temporary, name))

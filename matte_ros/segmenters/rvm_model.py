@@ -20,13 +20,14 @@ model's outputs equal the original's fed the same ratio; tested).  The alpha-onl
 the state fed back): what benchmarks, tools and tests compare the runtimes against.
 """
 
+import logging
 import math
 import os
-import tempfile
 from typing import Dict
 from typing import List
 from typing import Tuple
 
+from matte_ros import models
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
 
@@ -40,6 +41,10 @@ STATE_OUTPUTS = ('r1o', 'r2o', 'r3o', 'r4o')
 OUTPUTS = ('fgr', 'pha') + STATE_OUTPUTS
 #: ConvGRU channels of RVM MobileNetV3's four recurrent tensors.
 STATE_CHANNELS = (16, 20, 40, 64)
+
+LOG = logging.getLogger(__name__)
+#: Names fixed-ratio copies in refusals and logs.
+FIXED_RATIO = 'fixed-ratio RVM model'
 
 
 def state_shapes(height: int, width: int, ratio: float) -> List[Tuple[int, int, int, int]]:
@@ -81,30 +86,30 @@ def fixed_ratio_model(model_path: str, ratio: float, directory: str,
     """
     Return a copy of the RVM model with ``downsample_ratio`` fixed to ``ratio``.
 
-    The file ``<directory>/<model>.ratio-<r>[.alpha].onnx`` is written once (atomically)
-    and reused; ``alpha_only`` gives the copy of :func:`alpha_only_proto`.  Needs the
-    ``onnx`` package (see :func:`fixed_ratio_proto`).  The ratio is stored rounded to
-    :func:`ratio_tag`'s 6 decimals, the value the caller must also use.
+    The file ``<directory>/<model>.ratio-<r>[.alpha].onnx`` is written once (atomically
+    and sealed, :func:`matte_ros.models.write_sealed`: ``directory`` must lie inside the
+    model cache) and reused while its seal matches; a copy without a matching seal is
+    logged and written again.  ``alpha_only`` gives the copy of :func:`alpha_only_proto`.
+    Needs the ``onnx`` package (see :func:`fixed_ratio_proto`).  The ratio is stored
+    rounded to :func:`ratio_tag`'s 6 decimals, the value the caller must also use.
     """
     base = os.path.splitext(os.path.basename(model_path))[0]
     target = os.path.join(directory, '%s.ratio-%s%s.onnx' % (
         base, ratio_tag(ratio), ALPHA_SUFFIX if alpha_only else ''))
-    if os.path.isfile(target):
-        return target
+    if os.path.lexists(target):
+        try:
+            return models.check_sealed(target, FIXED_RATIO)
+        except models.DerivedFileError as exc:
+            LOG.warning('%s; writing it again', exc)
     model = fixed_ratio_proto(model_path, ratio, 'rvm on tensorrt')
     if alpha_only:
         model = alpha_only_proto(model)
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix='.onnx', dir=directory)
-    try:
-        with os.fdopen(handle, 'wb') as stream:
-            stream.write(model.SerializeToString())
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return target
+    data = model.SerializeToString()
+
+    def write(temporary: str) -> None:
+        with open(temporary, 'wb') as stream:
+            stream.write(data)
+    return models.write_sealed(target, write, FIXED_RATIO + ' folder')
 
 
 def fixed_ratio_proto(model_path: str, ratio: float, user: str = 'rvm'):

@@ -13,11 +13,13 @@ the frame size with full-size state tensors.
 
 Without ``publish_foreground`` the model runs without its foreground colours
 (:func:`.rvm_model.alpha_only_proto`: the same alpha, less full-resolution work).
-Derived int8 models live in ``<model cache>/openvino`` as
+Derived int8 models live in ``<model cache>/openvino`` (:func:`openvino_dir`; never a
+``models.model_dir`` outside the user's cache) as
 ``<model>.<sha256 prefix>.int8[.alpha].ratio-<r>.{xml,bin,json}``.  The JSON manifest records the
 source model's sha256, the derived files' sha256, how they were calibrated and the
-quality check they passed; :func:`int8_model` re-hashes the files against it before
-OpenVINO reads them (a mismatch is an error, never a silent fallback to fp32).  No
+quality check they passed, and is sealed (:func:`matte_ros.models.write_sealed`: only a
+manifest this product wrote is read); :func:`int8_model` re-hashes the files against it
+before OpenVINO reads them (a mismatch is an error, never a silent fallback to fp32).  No
 derived model for the ratio a frame needs is a :class:`SegmenterError` naming the
 command that derives it.
 
@@ -41,6 +43,8 @@ FP32 = rvm_runner.FP32
 INT8 = rvm_runner.INT8
 #: Manifest format written by :mod:`.rvm_int8` and read by :func:`int8_model`.
 MANIFEST_FORMAT = 1
+#: Largest manifest read (bytes); one is about 1 KB.
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 def import_openvino():
@@ -54,8 +58,8 @@ def import_openvino():
 
 
 def openvino_dir(config) -> str:
-    """Return the directory of OpenVINO models: ``<model cache>/openvino``."""
-    return os.path.join(models.model_dir(config), 'openvino')
+    """Return the directory of OpenVINO models: ``<model cache>/openvino`` (inside the cache)."""
+    return models.derived_dir(config, 'openvino')
 
 
 def int8_stem(model_path: str, sha256: str, ratio: float, directory: str,
@@ -81,15 +85,21 @@ def derive_command(ratio: Optional[float] = None, alpha_only: bool = True) -> st
 
 
 def read_manifest(stem: str) -> Dict:
-    """Return the manifest of a derived model (SegmenterError when absent or unreadable)."""
+    """
+    Return the manifest of a derived model (SegmenterError when absent or unreadable).
+
+    Only a manifest this product wrote and sealed is read (:func:`models.open_sealed`).
+    """
     path = stem + '.json'
-    try:
-        with open(path, encoding='utf-8') as stream:
-            manifest = json.load(stream)
-    except OSError:
+    if not os.path.lexists(path):
         raise SegmenterError('no int8 model at %s' % path)
+    try:
+        with models.open_sealed(path, 'int8 manifest', MAX_MANIFEST_BYTES) as stream:
+            manifest = json.loads(stream.read().decode('utf-8'))
     except ValueError as exc:
         raise SegmenterError('int8 manifest %s is not valid JSON: %s' % (path, exc))
+    except models.DerivedFileError as exc:
+        raise SegmenterError('%s; derive it again' % exc)
     if not isinstance(manifest, dict) or manifest.get('format') != MANIFEST_FORMAT:
         raise SegmenterError('int8 manifest %s has an unknown format' % path)
     return manifest
@@ -121,10 +131,9 @@ def int8_model(model_path: str, sha256: str, ratio: float, directory: str,
         path = '%s.%s' % (stem, ext)
         if not os.path.isfile(path):
             raise SegmenterError('int8 model file %s is missing; derive it again' % path)
-        got = models.sha256_file(path)
-        if got != want:
-            raise SegmenterError('int8 model file %s fails its checksum (sha256 %s, manifest '
-                                 '%s); derive it again' % (path, got, want))
+        if models.sha256_file(path, what='int8 model file') != want:
+            raise SegmenterError('int8 model file %s fails its checksum (it differs from '
+                                 'the file its manifest names); derive it again' % path)
     return stem + '.xml'
 
 
@@ -188,7 +197,7 @@ class OpenVinoRunner(rvm_runner.Runner):
         self.model_path = model.path
         self.sha256 = model.sha256
         self.precision = precision
-        self.directory = openvino_dir({'models.model_dir': options.model_dir})
+        self.directory = models.derived_dir(options.model_dir, 'openvino')
         self.threads = options.threads
         #: Run the model without foreground colours (``fgr`` is then None).
         self.alpha_only = options.alpha_only

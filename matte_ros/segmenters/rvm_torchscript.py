@@ -15,11 +15,16 @@ and the trace is taken with full-size zero state tensors
 feeds.  A new resolution or ratio gets a new trace.
 
 Traces are kept in memory for the stream (a few of them, so switching back to a recent
-size costs nothing) and saved under ``<model cache>/torchscript`` as
-``<model>.<sha256 prefix>.<W>x<H>.ratio-<r>.<device>.pt``: keyed by the model's sha256,
-so another model never reuses them.  They are written with ``torch.jit.save`` and read
-with ``torch.jit.load`` only (a TorchScript archive, no pickled Python objects); an
-unreadable file is traced again and replaced.
+size costs nothing) and saved under ``<model cache>/torchscript``
+(:func:`matte_ros.models.derived_dir`: never a ``models.model_dir`` outside the user's
+cache) as ``<model>.<sha256 prefix>.<W>x<H>.ratio-<r>.<device>.pt``: keyed by the model's
+sha256, so another model never reuses them.  A TorchScript archive is code (its graph
+runs when called, and its pickled constants are unpickled by ``torch.jit.load``, which
+has no ``weights_only`` mode), so a trace is loaded only when this product wrote it:
+:func:`matte_ros.models.write_sealed` seals each file with an HMAC keyed by a secret of
+the user's cache, and :func:`matte_ros.models.open_sealed` checks it on the descriptor
+``torch.jit.load`` then reads.  A file without a matching seal is refused (logged,
+naming the file), traced again and replaced; so is one torch cannot read.
 
 Device: ``cpu``; on backends cuda and tensorrt the module and the state go to CUDA when
 ``torch.cuda.is_available()``, else they stay on the CPU and ``note`` says why.
@@ -28,20 +33,25 @@ float16 and returns float32 alpha.
 """
 
 from collections import OrderedDict
+import logging
 import os
-import tempfile
 from typing import List
 from typing import Optional
 from typing import Tuple
 import warnings
 
+from matte_ros import models
 from matte_ros.segmenters import rvm_model
 from matte_ros.segmenters import rvm_runner
 from matte_ros.segmenters.base import SegmenterError
 import numpy as np
 
+LOG = logging.getLogger(__name__)
+
 #: Traced modules kept in memory per runner (most recently used last).
 MEMORY_TRACES = 4
+#: Names saved traces in refusals and logs.
+WHAT = 'TorchScript trace'
 
 
 def _import_torch():
@@ -67,8 +77,13 @@ def _import_torch():
 
 
 def cache_dir(model_dir: str) -> str:
-    """Return the directory of saved TorchScript traces: ``<model cache>/torchscript``."""
-    return os.path.join(model_dir, 'torchscript') if model_dir else ''
+    """
+    Return the directory of saved TorchScript traces: ``<model cache>/torchscript``.
+
+    ``model_dir`` '' keeps traces in memory only ('' returned); a directory outside the
+    user's cache is replaced by the user's own (:func:`matte_ros.models.derived_dir`).
+    """
+    return models.derived_dir(model_dir, 'torchscript') if model_dir else ''
 
 
 class TorchScriptRunner(rvm_runner.Runner):
@@ -155,13 +170,16 @@ class TorchScriptRunner(rvm_runner.Runner):
 
     def _load_or_trace(self, height: int, width: int, ratio: float):
         path = self.trace_path(height, width, ratio)
-        if path and os.path.isfile(path):
+        if path and os.path.lexists(path):
             try:
-                module = self.torch.jit.load(path, map_location=self.device)
+                with models.open_sealed(path, WHAT) as stream:
+                    module = self.torch.jit.load(stream, map_location=self.device)
                 self.source = 'disk'
                 return module.eval()
+            except models.DerivedFileError as exc:
+                LOG.warning('%s; tracing again', exc)
             except (RuntimeError, OSError, ValueError):
-                pass  # damaged or from another torch: trace again and replace it
+                pass  # from another torch: trace again and replace it
         module = self._trace(height, width, ratio)
         self.source = 'trace'
         if path:
@@ -191,19 +209,12 @@ class TorchScriptRunner(rvm_runner.Runner):
         return module.eval()
 
     def _save(self, module, path: str) -> None:
-        """Write the trace atomically with torch.jit.save; a failure only skips the cache."""
+        """Write the trace atomically and sealed; a failure only skips the disk cache."""
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            handle, temporary = tempfile.mkstemp(suffix='.pt', dir=os.path.dirname(path))
-            os.close(handle)
-            try:
-                self.torch.jit.save(module, temporary)
-                os.replace(temporary, path)
-            finally:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
-        except (OSError, RuntimeError):
-            pass
+            models.write_sealed(path, lambda temporary: self.torch.jit.save(module, temporary),
+                                'TorchScript trace folder')
+        except (models.ModelError, OSError, RuntimeError) as exc:
+            LOG.warning('TorchScript trace %s not saved: %s', path, exc)
 
     def zero_state(self, height: int, width: int, ratio: float) -> List:
         """Return the four zero state tensors of their real shapes, on the device."""
