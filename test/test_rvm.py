@@ -208,8 +208,12 @@ def test_settle_values_out_of_range_are_refused(name, value):
         params.validate(name, value)
 
 
+#: Extra inferences a fresh state runs first (the default rvm.settle_frames).
+SETTLE = params.defaults()['rvm.settle_frames']
+
+
 def fresh_alpha(frame):
-    """Return the alpha a brand-new rvm segmenter gives for ``frame`` (zero state)."""
+    """Return the alpha a brand-new rvm segmenter gives for ``frame`` (fresh state, settled)."""
     seg = create('rvm', rvm_config(), 'cpu')
     return seg.process(frame).alpha
 
@@ -224,7 +228,7 @@ def test_every_discontinuity_resets_the_state(small, trigger, reason):
     seg = create('rvm', rvm_config(**{'rvm.max_gap': 0.5}), 'cpu')
     for i, frame in enumerate(small[:3]):
         seg.process(frame, stamp=10.0 + i * 0.1, frame_id='cam')
-    assert seg.resets == 0 and seg.state.frames == 3
+    assert seg.resets == 0 and seg.state.frames == 3 + SETTLE
     frame, stamp, frame_id = small[3], 10.3, 'cam'
     if trigger == 'resolution':
         frame = cv2.resize(frame, (SMALL[0] // 2, SMALL[1] // 2))
@@ -236,7 +240,7 @@ def test_every_discontinuity_resets_the_state(small, trigger, reason):
         stamp = 10.2 + 0.6
     alpha = seg.process(frame, stamp=stamp, frame_id=frame_id).alpha
     assert seg.resets == 1 and seg.last_reset_reason.startswith(reason)
-    assert seg.state.frames == 1
+    assert seg.state.frames == 1 + SETTLE
     assert np.array_equal(alpha, fresh_alpha(frame))
 
 
@@ -245,7 +249,7 @@ def test_small_gaps_keep_the_state(small):
     assert seg.continuity.max_gap == 0.5
     for i, frame in enumerate(small[:3]):
         seg.process(frame, stamp=i * 0.45, frame_id='cam')
-    assert seg.resets == 0 and seg.state.frames == 3
+    assert seg.resets == 0 and seg.state.frames == 3 + SETTLE
     seg.configure(rvm_config(**{'rvm.max_gap': 2.0}))
     assert seg.continuity.max_gap == 2.0
 
@@ -256,7 +260,7 @@ def test_changing_the_downsample_ratio_resets(small, rvm):
     rvm.configure(rvm_config(**{'rvm.downsample_ratio': 0.5}))
     rvm.process(small[2])
     assert rvm.resets == 1 and rvm.last_reset_reason == 'downsample ratio changed'
-    assert rvm.ratio == 0.5 and rvm.state.frames == 1
+    assert rvm.ratio == 0.5 and rvm.state.frames == 1 + SETTLE
 
 
 def test_a_wrong_model_file_is_refused(tmp_path):

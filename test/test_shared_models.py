@@ -99,7 +99,8 @@ def test_rvm_streams_on_one_shared_session_equal_their_own_sessions(monkeypatch)
 
 def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_sessions(
         monkeypatch):
-    config = _rvm_config()
+    # no settling: each first frame is then one inference, so one batch per round
+    config = dict(_rvm_config(), **{'rvm.settle_frames': 0})
     size = (224, 128)
     streams = [davis_frames(name, 3, size) for name in ('parkour', 'dance-twirl')]
     streams.append(streams[0][::-1])   # a third camera, its own stream

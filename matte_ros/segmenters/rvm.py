@@ -15,7 +15,11 @@ segmenter:
   (resolution change, frame_id change, stamp going backwards, and a forward stamp jump
   of more than ``rvm.max_gap`` seconds), and when the effective downsample ratio
   changes (the state's size depends on it).  A state that belongs to another scene
-  would smear the old foreground over the new frames for a second or two.
+  would smear the old foreground over the new frames for a second or two;
+* **after a reset** the fresh state settles before the first matte is published:
+  ``rvm.settle_frames`` extra inferences on zoomed copies of that frame
+  (:meth:`RobustVideoMatting._settle`), so the frames after a reset score about as
+  they would have without it (docs/quality.md, "rvm after a reset").
 
 Downsample ratio (``rvm.downsample_ratio``): RVM runs its encoder on the frame scaled by
 this ratio and refines back to full resolution.  Its authors advise a downsampled long
@@ -397,7 +401,7 @@ SPEC = SegmenterSpec(
               'rvm.settle_zoom), so the recurrent state settles before a matte is published; '
               'costs that many inferences per reset, none between resets.',
               low=0, high=8),
-        Param('rvm.settle_zoom', FLOAT, 0.03,
+        Param('rvm.settle_zoom', FLOAT, 0.02,
               'rvm: settle run k of rvm.settle_frames (k = K … 1) sees the first frame scaled '
               'by 1 + k × this about its centre (a synthetic camera move ending on the real '
               'frame); 0 runs the frame itself again.',
