@@ -85,6 +85,20 @@ def measure(pipeline: Pipeline, frames: Frames, points: Sequence[int],
     return out
 
 
+def reset_cost(pipeline: Pipeline, frames: Frames, resets: int = 4) -> Tuple[float, float]:
+    """Return the median seconds of the first frame after a reset and of the frame after it."""
+    for frame, _ in frames[:2]:
+        pipeline.process(frame)
+    first, then = [], []
+    for _ in range(resets):
+        pipeline.reset('injected')
+        for frame, out in ((frames[2][0], first), (frames[3][0], then)):
+            start = time.perf_counter()
+            pipeline.process(frame)
+            out.append(time.perf_counter() - start)
+    return float(np.median(first)), float(np.median(then))
+
+
 def _setting(text: str) -> Tuple[str, List[str]]:
     """Parse ``LABEL=name=value,name=value`` (no assignments after ``LABEL=``: defaults)."""
     label, _, rest = text.partition('=')
@@ -101,11 +115,26 @@ def main(argv=None) -> int:
     parser.add_argument('--frames', type=int, default=10, help='frames scored after the reset')
     parser.add_argument('--setting', action='append', type=_setting,
                         help="'LABEL=name=value,...' (repeatable; default: 'default=')")
+    parser.add_argument('--cost', action='store_true',
+                        help='only time the first frame after a reset and the next one '
+                             '(first sequence, 4 resets per setting)')
     args = parser.parse_args(argv)
     if not os.path.isdir(args.davis) or not os.path.isfile(args.model):
         print('need %s and %s' % (args.davis, args.model), file=sys.stderr)
         return 2
     settings = args.setting or [('default', [])]
+    if args.cost:
+        frames = load(args.davis, (args.seq or list(POINTS))[0], 4)
+        for label, assignments in settings:
+            pipeline = Pipeline(eval_cmd.config_values(
+                'rvm', ['models.model_path=' + args.model] + assignments), backend='cpu')
+            try:
+                first, then = reset_cost(pipeline, frames)
+            finally:
+                pipeline.close()
+            print('%s: first frame after a reset %.3f s, the next %.3f s (medians)'
+                  % (label, first, then), flush=True)
+        return 0
     seqs = args.seq or list(POINTS)
     rows: Dict[Tuple[str, int], Dict[str, Tuple[float, float]]] = {}
     started = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
