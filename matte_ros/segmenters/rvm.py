@@ -263,9 +263,10 @@ class RobustVideoMatting(Segmenter):
         Why a move and not the frame K times: what a reset takes away is the evidence
         the state gathered over many frames of a moving scene (a limb half hidden in
         spray, say), and the same frame again adds no new evidence: it recovers almost
-        nothing (docs/quality.md, "rvm after a reset").  Zoomed copies show the same scene at several scales and
-        positions, as a moving camera would, so the state integrates several views;
-        only the current frame is used, so a reset still forgets everything before it.
+        nothing (docs/quality.md, "rvm after a reset").  Zoomed copies show the same
+        scene at several scales and positions, as a moving camera would, so the state
+        integrates several views; only the current frame is used, so a reset still
+        forgets everything before it.
         ``rvm.settle_zoom`` 0 repeats the frame itself.
         """
         count = int(self.config['rvm.settle_frames'])
