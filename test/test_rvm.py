@@ -17,6 +17,7 @@ from matte_ros.segmenters import SegmenterError
 from matte_ros.segmenters.rvm import auto_downsample_ratio
 from matte_ros.segmenters.rvm import RecurrentState
 from matte_ros.segmenters.rvm import RobustVideoMatting
+from matte_ros.segmenters.rvm import zoomed
 from matte_ros.segmenters.rvm_model import reference_loop
 import numpy as np
 import pytest
@@ -88,16 +89,21 @@ def test_recurrent_state_starts_as_zeros():
     assert state.frames == 0
 
 
-def test_matches_a_plain_onnxruntime_loop(frames, rvm):
-    ratio = auto_downsample_ratio(*frames[0].shape[:2])
-    expected = plain_loop(frames, ratio)
-    for i, (frame, alpha) in enumerate(zip(frames, expected)):
-        matte = rvm.process(frame, stamp=i / 25.0, frame_id='cam')
-        assert matte.alpha.dtype == np.float32 and matte.alpha.shape == frame.shape[:2]
-        assert np.abs(matte.alpha - alpha).max() <= 1e-3
-        assert matte.foreground is None   # not published: fgr is not converted
-    assert rvm.state.frames == len(frames)
-    assert rvm.state.r1.shape[1] == 16  # real state from the model, not the zeros
+def test_matches_a_plain_onnxruntime_loop(frames):
+    """Without settling (rvm.settle_frames 0) every matte is the plain loop's."""
+    rvm = create('rvm', rvm_config(**{'rvm.settle_frames': 0}), 'cpu')
+    try:
+        ratio = auto_downsample_ratio(*frames[0].shape[:2])
+        expected = plain_loop(frames, ratio)
+        for i, (frame, alpha) in enumerate(zip(frames, expected)):
+            matte = rvm.process(frame, stamp=i / 25.0, frame_id='cam')
+            assert matte.alpha.dtype == np.float32 and matte.alpha.shape == frame.shape[:2]
+            assert np.abs(matte.alpha - alpha).max() <= 1e-3
+            assert matte.foreground is None   # not published: fgr is not converted
+        assert rvm.state.frames == len(frames)
+        assert rvm.state.r1.shape[1] == 16  # real state from the model, not the zeros
+    finally:
+        rvm.close()
 
 
 def test_the_state_is_used_and_reset_reproduces_the_first_frame(small, rvm):
@@ -114,9 +120,9 @@ def test_the_state_is_used_and_reset_reproduces_the_first_frame(small, rvm):
     assert rvm.last_reset_reason == 'again'
 
 
-def test_settling_runs_the_first_frame_after_a_reset_again(small):
-    """rvm.settle_frames 2: the published first matte is a plain loop's third on it."""
-    seg = create('rvm', rvm_config(**{'rvm.settle_frames': 2}), 'cpu')
+def test_settling_without_zoom_runs_the_first_frame_again(small):
+    """rvm.settle_frames 2, settle_zoom 0: the published first matte is a plain loop's third."""
+    seg = create('rvm', rvm_config(**{'rvm.settle_frames': 2, 'rvm.settle_zoom': 0.0}), 'cpu')
     try:
         ratio = auto_downsample_ratio(*small[0].shape[:2])
         expected = plain_loop([small[0]] * 3 + [small[1]], ratio)
@@ -133,8 +139,81 @@ def test_settling_runs_the_first_frame_after_a_reset_again(small):
         seg.close()
 
 
+def count_runs(seg):
+    """Count the inferences of ``seg`` (its real runner's ``run``, called through)."""
+    calls = []
+    real = seg.runner.run
+
+    def run(src, state, ratio, want_foreground):
+        calls.append(src.shape)
+        return real(src, state, ratio, want_foreground)
+
+    seg.runner.run = run
+    return calls
+
+
+def test_zoom_settling_runs_the_documented_inferences_on_zoomed_copies(small):
+    """
+    Settle 3, zoom 0.03: three extra inferences per reset, on the frame scaled 1.09, 1.06, 1.03.
+
+    The published matte is a plain loop's fourth over those copies and the frame; the
+    state it leaves is not the fresh one; later frames run once each; a reset clears
+    what came before (the next first frame gives exactly the first matte again).
+    """
+    seg = create('rvm', rvm_config(**{'rvm.settle_frames': 3, 'rvm.settle_zoom': 0.03}), 'cpu')
+    try:
+        calls = count_runs(seg)
+        ratio = auto_downsample_ratio(*small[0].shape[:2])
+        copies = [zoomed(small[0], scale) for scale in (1.09, 1.06, 1.03)]
+        assert not np.array_equal(copies[0], small[0])
+        expected = plain_loop(copies + [small[0], small[1]], ratio)
+        first = seg.process(small[0]).alpha
+        assert len(calls) == 4 and seg.state.frames == 4
+        assert all(shape == (1, 3) + small[0].shape[:2] for shape in calls)  # its own size
+        assert np.abs(first - expected[3]).max() <= 1e-3
+        unsettled = plain_loop([small[0]], ratio)[0]
+        assert np.abs(first - unsettled).max() > 0.01, 'settling changed nothing'
+        second = seg.process(small[1]).alpha
+        assert len(calls) == 5 and np.abs(second - expected[4]).max() <= 1e-3
+        for frame in small[2:]:
+            seg.process(frame)
+        assert len(calls) == 5 + len(small) - 2
+        seg.reset('~/reset service')
+        assert seg.state.frames == 0
+        again = seg.process(small[0]).alpha
+        assert len(calls) == 5 + len(small) - 2 + 4
+        assert np.array_equal(again, first), 'the state before the reset leaked through'
+    finally:
+        seg.close()
+
+
+def test_zoomed_keeps_the_size_and_scales_about_the_centre():
+    frame = np.zeros((40, 60, 3), np.uint8)
+    frame[16:24, 26:34] = 200                          # an 8×8 square at the centre
+    out = zoomed(frame, 1.5)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    mass = out[:, :, 0].astype(np.float64)
+    assert mass.sum() / frame[:, :, 0].sum() == pytest.approx(1.5 ** 2, rel=0.05)
+    rows, cols = np.indices(mass.shape)
+    assert (rows * mass).sum() / mass.sum() == pytest.approx(19.5, abs=0.05)
+    assert (cols * mass).sum() / mass.sum() == pytest.approx(29.5, abs=0.05)
+    assert np.array_equal(zoomed(frame, 1.0), frame)
+
+
+@pytest.mark.parametrize('name, value', [('rvm.settle_frames', 9), ('rvm.settle_frames', -1),
+                                         ('rvm.settle_zoom', 0.5), ('rvm.settle_zoom', -0.01),
+                                         ('rvm.settle_zoom', float('nan'))])
+def test_settle_values_out_of_range_are_refused(name, value):
+    with pytest.raises(params.ParamError):
+        params.validate(name, value)
+
+
+#: Extra inferences a fresh state runs first (the default rvm.settle_frames).
+SETTLE = params.defaults()['rvm.settle_frames']
+
+
 def fresh_alpha(frame):
-    """Return the alpha a brand-new rvm segmenter gives for ``frame`` (zero state)."""
+    """Return the alpha a brand-new rvm segmenter gives for ``frame`` (fresh state, settled)."""
     seg = create('rvm', rvm_config(), 'cpu')
     return seg.process(frame).alpha
 
@@ -149,7 +228,7 @@ def test_every_discontinuity_resets_the_state(small, trigger, reason):
     seg = create('rvm', rvm_config(**{'rvm.max_gap': 0.5}), 'cpu')
     for i, frame in enumerate(small[:3]):
         seg.process(frame, stamp=10.0 + i * 0.1, frame_id='cam')
-    assert seg.resets == 0 and seg.state.frames == 3
+    assert seg.resets == 0 and seg.state.frames == 3 + SETTLE
     frame, stamp, frame_id = small[3], 10.3, 'cam'
     if trigger == 'resolution':
         frame = cv2.resize(frame, (SMALL[0] // 2, SMALL[1] // 2))
@@ -161,7 +240,7 @@ def test_every_discontinuity_resets_the_state(small, trigger, reason):
         stamp = 10.2 + 0.6
     alpha = seg.process(frame, stamp=stamp, frame_id=frame_id).alpha
     assert seg.resets == 1 and seg.last_reset_reason.startswith(reason)
-    assert seg.state.frames == 1
+    assert seg.state.frames == 1 + SETTLE
     assert np.array_equal(alpha, fresh_alpha(frame))
 
 
@@ -170,7 +249,7 @@ def test_small_gaps_keep_the_state(small):
     assert seg.continuity.max_gap == 0.5
     for i, frame in enumerate(small[:3]):
         seg.process(frame, stamp=i * 0.45, frame_id='cam')
-    assert seg.resets == 0 and seg.state.frames == 3
+    assert seg.resets == 0 and seg.state.frames == 3 + SETTLE
     seg.configure(rvm_config(**{'rvm.max_gap': 2.0}))
     assert seg.continuity.max_gap == 2.0
 
@@ -181,7 +260,7 @@ def test_changing_the_downsample_ratio_resets(small, rvm):
     rvm.configure(rvm_config(**{'rvm.downsample_ratio': 0.5}))
     rvm.process(small[2])
     assert rvm.resets == 1 and rvm.last_reset_reason == 'downsample ratio changed'
-    assert rvm.ratio == 0.5 and rvm.state.frames == 1
+    assert rvm.ratio == 0.5 and rvm.state.frames == 1 + SETTLE
 
 
 def test_a_wrong_model_file_is_refused(tmp_path):

@@ -102,8 +102,9 @@ def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_session
         monkeypatch, batch_max, batches_per_frame):
     # three cameras' frames wait together: rvm.batch_max 4 runs them as one batch,
     # 2 as a batch of two and one alone, 1 one by one; every alpha equals a private run
+    # (no settling: each first frame is then one inference, so the count is per round)
     monkeypatch.setattr(shared_models, 'CACHE', shared_models.SharedCache())
-    config = dict(_rvm_config(), **{'rvm.batch_max': batch_max})
+    config = dict(_rvm_config(), **{'rvm.batch_max': batch_max, 'rvm.settle_frames': 0})
     size = (224, 128)
     streams = [davis_frames(name, 3, size) for name in ('parkour', 'dance-twirl')]
     streams.append(streams[0][::-1])   # a third camera, its own stream

@@ -11,7 +11,9 @@ downsample ratio, frame by frame in lock-step:
   ``pha > 0.5``;
 * **project**: :class:`matte_ros.pipeline.Pipeline` with ``segmenter=rvm`` — the core
   ``matte-ros process``, ``matte-ros eval`` and the node all run — mask = its ``~/mask``
-  (alpha > ``threshold`` 0.5), state reset at the start of each sequence.
+  (alpha > ``threshold`` 0.5), state reset at the start of each sequence, with
+  ``rvm.settle_frames`` 0 (settling after a reset is a step on top of the loop, measured
+  by ``tools/rvm_reset.py``).
 
 It prints J (mask IoU, DAVIS convention: first and last frame left out) for both, their
 difference, and the largest per-pixel difference between the project's mono8 alpha and
@@ -55,7 +57,8 @@ def compare(seq: str, ratio: float, max_frames: int = 0, root: str = DAVIS,
     ``ratio`` 0 gives the project its automatic ratio and the plain loop the same value.
     """
     pipeline = Pipeline({'segmenter': 'rvm', 'models.model_path': model,
-                         'rvm.downsample_ratio': float(ratio), 'composite.mode': 'none'},
+                         'rvm.downsample_ratio': float(ratio), 'rvm.settle_frames': 0,
+                         'composite.mode': 'none'},
                         backend='cpu')
     plain = None  # made at the first frame: the ratio follows its size
     plain_score, project_score = scoring.DavisScore(), scoring.DavisScore()

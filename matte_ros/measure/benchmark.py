@@ -135,12 +135,13 @@ def rvm_vs_straight_ort(values: Dict[str, Any], frames: List[np.ndarray], second
 
     Both run the same model file at the same downsample ratio on the CPU, each with
     its own recurrent state.  Returns both fps, their ratio, and the largest alpha
-    difference between them (a quality check: the same model should agree).
+    difference between them (a quality check: the same model should agree; the segmenter
+    runs without settling after a reset, ``rvm.settle_frames`` 0, as the loop has none).
     """
     from matte_ros.segmenters import create
     from matte_ros.segmenters import rvm
     from matte_ros.segmenters import rvm_model
-    segmenter = create('rvm', values, 'cpu')
+    segmenter = create('rvm', dict(values, **{'rvm.settle_frames': 0}), 'cpu')
     try:
         height, width = frames[0].shape[:2]
         ratio = rvm.downsample_ratio(height, width, float(values.get('rvm.downsample_ratio', 0)))

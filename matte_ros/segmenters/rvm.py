@@ -15,7 +15,11 @@ segmenter:
   (resolution change, frame_id change, stamp going backwards, and a forward stamp jump
   of more than ``rvm.max_gap`` seconds), and when the effective downsample ratio
   changes (the state's size depends on it).  A state that belongs to another scene
-  would smear the old foreground over the new frames for a second or two.
+  would smear the old foreground over the new frames for a second or two;
+* **after a reset** the fresh state settles before the first matte is published:
+  ``rvm.settle_frames`` extra inferences on zoomed copies of that frame
+  (:meth:`RobustVideoMatting._settle`), so the frames after a reset score about as
+  they would have without it (docs/quality.md, "rvm after a reset").
 
 Downsample ratio (``rvm.downsample_ratio``): RVM runs its encoder on the frame scaled by
 this ratio and refines back to full resolution.  Its authors advise a downsampled long
@@ -283,16 +287,27 @@ class RobustVideoMatting(Segmenter):
         """
         Let a fresh recurrent state settle on the first frame after a reset.
 
-        Runs this frame ``rvm.settle_frames`` extra times, feeding the state back,
-        before the run whose matte is published, so the state has converged on the
-        frame instead of starting from zeros; the cost is bounded (that many extra
-        inferences per reset, none between resets).  It cannot give back the motion
-        history a reset drops: docs/quality.md measures what it recovers.
+        Before the run whose matte is published, the state runs ``rvm.settle_frames``
+        (K) extra inferences, each at the frame's own size and downsample ratio, so K
+        extra inferences per reset and none between resets.  Run k of K (k = K … 1) sees
+        the frame scaled about its centre by ``1 + k × rvm.settle_zoom`` (cropped to the
+        frame size): a short synthetic camera move that ends on the real frame.
+
+        Why a move and not the frame K times: what a reset takes away is the evidence
+        the state gathered over many frames of a moving scene (a limb half hidden in
+        spray, say), and the same frame again adds no new evidence: it recovers almost
+        nothing (docs/quality.md, "rvm after a reset").  Zoomed copies show the same
+        scene at several scales and positions, as a moving camera would, so the state
+        integrates several views; only the current frame is used, so a reset still
+        forgets everything before it.
+        ``rvm.settle_zoom`` 0 repeats the frame itself.
         """
+        count = int(self.config['rvm.settle_frames'])
+        zoom = float(self.config['rvm.settle_zoom'])
         self._settling = True
         try:
-            for _ in range(int(self.config['rvm.settle_frames'])):
-                self._segment(frame)
+            for k in range(count, 0, -1):
+                self._segment(zoomed(frame, 1.0 + k * zoom) if zoom else frame)
         finally:
             self._settling = False
 
@@ -359,6 +374,15 @@ def to_src(frame: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
     return out
 
 
+def zoomed(frame: np.ndarray, scale: float) -> np.ndarray:
+    """Return ``frame`` scaled by ``scale`` about its centre, at its own size (edges reflected)."""
+    height, width = frame.shape[:2]
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    matrix = cv2.getRotationMatrix2D(centre, 0.0, scale)
+    return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
 def fgr_to_bgr(fgr: np.ndarray) -> np.ndarray:
     """Return RVM's ``fgr`` [1, 3, H, W] RGB in [0, 1] as an H×W×3 BGR uint8 image."""
     planes = [fgr[0, 2], fgr[0, 1], fgr[0, 0]]
@@ -405,10 +429,16 @@ SPEC = SegmenterSpec(
               'from the checksummed ONNX model once per resolution and ratio); or openvino '
               '(CPU, compiled once per resolution and ratio; needed for rvm.precision int8).',
               choices=rvm_runner.runtimes(), reload=True),
-        Param('rvm.settle_frames', INT, 0,
-              'rvm: extra runs of the first frame after a reset, so the recurrent state '
-              'settles before a matte is published (costs that many inferences per reset).',
+        Param('rvm.settle_frames', INT, 3,
+              'rvm: extra inferences on the first frame after a reset (zoomed copies, see '
+              'rvm.settle_zoom), so the recurrent state settles before a matte is published; '
+              'costs that many inferences per reset, none between resets.',
               low=0, high=8),
+        Param('rvm.settle_zoom', FLOAT, 0.02,
+              'rvm: settle run k of rvm.settle_frames (k = K … 1) sees the first frame scaled '
+              'by 1 + k × this about its centre (a synthetic camera move ending on the real '
+              'frame); 0 runs the frame itself again.',
+              low=0.0, high=0.1),
         Param('rvm.precision', STRING, 'fp32',
               'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
               '`matte-ros models derive-int8` derived for the ratio in use).',
