@@ -8,13 +8,16 @@ and its latency stays bounded under overload.
 
 import threading
 from typing import Any
+from typing import Callable
 from typing import Optional
 
 
 class FrameSlot:
     """Hold at most one pending item; ``put`` replaces, ``take`` waits."""
 
-    def __init__(self):
+    def __init__(self, merge: Optional[Callable[[Any, Any], Any]] = None):
+        """``merge(dropped, newest)``: what waits instead of ``newest`` when it drops one."""
+        self._merge = merge
         self._cond = threading.Condition()
         self._item: Any = None
         self._closed = False
@@ -25,6 +28,8 @@ class FrameSlot:
         with self._cond:
             if self._item is not None:
                 self.dropped += 1
+                if self._merge is not None:
+                    item = self._merge(self._item, item)
             self._item = item
             self._cond.notify()
 

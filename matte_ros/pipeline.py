@@ -102,9 +102,14 @@ class Pipeline:
         return self.segmenter.describe()
 
     def process(self, frame: np.ndarray, stamp: Optional[float] = None,
-                frame_id: Optional[str] = None) -> Result:
+                frame_id: Optional[str] = None,
+                stream_gap: Optional[float] = None) -> Result:
         """
         Segment, stabilise (when ``stabilizer.enabled``) and composite one BGR frame.
+
+        ``stream_gap``: where frames were dropped before this one, the largest stamp step
+        of the camera's stream since the previous frame given here (the segmenter's
+        gap rule then judges the camera, not the drops: ``segmenters.base.Continuity``).
 
         The first frame of each size is checked against the memory budget first
         (:class:`~matte_ros.memory.MemoryBudgetError`: the frame is refused, nothing runs).
@@ -118,6 +123,9 @@ class Pipeline:
                 self._checked_sizes.clear()
             self._checked_sizes.add(size)
         t0 = time.perf_counter()
+        continuity = getattr(self.segmenter, 'continuity', None)
+        if stream_gap is not None and continuity is not None:
+            continuity.stream_gap = stream_gap
         matte = self.segmenter.process(frame, stamp, frame_id)
         t1 = time.perf_counter()
         cfg = self.config

@@ -240,7 +240,9 @@ def test_reset_drops_the_held_mask():
     frame, _ = scene(20)
     stab.apply(frame, np.full(SHAPE, 0.9, np.float32), 0)
     stab.apply(frame, np.full(SHAPE, 0.9, np.float32), 0)
+    assert stab._mask is not None       # a mask to hold against was kept
     stab.reset('~/reset')
+    assert stab._mask is None and stab._published is None
     # After the reset the first frame passes as it is, and the next one is not held
     # against the mask from before the reset.
     first = np.full(SHAPE, 0.45, np.float32)

@@ -105,6 +105,30 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
                      else ReliabilityPolicy.RELIABLE))
 
 
+class Arrival:
+    """
+    A frame waiting for the worker, with the camera's largest stamp step up to it.
+
+    ``gap`` is the step from the frame offered before it; when the mailbox drops a
+    waiting frame for a newer one, the newer one takes the larger step of the two
+    (:meth:`merge`), so the worker's frame carries the stream's largest step since the
+    frame processed before it: a frame dropped under load is no gap in the stream.
+    """
+
+    __slots__ = ('msg', 'gap')
+
+    def __init__(self, msg, gap: Optional[float]):
+        self.msg = msg
+        self.gap = gap
+
+    @staticmethod
+    def merge(dropped: 'Arrival', newest: 'Arrival') -> 'Arrival':
+        """Return ``newest`` carrying the larger stamp step of the two."""
+        if dropped.gap is not None and (newest.gap is None or dropped.gap > newest.gap):
+            newest.gap = dropped.gap
+        return newest
+
+
 def _stamp_seconds(header) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
@@ -137,7 +161,8 @@ class MatteNode(LifecycleNode):
         self._camera_info: Optional[CameraInfo] = None   # latest, republished per frame
         self._last_mask = None                           # (header, mask, ROI box or None)
         self._worker: Optional[threading.Thread] = None
-        self._slot = FrameSlot()
+        self._slot = FrameSlot(merge=Arrival.merge)
+        self._last_arrival: Optional[float] = None   # stamp of the last frame offered
         self._stop = threading.Event()      # the worker thread ends (node shutdown)
         self._running = threading.Event()   # set while active: the worker takes frames
         self._frame_lock = threading.Lock()  # held by the worker through one frame
@@ -241,6 +266,7 @@ class MatteNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera and start processing."""
         ros = self._ros
+        self._last_arrival = None
         self._slot.reopen()
         self._running.set()
         if self._worker is None or not self._worker.is_alive():
@@ -375,7 +401,9 @@ class MatteNode(LifecycleNode):
         loop until it blocks again, ~0.35 ms here before the woken worker could run;
         ``sleep(0)`` hands the GIL over now (VGA, paced: callback to worker 0.47 → 0.12 ms).
         """
-        self._slot.put(msg)
+        stamp = _stamp_seconds(msg.header)
+        last, self._last_arrival = self._last_arrival, stamp
+        self._slot.put(Arrival(msg, None if last is None else stamp - last))
         time.sleep(0)
 
     def _reject(self, exc: Exception) -> None:
@@ -388,14 +416,14 @@ class MatteNode(LifecycleNode):
         while not self._stop.is_set():
             if not self._running.wait(0.5):
                 continue
-            msg = self._slot.take(timeout=0.5)
-            if msg is None:
+            arrival = self._slot.take(timeout=0.5)
+            if arrival is None:
                 continue
             with self._frame_lock:
                 if self._running.is_set():
-                    self._handle(msg)
+                    self._handle(arrival.msg, arrival.gap)
 
-    def _handle(self, msg: Image) -> None:
+    def _handle(self, msg: Image, stream_gap: Optional[float] = None) -> None:
         start = time.perf_counter()
         try:
             if isinstance(msg, CompressedImage):
@@ -412,7 +440,7 @@ class MatteNode(LifecycleNode):
                 return
             try:
                 result = pipeline.process(frame, _stamp_seconds(msg.header),
-                                          msg.header.frame_id)
+                                          msg.header.frame_id, stream_gap)
             except MemoryBudgetError as exc:   # a frame size over the budget: refused
                 self._reject(exc)
                 return
@@ -718,6 +746,9 @@ class MatteNode(LifecycleNode):
             backend=status.backend if status else '',
             backend_note=status.note if status else '',
             dropped=self._slot.dropped,
+            resets=getattr(pipeline.segmenter, 'resets', 0) if pipeline else 0,
+            last_reset_reason=(getattr(pipeline.segmenter, 'last_reset_reason', '') or ''
+                               if pipeline else ''),
             last_reject_reason=self.stats.last_reject_reason,
             **{'rejected[%s]' % k: n for k, n in self.stats.rejected_reasons.copy().items()},
             last_failure=self.stats.last_failure,

@@ -51,10 +51,20 @@ class Continuity:
     ``check`` returns the reason for a reset (a short string) or ``None``.  ``max_gap``
     ≤ 0 disables the gap rule; stamps of ``None`` (files without time) skip both
     stamp rules.
+
+    The gap rule is about the camera's stream, not about the frames that reached the
+    segmenter: a node that drops frames under load (latest-frame policy) sees stamps
+    further apart than the camera sent them, and a reset there would restart the state
+    on every frame of a slow segmenter.  So whoever drops frames sets
+    :attr:`stream_gap` before :meth:`check` (the largest stamp step between the frames
+    that arrived since the previous checked one, up to this one); without it the step
+    from the previous checked frame is the gap.
     """
 
     def __init__(self, max_gap: float = 0.0):
         self.max_gap = max_gap
+        #: The stream's largest stamp step up to the next checked frame (None: unknown).
+        self.stream_gap: Optional[float] = None
         self.clear()
 
     def clear(self):
@@ -66,6 +76,7 @@ class Continuity:
     def check(self, shape, stamp: Optional[float], frame_id: Optional[str]) -> Optional[str]:
         """Record this frame and say why the state must be reset before it, if it must."""
         reason = None
+        stream_gap, self.stream_gap = self.stream_gap, None
         if self._shape is not None:
             if tuple(shape) != self._shape:
                 reason = 'resolution changed'
@@ -74,8 +85,10 @@ class Continuity:
             elif stamp is not None and self._stamp is not None:
                 if stamp < self._stamp:
                     reason = 'stamp went backwards'
-                elif self.max_gap > 0 and stamp - self._stamp > self.max_gap:
-                    reason = 'stamp jumped by %.3f s' % (stamp - self._stamp)
+                else:
+                    gap = stamp - self._stamp if stream_gap is None else stream_gap
+                    if self.max_gap > 0 and gap > self.max_gap:
+                        reason = 'stamp jumped by %.3f s' % gap
         self._shape = tuple(shape)
         self._frame_id = frame_id
         self._stamp = stamp
@@ -111,6 +124,7 @@ class Segmenter:
         self.continuity = Continuity(self._max_gap(config))
         self.last_reset_reason: Optional[str] = None
         self.resets = 0
+        self.stream_reset = False
 
     @staticmethod
     def _max_gap(config) -> float:
@@ -128,12 +142,16 @@ class Segmenter:
         reason = self.continuity.check(frame.shape, stamp, frame_id)
         if reason is not None:
             self.reset(reason)
+            self.stream_reset = True
         return self._segment(frame)
 
     def reset(self, reason: str = 'requested') -> None:
         """Clear temporal state; subclasses extend this and call super()."""
         self.last_reset_reason = reason
         self.resets += 1
+        #: True when the last reset came from a stream rule (:class:`Continuity`), not a
+        #: request (``~/reset``, lifecycle, parameters).
+        self.stream_reset = False
 
     def close(self) -> None:
         """Release models and device memory."""

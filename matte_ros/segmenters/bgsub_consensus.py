@@ -565,8 +565,10 @@ def shadow_tests(frame: np.ndarray, background: np.ndarray, darkest: float = 0.5
     :data:`SHADOW_LIGHTEST`].  Texture: the grey ratio's coefficient of variation over
     :data:`SHADOW_WINDOW` squares at most :data:`SHADOW_TEXTURE`.
     """
-    colour = cv2.add(np.ascontiguousarray(frame), SHADOW_OFFSET, dtype=cv2.CV_32F)
-    model = cv2.add(np.ascontiguousarray(background), SHADOW_OFFSET, dtype=cv2.CV_32F)
+    # a 4-tuple: OpenCV 4.x reads a bare number as Scalar(v, 0, 0, 0), blue channel only
+    offset = (SHADOW_OFFSET,) * 4
+    colour = cv2.add(np.ascontiguousarray(frame), offset, dtype=cv2.CV_32F)
+    model = cv2.add(np.ascontiguousarray(background), offset, dtype=cv2.CV_32F)
     grey = cv2.divide(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY),
                       cv2.cvtColor(model, cv2.COLOR_BGR2GRAY))
     shadow = cv2.inRange(grey, darkest, SHADOW_LIGHTEST)

@@ -182,8 +182,9 @@ class Batcher:
     for it), so a batch holds at most one frame per camera, and a frame waits for at
     most the batch in progress plus the batches of other sizes queued before it.
     ``batch_max`` bounds a batch (its own frame first, then the longest waiting ones;
-    the rest wait for the next turn): on the CPU a batch costs about as much time as
-    its frames one by one, while its working memory grows with it.
+    the rest wait for the next turn): on the CPU a batch saves a little time per frame
+    over running its frames one by one, while its working memory grows with each frame
+    (docs/multi_camera.md has both measured).
     Runners that are not ``batchable`` run each frame on its own, in the same order.
     """
 
