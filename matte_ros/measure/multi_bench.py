@@ -168,10 +168,12 @@ def measure_layout(layout: str, namespaces: List[str], values: Dict[str, Any],
            '--warmup', str(warmup), '--seconds', str(seconds), '--out', rig_out],
         env, os.path.join(workdir, 'rig.log'))
     sampler = Sampler([p.proc.pid for p in nodes])
+    rig_sampler = Sampler([rig.proc.pid])
     limit = time.monotonic() + warmup + seconds + 300.0
     try:
         while rig.alive() and time.monotonic() < limit:
             sampler.sample()
+            rig_sampler.sample()
             if spin is not None:
                 spin(SAMPLE_PERIOD)
             else:
@@ -191,7 +193,9 @@ def measure_layout(layout: str, namespaces: List[str], values: Dict[str, Any],
     if 'error' in report:
         raise RuntimeError('camera rig (%s, %d cameras): %s; logs in %s'
                            % (layout, len(namespaces), report['error'], workdir))
-    return summarise(layout, report, sampler.summary(*report['window_monotonic']))
+    row = summarise(layout, report, sampler.summary(*report['window_monotonic']))
+    row['rig_cpu_percent'] = rig_sampler.summary(*report['window_monotonic'])['cpu_percent']
+    return row
 
 
 def summarise(layout: str, report: Dict[str, Any], usage: Dict[str, float]) -> Dict[str, Any]:
@@ -201,6 +205,7 @@ def summarise(layout: str, report: Dict[str, Any], usage: Dict[str, float]) -> D
     pooled: List[float] = []
     for camera in report['cameras']:
         cameras.append({'namespace': camera['namespace'], 'sent': camera['sent'],
+                        'complete': camera.get('complete', 0),
                         'received': camera['received'],
                         'input_fps': camera['sent'] / seconds,
                         'output_fps': camera['received'] / seconds,
@@ -302,15 +307,18 @@ def markdown(results: Dict[str, Any], meta: Dict[str, Any]) -> str:
              'frames sent in the window, per second; latency: header stamp (publish time) '
              "to receipt of the composite.  RSS: sum of the node processes' `VmRSS` "
              '(shared libraries counted in each), PSS: the same with shared pages split '
-             '(`smaps_rollup`), both mean over the window; CPU %%: 100 = one core.'
+             '(`smaps_rollup`), both mean over the window; CPU %%: the node processes, '
+             '100 = one core; rig CPU %%: the rig process feeding and reading every '
+             'camera (the same work in both layouts, growing with the outputs delivered).'
              % (results['rate_hz'], results['warmup'], results['seconds']), '',
              '| segmenter | size | cameras | layout | total output fps | per-camera fps '
              '(each) | slowest / fastest | latency p50 / p99 ms (all) | latency p50 / p99 '
-             'ms (each camera) | total RSS MiB (mean / peak) | total PSS MiB | CPU % |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             'ms (each camera) | total RSS MiB (mean / peak) | total PSS MiB | CPU % | '
+             'rig CPU % |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in results['rows']:
         cams = row['cameras']
-        lines.append('| %s | %s | %d | %s | %s | %s | %s | %s / %s | %s | %s / %s | %s | %s |' % (
+        cells = (
             row['segmenter'], benchmark.size_label(tuple(row['size'])), row['count'],
             row['layout'], _f(row['total_output_fps']),
             ' · '.join(_f(c['output_fps']) for c in cams), _f(row['fairness'], 2),
@@ -318,7 +326,10 @@ def markdown(results: Dict[str, Any], meta: Dict[str, Any]) -> str:
             ' · '.join('%s/%s' % (_f(c['latency_ms']['p50'], 0), _f(c['latency_ms']['p99'], 0))
                        for c in cams),
             _f(row['process']['rss_mean_mb'], 0), _f(row['process']['rss_peak_mb'], 0),
-            _f(row['process']['pss_mean_mb'], 0), _f(row['process']['cpu_percent'], 0)))
+            _f(row['process']['pss_mean_mb'], 0), _f(row['process']['cpu_percent'], 0),
+            _f(row.get('rig_cpu_percent'), 0))
+        lines.append('| %s | %s | %d | %s | %s | %s | %s | %s / %s | %s | %s / %s | %s | %s '
+                     '| %s |' % cells)
     lines += ['', 'Targets (rvm at the largest camera count; a segmenter that keeps up with '
               'every camera in both layouts has equal fps by construction):', '',
               '| case | target | value | threshold | result |', '|---|---|---|---|---|']
