@@ -465,7 +465,7 @@ SPEC = SegmenterSpec(
               'Precision of rvm: fp32, or int8 (rvm.runtime openvino only; runs the model '
               '`matte-ros models derive-int8` derived for the ratio in use).',
               choices=(FP32, rvm_runner.INT8), reload=True),
-        Param('rvm.batch_max', INT, 4,
+        Param('rvm.batch_max', INT, 2,
               'rvm with several cameras in one process (matte_multi_node, ONNX Runtime '
               "CPU): at most this many cameras' frames run as one batch (memory grows "
               'with the batch; 1 = one frame per call).',

@@ -88,7 +88,7 @@ class Options:
     half: bool = False
     io_binding: bool = False
     full_zero_state: bool = False
-    batch_max: int = 4
+    batch_max: int = 2
 
 
 class Runner:
@@ -188,7 +188,7 @@ class Batcher:
     Runners that are not ``batchable`` run each frame on its own, in the same order.
     """
 
-    def __init__(self, runner: Runner, batch_max: int = 4):
+    def __init__(self, runner: Runner, batch_max: int = 2):
         self.runner = runner
         self.batch_max = max(1, int(batch_max))
         self.session = shared_models.FairLock()
