@@ -325,21 +325,3 @@ def test_backends_map_to_providers_with_cpu_fallback():
     assert listed[0][0] == 'TensorrtExecutionProvider'
     assert listed[0][1]['trt_engine_cache_path'] == '/tmp/engines'
     assert listed[1:] == gpu[1:]
-
-
-def test_a_stream_resetting_on_every_frame_settles_at_most_once_per_interval(small):
-    # alternating frame_ids reset on every frame: the stream's start and the first rule
-    # reset settle, the next rule resets within SETTLE_MIN_INTERVAL do not; a requested
-    # reset still settles at once
-    seg = create('rvm', rvm_config(**{'rvm.settle_frames': 3}), 'cpu')
-    try:
-        calls = count_runs(seg)
-        for i in range(6):
-            seg.process(small[i % len(small)], None, 'cam%d' % (i % 2))
-        assert seg.resets == 5
-        assert len(calls) == 4 + 4 + 4, 'settled on a rule reset within the interval'
-        seg.reset('~/reset service')
-        seg.process(small[0], None, 'cam1')   # the last frame_id: no rule trips
-        assert len(calls) == 12 + 4, 'a requested reset did not settle'
-    finally:
-        seg.close()

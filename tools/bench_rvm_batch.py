@@ -80,8 +80,8 @@ def main(argv=None) -> int:
     print('| batch | ms per frame | peak RSS MiB | RSS after load MiB |')
     print('|---|---|---|---|')
     for row in rows:
-        print('| %d | %.1f | %.0f | %.0f |' % (row['batch'], row['ms_per_frame'],
-                                             row['peak_rss_mib'], row['rss_loaded_mib']))
+        cells = (row['batch'], row['ms_per_frame'], row['peak_rss_mib'], row['rss_loaded_mib'])
+        print('| %d | %.1f | %.0f | %.0f |' % cells)
     return 0
 
 

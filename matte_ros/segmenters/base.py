@@ -124,7 +124,6 @@ class Segmenter:
         self.continuity = Continuity(self._max_gap(config))
         self.last_reset_reason: Optional[str] = None
         self.resets = 0
-        self.stream_reset = False
 
     @staticmethod
     def _max_gap(config) -> float:
@@ -142,16 +141,12 @@ class Segmenter:
         reason = self.continuity.check(frame.shape, stamp, frame_id)
         if reason is not None:
             self.reset(reason)
-            self.stream_reset = True
         return self._segment(frame)
 
     def reset(self, reason: str = 'requested') -> None:
         """Clear temporal state; subclasses extend this and call super()."""
         self.last_reset_reason = reason
         self.resets += 1
-        #: True when the last reset came from a stream rule (:class:`Continuity`), not a
-        #: request (``~/reset``, lifecycle, parameters).
-        self.stream_reset = False
 
     def close(self) -> None:
         """Release models and device memory."""

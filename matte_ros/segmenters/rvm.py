@@ -45,7 +45,6 @@ Speed against RVM's documented loop (:func:`.rvm_model.reference_loop`):
 
 from dataclasses import dataclass
 import os
-import time
 from typing import Any
 from typing import Dict
 from typing import List
@@ -73,8 +72,6 @@ import numpy as np
 
 #: The registry model this segmenter runs.
 MODEL = 'rvm_mobilenetv3_fp32'
-#: Shortest wall-clock time between two settlings after resets of the stream rules (s).
-SETTLE_MIN_INTERVAL = 2.0
 #: Long side (px) the automatic downsample ratio aims for above :data:`AUTO_FULL_SIZE`.
 AUTO_TARGET = 480
 #: Frames whose long side is at most this run at downsample ratio 1.
@@ -195,7 +192,6 @@ class RobustVideoMatting(Segmenter):
     fixed_bytes = 200 * 1024 * 1024
     #: True while :meth:`_settle` runs the first frame again.
     _settling = False
-    _last_settle: Optional[float] = None
 
     def __init__(self, config: Dict[str, Any], backend: str = 'cpu', *, threads: int = 0,
                  spinning: bool = True, io_binding: bool = False,
@@ -315,24 +311,6 @@ class RobustVideoMatting(Segmenter):
         finally:
             self._settling = False
 
-    def _may_settle(self) -> bool:
-        """
-        Tell whether a fresh state settles now.
-
-        Always at a stream's start and after a requested reset; after a stream rule's
-        reset (stamp, frame_id, size) at most once per :data:`SETTLE_MIN_INTERVAL` s.
-
-        A stream that trips a rule on every frame (two cameras publishing on one topic,
-        alternating frame_ids) would otherwise pay the settling runs on every frame.
-        """
-        if not getattr(self, 'stream_reset', False):
-            return True
-        now = time.monotonic()
-        if self._last_settle is not None and now - self._last_settle < SETTLE_MIN_INTERVAL:
-            return False
-        self._last_settle = now
-        return True
-
     def _segment(self, frame: np.ndarray) -> Matte:
         height, width = frame.shape[:2]
         ratio = self._ratio_for(height, width)
@@ -341,8 +319,8 @@ class RobustVideoMatting(Segmenter):
         self.ratio = ratio
         if self.runner.prepare(height, width, ratio) and self.state.frames:
             self.reset(self.runner.change_reason)
-        if self.state.frames == 0 and not self._settling and self._may_settle():
-            self._settle(frame)
+        if self.state.frames == 0 and not self._settling:
+            self._settle(frame)   # every fresh state, whichever reset made it
         src = self._to_src(frame)
         if self.state.frames == 0:
             fgr, pha, rec = self._run_fresh(src, height, width, ratio)
