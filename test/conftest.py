@@ -66,3 +66,21 @@ def start_node(tmp_path):
     yield start
     for proc in started:
         proc.stop()
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` (the tools are scripts, not a package) and return it."""
+    import importlib.util
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(root, 'tools', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def temporary_user_cache(tmp_path_factory):
+    """Make a temporary folder the user cache ($XDG_CACHE_HOME); yield its matte_ros folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        xdg = tmp_path_factory.mktemp('xdg')
+        patch.setenv('XDG_CACHE_HOME', str(xdg))
+        yield xdg / 'matte_ros'

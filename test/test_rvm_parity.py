@@ -5,21 +5,14 @@ A short version of ``tools/rvm_parity.py``: the first frames of one DAVIS sequen
 RVM's usual ratio 0.6 and at the automatic ratio.  Needs ../shared (skips without it).
 """
 
-import importlib.util
-import os
 
+from conftest import load_tool
 from conftest import shared_path
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def parity_tool():
-    spec = importlib.util.spec_from_file_location(
-        'rvm_parity', os.path.join(ROOT, 'tools', 'rvm_parity.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('rvm_parity')
 
 
 @pytest.mark.parametrize('ratio', [0.6, 0.0])

@@ -6,25 +6,19 @@ first — must equal a reset injected inside a run, and its reference must be a 
 without a reset.  Small DAVIS frames (320×180), the real model; skips without ../shared.
 """
 
-import importlib.util
-import os
 
+from conftest import load_tool
 from conftest import shared_path
 import cv2
 from matte_ros.cli import eval_cmd
 from matte_ros.pipeline import Pipeline
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = (320, 180)
 
 
 def reset_tool():
-    spec = importlib.util.spec_from_file_location(
-        'rvm_reset', os.path.join(ROOT, 'tools', 'rvm_reset.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('rvm_reset')
 
 
 def small_frames(tool, count):

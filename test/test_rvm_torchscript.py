@@ -13,6 +13,7 @@ import shutil
 import sys
 
 from conftest import davis_frames
+from conftest import temporary_user_cache
 import cv2
 from matte_ros import models
 from matte_ros import params
@@ -61,10 +62,7 @@ def frames():
 @pytest.fixture(scope='module', autouse=True)
 def user_cache(tmp_path_factory):
     """Make a temporary folder the user cache ($XDG_CACHE_HOME) for the whole module."""
-    with pytest.MonkeyPatch.context() as patch:
-        xdg = tmp_path_factory.mktemp('xdg')
-        patch.setenv('XDG_CACHE_HOME', str(xdg))
-        yield xdg / 'matte_ros'
+    yield from temporary_user_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope='module')
