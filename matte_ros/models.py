@@ -199,13 +199,15 @@ def check_writable(directory: str, what: str) -> str:
 
     Files are written only inside the model cache (:func:`cache_root`, a folder of this
     user's, mode 0700).  Refused with a :class:`ModelError` that names ``what`` (the
-    parameter): an empty path, one that resolves into /proc, /sys or /dev or outside the
-    cache (a symlink that leads out included), and one below an existing entry that is
-    not a directory, belongs to another user or is writable by others.  Reads and
-    creates nothing.
+    parameter): an empty path or one with a NUL byte, one that resolves into /proc,
+    /sys or /dev or outside the cache (a symlink that leads out included), and one below
+    an existing entry that is not a directory, belongs to another user or is writable by
+    others.  Reads and creates nothing.
     """
     if not directory:
         raise ModelError('%s is empty' % what)
+    if '\0' in directory:
+        raise ModelError('%s contains a NUL byte: no path does' % what)
     shown = cut(directory)
     path = os.path.abspath(os.path.expanduser(directory))
     real = os.path.realpath(path)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from matte_ros.measure import camera_rig
 from matte_ros.measure import multi_bench
@@ -112,6 +113,44 @@ def test_markdown_has_a_row_per_layout_and_the_verdicts():
     assert '| rvm | 640x480 | 4 | one process | 16.0 | 4.0 · 4.0 · 4.0 · 4.0 | 1.00 |' in text
     assert '| rvm | 640x480 | 4 | per camera | 12.0 |' in text
     assert '| 0.43 | <= 0.5 | pass |' in text and '| 1.33 | >= 1.2 | pass |' in text
+
+
+def test_repeated_runs_give_targets_from_the_means_and_each_run():
+    rows = []
+    for repeat, (one_fps, each_fps) in enumerate(((40, 30), (30, 30)), 1):
+        for layout, fps, rss in ((multi_bench.ONE_PROCESS, one_fps, 600.0),
+                                 (multi_bench.PER_CAMERA, each_fps, 1400.0)):
+            row = _row('rvm', 4, layout, [fps] * 4, rss)
+            row.update(repeat=repeat, other_cpu_percent=3.0, steal_percent=1.0)
+            rows.append(row)
+    rows[2] = dict(_row('rvm', 4, multi_bench.ONE_PROCESS, [30, 30, 30, 15], 600.0),
+                   repeat=2)
+    results = {'rows': rows, 'rate_hz': 15.0, 'seconds': 10.0, 'warmup': 5.0, 'repeats': 2}
+    rss, fps, fair = multi_bench.targets(results)
+    # means: one process (16 + 10.5) / 2 fps against (12 + 12) / 2
+    assert fps['value'] == pytest.approx(13.25 / 12.0) and fps['passed'] is False
+    assert fps['runs'] == pytest.approx([16.0 / 12.0, 10.5 / 12.0])
+    assert fair['value'] == pytest.approx(0.5) and fair['runs'] == pytest.approx([1.0, 0.5])
+    assert rss['value'] == pytest.approx(600.0 / 1400.0)
+    results['targets'] = [rss, fps, fair]
+    meta = {'command': 'c', 'date': 'now', 'machine': 'm', 'cpus': 2, 'loadavg': '0.1',
+            'backend': 'cpu'}
+    text = multi_bench.markdown(results, meta)
+    assert '| one process, run 2 | 10.5 |' in text
+    assert '| 1.10 (1.33, 0.88) | >= 1.2 | **fail** |' in text
+
+
+def test_machine_sampler_reads_busy_and_stolen_cpu():
+    sampler = multi_bench.MachineSampler()
+    sampler.sample()
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:
+        sum(range(1000))   # keep this process busy
+    sampler.sample()
+    out = sampler.summary(0.0, time.monotonic())
+    assert out['busy_percent'] > 10.0 and out['steal_percent'] >= 0.0
+    assert multi_bench.MachineSampler().summary(0.0, 1.0)['busy_percent'] != \
+        multi_bench.MachineSampler().summary(0.0, 1.0)['busy_percent']   # nan: no samples
 
 
 @pytest.fixture(scope='module')

@@ -44,7 +44,7 @@ def hostile_values(tmp_path, cache):
             ('a symlink out of the cache', str(link / 'engines')),
             ('dot-dot out of the cache', str(cache / '..' / '..' / 'outside')),
             ('/proc', '/proc/self/cwd'), ('/sys', '/sys/kernel'), ('/dev', '/dev/shm/x'),
-            ('the root', '/')]
+            ('the root', '/'), ('a NUL byte', str(cache / 'a\0b'))]
 
 
 def test_every_hostile_value_is_refused_when_set_naming_the_parameter(tmp_path, cache):
@@ -70,6 +70,7 @@ def test_the_reasons_say_why(tmp_path, cache):
     assert 'outside the model cache' in reasons['dot-dot out of the cache']
     for label in ('/proc', '/sys', '/dev'):
         assert 'lies in /proc, /sys or /dev' in reasons[label]
+    assert 'contains a NUL byte' in reasons['a NUL byte']
 
 
 def test_values_inside_the_cache_are_taken_and_made_0700(cache):

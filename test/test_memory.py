@@ -101,3 +101,24 @@ def test_a_refused_update_changes_nothing():
     pipeline.update({'composite.mode': 'color'})
     assert pipeline.compositor.mode == 'color'
     pipeline.close()
+
+
+def test_rvm_counts_the_batch_its_frames_may_run_in():
+    rvm = segmenter_class('rvm')
+    one = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=1), HD)
+    two = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=2), HD)
+    four = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=4), HD)
+    assert one < two < four
+    assert four - one == 3 * (two - one)      # each further frame of a batch costs the same
+    # a set downsample ratio of 1 makes the model work at full size: far more per frame
+    full = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=2,
+                                   rvm__downsample_ratio=1.0), HD)
+    assert full - rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=1,
+                                          rvm__downsample_ratio=1.0), HD) > 2 * (two - one)
+
+
+def test_a_large_rvm_batch_at_4k_is_refused_by_the_default_budget():
+    config = params.Config().with_updates({'segmenter': 'rvm', 'rvm.batch_max': 16,
+                                           'rvm.downsample_ratio': 1.0})
+    with pytest.raises(memory.MemoryBudgetError, match='memory_budget_mb'):
+        memory.check(config.values, 3840 * 2160, 'max_pixels 8294400')

@@ -138,3 +138,45 @@ def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_session
     finally:
         for seg in shared + own:
             seg.close()
+
+
+def test_cameras_that_differ_in_batch_max_or_foreground_share_one_session(monkeypatch):
+    # rvm.batch_max and publish_foreground decide per call, not what is loaded: one
+    # session for all three cameras, each camera's frames with what it asked for
+    monkeypatch.setattr(shared_models, 'CACHE', shared_models.SharedCache())
+    base = dict(_rvm_config(), **{'rvm.settle_frames': 0})
+    configs = [dict(base, **{'rvm.batch_max': 1}),
+               dict(base, **{'rvm.batch_max': 4, 'publish_foreground': True}),
+               dict(base, **{'rvm.batch_max': 2})]
+    loads = shared_models.CACHE.loads
+    shared = [segmenters.create('rvm', config, 'cpu') for config in configs]
+    try:
+        assert shared_models.CACHE.loads == loads + 1
+        assert shared[0].runner.users == 3
+        batcher = shared[0].runner.batcher
+        frame = davis_frames('parkour', 1, (224, 128))[0]
+        results = [seg.process(frame, 10.0, 'cam') for seg in shared]
+        assert results[1].foreground is not None
+        assert results[0].foreground is None and results[2].foreground is None
+        # with all three frames waiting, the camera that leads decides the batch's bound:
+        # camera 0 (1) runs alone, then camera 1 (4) takes the other two; camera 1 first
+        # takes all three
+        for stamp, (leader, batches) in enumerate(((0, 2), (1, 1)), 11):
+            before = batcher.batches
+            batcher.session.acquire()
+            order = [leader] + [k for k in range(3) if k != leader]
+            threads = []
+            for k in order:
+                threads.append(threading.Thread(
+                    target=lambda k=k: shared[k].process(frame, float(stamp), 'cam')))
+                threads[-1].start()
+                end = time.monotonic() + 30.0
+                while len(batcher._pending) < len(threads) and time.monotonic() < end:
+                    time.sleep(0.001)
+            batcher.session.release()
+            for thread in threads:
+                thread.join(60.0)
+            assert batcher.batches - before == batches, 'leader camera %d' % leader
+    finally:
+        for seg in shared:
+            seg.close()

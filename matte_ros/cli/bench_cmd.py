@@ -81,6 +81,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              % multi_bench.DEFAULT_SEGMENTERS)
     parser.add_argument('--camera-rate', type=float, default=15.0, metavar='HZ',
                         help="with --cameras: each camera's frame rate")
+    parser.add_argument('--repeats', type=int, default=1, metavar='R',
+                        help='with --cameras: run both layouts of each count R times, '
+                             'alternating (the targets use the means)')
     parser.add_argument('--warmup', type=float, default=5.0, metavar='S',
                         help='with --cameras: seconds sent before the measured window')
     parser.add_argument('--out', default='docs/benchmarks.md', help='markdown report')
@@ -365,7 +368,8 @@ def _run_cameras(args, values, names, sizes, counts, meta, workdir) -> int:
     try:
         results = multi_bench.measure(names, sizes, counts, node_values, env, workdir,
                                       args.camera_rate, args.warmup, args.seconds,
-                                      client=client, spin=spin, progress=_progress)
+                                      client=client, spin=spin, progress=_progress,
+                                      repeats=args.repeats)
     except RuntimeError as exc:
         print('matte-ros bench: %s (logs in %s)' % (exc, workdir), file=sys.stderr)
         return 1

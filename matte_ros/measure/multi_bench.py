@@ -27,7 +27,7 @@ import time
 from typing import Any
 from typing import Dict
 from typing import List
-from typing import Optional
+from typing import Tuple
 
 from matte_ros.measure import benchmark
 from matte_ros.measure import process_probe
@@ -74,6 +74,40 @@ def pss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def machine_cpu_seconds() -> Tuple[float, float]:
+    """Return the machine's busy and stolen CPU seconds so far (``/proc/stat``, all CPUs)."""
+    with open('/proc/stat') as stream:
+        fields = [int(v) for v in stream.readline().split()[1:]]
+    fields += [0] * (8 - len(fields))
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    tick = float(os.sysconf('SC_CLK_TCK'))
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+class MachineSampler:
+    """The whole machine's busy and stolen CPU over time, to show what else ran."""
+
+    def __init__(self):
+        self.samples: List[Tuple[float, float, float]] = []
+
+    def sample(self) -> None:
+        """Record busy and stolen CPU seconds now."""
+        try:
+            busy, steal = machine_cpu_seconds()
+        except (OSError, ValueError):
+            return
+        self.samples.append((time.monotonic(), busy, steal))
+
+    def summary(self, start: float, end: float) -> Dict[str, float]:
+        """Return busy and stolen CPU % (100 = one core) within [start, end]."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return {'busy_percent': float('nan'), 'steal_percent': float('nan')}
+        span = inside[-1][0] - inside[0][0]
+        return {'busy_percent': 100.0 * (inside[-1][1] - inside[0][1]) / span,
+                'steal_percent': 100.0 * (inside[-1][2] - inside[0][2]) / span}
 
 
 class Sampler:
@@ -169,11 +203,13 @@ def measure_layout(layout: str, namespaces: List[str], values: Dict[str, Any],
         env, os.path.join(workdir, 'rig.log'))
     sampler = Sampler([p.proc.pid for p in nodes])
     rig_sampler = Sampler([rig.proc.pid])
+    machine = MachineSampler()
     limit = time.monotonic() + warmup + seconds + 300.0
     try:
         while rig.alive() and time.monotonic() < limit:
             sampler.sample()
             rig_sampler.sample()
+            machine.sample()
             if spin is not None:
                 spin(SAMPLE_PERIOD)
             else:
@@ -195,6 +231,11 @@ def measure_layout(layout: str, namespaces: List[str], values: Dict[str, Any],
                            % (layout, len(namespaces), report['error'], workdir))
     row = summarise(layout, report, sampler.summary(*report['window_monotonic']))
     row['rig_cpu_percent'] = rig_sampler.summary(*report['window_monotonic'])['cpu_percent']
+    whole = machine.summary(*report['window_monotonic'])
+    # what else used the CPUs in the window: the machine less the nodes and the rig
+    row['other_cpu_percent'] = (whole['busy_percent'] - row['process']['cpu_percent']
+                                - row['rig_cpu_percent'])
+    row['steal_percent'] = whole['steal_percent']
     return row
 
 
@@ -223,35 +264,46 @@ def summarise(layout: str, report: Dict[str, Any], usage: Dict[str, float]) -> D
 
 def measure(names: List[str], sizes, counts: List[int], base_values: Dict[str, Any],
             env: Dict[str, str], workdir: str, rate: float, warmup: float, seconds: float,
-            client=None, spin=None, progress=None) -> Dict[str, Any]:
-    """Measure every segmenter × size × camera count × layout; return the results tree."""
+            client=None, spin=None, progress=None, repeats: int = 1) -> Dict[str, Any]:
+    """
+    Measure every segmenter × size × camera count × layout; return the results tree.
+
+    With ``repeats`` > 1 each count runs its two layouts that many times, alternating
+    (one process, per camera, one process, ...), so that a drift of the machine's speed
+    over minutes affects both layouts alike; each row records its repeat.
+    """
     rows = []
     run = 0
     for name in names:
         values = dict(base_values, segmenter=name)
         for size in sizes:
             for count in counts:
-                for layout in LAYOUTS:
-                    run += 1
-                    # a fresh prefix per run: no stale discovery data of an earlier run
-                    namespaces = ['/mc%d_cam%d' % (run, i) for i in range(count)]
-                    if progress:
-                        progress('bench: %s %s, %d camera(s), %s'
-                                 % (name, benchmark.size_label(size), count, layout))
-                    row = measure_layout(layout, namespaces, values, env,
-                                         os.path.join(workdir, 'run%d' % run), size, rate,
-                                         warmup, seconds, client, spin)
-                    row.update(segmenter=name, size=list(size))
-                    rows.append(row)
-    return {'rows': rows, 'rate_hz': rate, 'seconds': seconds, 'warmup': warmup}
+                for repeat in range(1, max(1, int(repeats)) + 1):
+                    for layout in LAYOUTS:
+                        run += 1
+                        # a fresh prefix per run: no stale discovery data of an earlier run
+                        namespaces = ['/mc%d_cam%d' % (run, i) for i in range(count)]
+                        if progress:
+                            progress('bench: %s %s, %d camera(s), %s, run %d'
+                                     % (name, benchmark.size_label(size), count, layout,
+                                        repeat))
+                        row = measure_layout(layout, namespaces, values, env,
+                                             os.path.join(workdir, 'run%d' % run), size,
+                                             rate, warmup, seconds, client, spin)
+                        row.update(segmenter=name, size=list(size), repeat=repeat)
+                        rows.append(row)
+    return {'rows': rows, 'rate_hz': rate, 'seconds': seconds, 'warmup': warmup,
+            'repeats': max(1, int(repeats))}
 
 
-def _find(rows, segmenter, size, count, layout) -> Optional[Dict[str, Any]]:
-    for row in rows:
-        if (row['segmenter'], tuple(row['size']), row['count'], row['layout']) == (
-                segmenter, tuple(size), count, layout):
-            return row
-    return None
+def _find_all(rows, segmenter, size, count, layout) -> List[Dict[str, Any]]:
+    return [row for row in rows
+            if (row['segmenter'], tuple(row['size']), row['count'], row['layout']) == (
+                segmenter, tuple(size), count, layout)]
+
+
+def _mean(values: List[float]) -> float:
+    return float(np.mean(values)) if values else float('nan')
 
 
 def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -260,7 +312,8 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
 
     Memory: the one process's mean RSS over the per-camera processes' summed mean RSS;
     throughput: total output fps, the same way; fairness: the one process's slowest
-    camera against its fastest.
+    camera against its fastest.  Over repeated runs the ratios are those of the means
+    over the runs (fairness: the worst run); ``runs`` lists each run's own value.
     """
     out = []
     rows = results['rows']
@@ -269,24 +322,35 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     for segmenter, size in keys:
         count = max(r['count'] for r in rows
                     if (r['segmenter'], tuple(r['size'])) == (segmenter, size))
-        one = _find(rows, segmenter, size, count, ONE_PROCESS)
-        each = _find(rows, segmenter, size, count, PER_CAMERA)
-        if one is None or each is None:
+        ones = _find_all(rows, segmenter, size, count, ONE_PROCESS)
+        eachs = _find_all(rows, segmenter, size, count, PER_CAMERA)
+        if not ones or not eachs:
             continue
         case = '%s %s, %d cameras' % (segmenter, benchmark.size_label(size), count)
-        rss = one['process']['rss_mean_mb'] / each['process']['rss_mean_mb']
-        fps = one['total_output_fps'] / each['total_output_fps'] \
-            if each['total_output_fps'] > 0 else float('nan')
+        pairs = list(zip(ones, eachs))
+
+        def ratio(one_value: float, each_value: float) -> float:
+            return one_value / each_value if each_value > 0 else float('nan')
+
+        rss = ratio(_mean([r['process']['rss_mean_mb'] for r in ones]),
+                    _mean([r['process']['rss_mean_mb'] for r in eachs]))
+        fps = ratio(_mean([r['total_output_fps'] for r in ones]),
+                    _mean([r['total_output_fps'] for r in eachs]))
+        fairness = min(r['fairness'] for r in ones)
         out.append({'case': case, 'target': 'total RSS, one process / per camera',
                     'value': rss, 'threshold': '<= %.1f' % RSS_RATIO_MAX,
-                    'passed': rss <= RSS_RATIO_MAX if rss == rss else None})
+                    'passed': rss <= RSS_RATIO_MAX if rss == rss else None,
+                    'runs': [ratio(a['process']['rss_mean_mb'], b['process']['rss_mean_mb'])
+                             for a, b in pairs]})
         out.append({'case': case, 'target': 'total output fps, one process / per camera',
                     'value': fps, 'threshold': '>= %.1f' % FPS_RATIO_MIN,
-                    'passed': fps >= FPS_RATIO_MIN if fps == fps else None})
+                    'passed': fps >= FPS_RATIO_MIN if fps == fps else None,
+                    'runs': [ratio(a['total_output_fps'], b['total_output_fps'])
+                             for a, b in pairs]})
         out.append({'case': case, 'target': 'one process: slowest / fastest camera fps',
-                    'value': one['fairness'], 'threshold': '>= %.1f' % FAIRNESS_MIN,
-                    'passed': one['fairness'] >= FAIRNESS_MIN
-                    if one['fairness'] == one['fairness'] else None})
+                    'value': fairness, 'threshold': '>= %.1f' % FAIRNESS_MIN,
+                    'passed': fairness >= FAIRNESS_MIN if fairness == fairness else None,
+                    'runs': [r['fairness'] for r in ones]})
     return out
 
 
@@ -309,35 +373,49 @@ def markdown(results: Dict[str, Any], meta: Dict[str, Any]) -> str:
              '(shared libraries counted in each), PSS: the same with shared pages split '
              '(`smaps_rollup`), both mean over the window; CPU %%: the node processes, '
              '100 = one core; rig CPU %%: the rig process feeding and reading every '
-             'camera (the same work in both layouts, growing with the outputs delivered).'
-             % (results['rate_hz'], results['warmup'], results['seconds']), '',
-             '| segmenter | size | cameras | layout | total output fps | per-camera fps '
-             '(each) | slowest / fastest | latency p50 / p99 ms (all) | latency p50 / p99 '
-             'ms (each camera) | total RSS MiB (mean / peak) | total PSS MiB | CPU % | '
-             'rig CPU % |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+             'camera (the same work in both layouts, growing with the outputs delivered); '
+             'other CPU %%: the whole machine less the nodes and the rig (the benchmark '
+             "itself and anything else that ran), steal %%: the hypervisor's."
+             % (results['rate_hz'], results['warmup'], results['seconds'])]
+    repeats = int(results.get('repeats', 1))
+    if repeats > 1:
+        lines.append('Each count ran its layouts %d times, alternating (the run in the layout '
+                     "column); the targets use the means over the runs, each run's own "
+                     'value in brackets.' % repeats)
+    lines += ['',
+              '| segmenter | size | cameras | layout | total output fps | per-camera fps '
+              '(each) | slowest / fastest | latency p50 / p99 ms (all) | latency p50 / p99 '
+              'ms (each camera) | total RSS MiB (mean / peak) | total PSS MiB | CPU % | '
+              'rig CPU % | other CPU % | steal % |',
+              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in results['rows']:
+        layout = row['layout']
+        if repeats > 1:
+            layout = '%s, run %d' % (layout, row.get('repeat', 1))
         cams = row['cameras']
         cells = (
             row['segmenter'], benchmark.size_label(tuple(row['size'])), row['count'],
-            row['layout'], _f(row['total_output_fps']),
+            layout, _f(row['total_output_fps']),
             ' · '.join(_f(c['output_fps']) for c in cams), _f(row['fairness'], 2),
             _f(row['latency_ms']['p50'], 0), _f(row['latency_ms']['p99'], 0),
             ' · '.join('%s/%s' % (_f(c['latency_ms']['p50'], 0), _f(c['latency_ms']['p99'], 0))
                        for c in cams),
             _f(row['process']['rss_mean_mb'], 0), _f(row['process']['rss_peak_mb'], 0),
             _f(row['process']['pss_mean_mb'], 0), _f(row['process']['cpu_percent'], 0),
-            _f(row.get('rig_cpu_percent'), 0))
+            _f(row.get('rig_cpu_percent'), 0), _f(row.get('other_cpu_percent'), 0),
+            _f(row.get('steal_percent'), 0))
         lines.append('| %s | %s | %d | %s | %s | %s | %s | %s / %s | %s | %s / %s | %s | %s '
-                     '| %s |' % cells)
+                     '| %s | %s | %s |' % cells)
     lines += ['', 'Targets (rvm at the largest camera count; a segmenter that keeps up with '
               'every camera in both layouts has equal fps by construction):', '',
               '| case | target | value | threshold | result |', '|---|---|---|---|---|']
     for target in results['targets']:
         verdict = {True: 'pass', False: '**fail**', None: 'n/a'}[target['passed']]
+        value = _f(target['value'], 2)
+        if len(target.get('runs', ())) > 1:
+            value += ' (%s)' % ', '.join(_f(v, 2) for v in target['runs'])
         lines.append('| %s | %s | %s | %s | %s |' % (
-            target['case'], target['target'], _f(target['value'], 2), target['threshold'],
-            verdict))
+            target['case'], target['target'], value, target['threshold'], verdict))
     return '\n'.join(lines) + '\n'
 
 

@@ -190,6 +190,32 @@ class RobustVideoMatting(Segmenter):
     #: (~48 B/px); the model, its recurrent state and runtime arenas (~200 MB).
     bytes_per_pixel = 48
     fixed_bytes = 200 * 1024 * 1024
+    #: Each further frame of a batch (``rvm.batch_max``): its full-resolution copies
+    #: (``bytes_per_pixel``) and ONNX Runtime's activations, ~700 B per pixel of the
+    #: downsampled frame the model works on (tools/bench_rvm_batch.py at 640×480, ratio
+    #: 0.75: +136 MiB of peak RSS from a batch of 1 to 2, +134 MiB per frame from 2 to 4).
+    BATCH_MODEL_BYTES = 700
+
+    @classmethod
+    def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
+        """
+        Return the need of one camera's frames, counting a full batch of ``rvm.batch_max``.
+
+        The batch is counted whether or not other cameras share the process (the
+        budget is a per-camera configuration; a single camera never batches, so this
+        errs on the safe side).  The model's working size is the downsampled frame:
+        ``pixels × ratio²`` for a set ratio; with the automatic ratio the long side is
+        at most ``AUTO_TARGET``, so at most a square of it.
+        """
+        pixels = int(pixels)
+        setting = float(config.get('rvm.downsample_ratio', 0.0) or 0.0)
+        if setting > 0:
+            model_pixels = int(pixels * setting * setting)
+        else:
+            model_pixels = min(pixels, AUTO_TARGET * AUTO_TARGET)
+        extra = max(0, int(config.get('rvm.batch_max', 1)) - 1)
+        return (super().memory_bytes(config, pixels)
+                + extra * (cls.bytes_per_pixel * pixels + cls.BATCH_MODEL_BYTES * model_pixels))
     #: True while :meth:`_settle` runs the first frame again.
     _settling = False
 

@@ -42,6 +42,8 @@ class OrtRunner(rvm_runner.Runner):
     shareable = True
     #: The model takes a batch of frames with their states batched (NumPy on the host).
     batchable = True
+    #: One session returns foreground colours or not per call (``run``'s output names).
+    per_call_foreground = True
 
     def __init__(self, model: rvm_runner.ModelFile, backend: str,
                  options: rvm_runner.Options, path: str = '', **session_args):

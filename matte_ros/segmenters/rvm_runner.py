@@ -21,6 +21,7 @@ segmenter rounds the ratio to :func:`~matte_ros.segmenters.rvm_model.ratio_tag`.
 Adding a runtime: one module with a Runner subclass, and one line in :data:`RUNNERS`.
 """
 
+import dataclasses
 from dataclasses import dataclass
 import importlib
 import threading
@@ -104,6 +105,9 @@ class Runner:
     shareable = False
     #: True when :meth:`run` takes a batch of frames with their states batched (NumPy).
     batchable = False
+    #: True when the loaded module does not depend on ``alpha_only``: :meth:`run`'s
+    #: ``want_foreground`` chooses per call whether foreground colours come back.
+    per_call_foreground = False
 
     def __init__(self, model: ModelFile, backend: str, options: Options):
         self.model = model
@@ -156,8 +160,9 @@ def runner_class(runtime: str, backend: str):
 class _Request:
     """One camera's frame waiting for the shared runner, and what it got back."""
 
-    def __init__(self, src, state, ratio, want_foreground):
+    def __init__(self, src, state, ratio, want_foreground, batch_max):
         self.src = src
+        self.batch_max = batch_max
         self.state = state
         self.ratio = ratio
         self.want_foreground = want_foreground
@@ -182,9 +187,10 @@ class Batcher:
     for it), so a batch holds at most one frame per camera, and a frame waits for at
     most the batch in progress plus the batches of other sizes queued before it.
     ``batch_max`` bounds a batch (its own frame first, then the longest waiting ones;
-    the rest wait for the next turn): on the CPU a batch saves a little time per frame
-    over running its frames one by one, while its working memory grows with each frame
-    (docs/multi_camera.md has both measured).
+    the rest wait for the next turn; a user may pass its own bound, the ``rvm.batch_max``
+    of its camera, which then bounds the batches its frames lead): on the CPU a batch
+    saves a little time per frame over running its frames one by one, while its working
+    memory grows with each frame (docs/multi_camera.md has both measured).
     Runners that are not ``batchable`` run each frame on its own, in the same order.
     """
 
@@ -198,18 +204,19 @@ class Batcher:
         self.batches = 0
         self.frames = 0
 
-    def run(self, src, state, ratio, want_foreground):
+    def run(self, src, state, ratio, want_foreground, batch_max: Optional[int] = None):
         """Run one frame (alone or in a batch); return (fgr, pha, successor state)."""
-        request = _Request(src, state, ratio, want_foreground)
+        limit = self.batch_max if batch_max is None else max(1, int(batch_max))
+        request = _Request(src, state, ratio, want_foreground, limit)
         with self._lock:
             self._pending.append(request)
         with self.session:
             if not request.done:
                 with self._lock:
-                    if self.runner.batchable and self.batch_max > 1:
+                    if self.runner.batchable and request.batch_max > 1:
                         others = [r for r in self._pending
                                   if r.key == request.key and r is not request]
-                        batch = [request] + others[:self.batch_max - 1]
+                        batch = [request] + others[:request.batch_max - 1]
                     else:
                         batch = [request]
                     self._pending = [r for r in self._pending if r not in batch]
@@ -259,11 +266,12 @@ class SharedRunner(Runner):
     runner.
     """
 
-    def __init__(self, lease):
+    def __init__(self, lease, options: Optional[Options] = None):
         self._lease = lease
         self._batcher: Batcher = lease.value
         self._runner: Runner = self._batcher.runner
-        super().__init__(self._runner.model, self._runner.requested, self._runner.options)
+        super().__init__(self._runner.model, self._runner.requested,
+                         options if options is not None else self._runner.options)
         self.fixed_ratio = self._runner.fixed_ratio
         self.change_reason = self._runner.change_reason
 
@@ -316,7 +324,7 @@ class SharedRunner(Runner):
 
     def run(self, src, state, ratio, want_foreground):
         """Run one frame of this camera's stream with its state, alone or batched."""
-        return self._batcher.run(src, state, ratio, want_foreground)
+        return self._batcher.run(src, state, ratio, want_foreground, self.options.batch_max)
 
     def describe(self) -> str:
         """Return the shared runner's line, and how many share it."""
@@ -350,7 +358,21 @@ def create(runtime: str, backend: str, model: ModelFile, options: Options,
     if cache is None or not cls.shareable:
         return cls(model, backend, options)
     lease = cache.acquire(('rvm', runtime, cls.__module__, cls.__name__, backend, model,
-                           options),
+                           session_options(cls, options)),
                           lambda: Batcher(cls(model, backend, options), options.batch_max),
                           _close_batcher)
-    return SharedRunner(lease)
+    return SharedRunner(lease, options)
+
+
+def session_options(cls, options: Options) -> Options:
+    """
+    Return the part of ``options`` that decides what ``cls`` loads (its sharing key).
+
+    ``batch_max`` bounds each camera's own batches (:meth:`Batcher.run`), so cameras
+    that differ in it share one session; so do cameras that differ in ``alpha_only``
+    (``publish_foreground``) where the runner takes the choice per call
+    (``per_call_foreground``).
+    """
+    if cls.per_call_foreground:
+        options = dataclasses.replace(options, alpha_only=True)
+    return dataclasses.replace(options, batch_max=1)
