@@ -10,7 +10,7 @@ JAZZY_STAMP := $(JAZZY_VENV)/.installed
 # Only the files marked ros_integration are collected there (the others import Kilted-only tools).
 JAZZY_TESTS = $(shell grep -l 'pytest.mark.ros_integration' test/test_*.py)
 
-.PHONY: setup setup-jazzy setup-mediapipe demo test test-jazzy lint params clean reliability bench bench-cameras \
+.PHONY: setup setup-jazzy setup-oldest setup-mediapipe demo test test-jazzy test-oldest lint params clean reliability bench bench-cameras \
 	gpu-bundle gpu-check
 
 setup: $(STAMP)
@@ -30,6 +30,32 @@ $(JAZZY_STAMP): requirements-jazzy.txt setup.py
 	$(JAZZY_PY) -m pip install --quiet --no-deps -e .
 	touch $(JAZZY_STAMP)
 
+# Third environment: the oldest supported stack (Python 3.10, NumPy 1.21, OpenCV 4.5, as on
+# Humble / JetPack 6) for the ROS-free core's tests.  Skipped where no Python 3.10 runs
+# (python3.10 on PATH, or pyenv's).
+PYTHON_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) python3.10)
+OLDEST_VENV := .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+OLDEST_TESTS = $(addprefix test/test_,$(addsuffix .py,atomic_file bgsub blobs compositing \
+	compressed core_without_ros datasets encodings engine_cache first_run_regressions \
+	gpu_standins heap memory models onnx_model rvm rvm_parity rvm_reset scoring selfie \
+	shared_models stabilizer stats still_scene))
+
+setup-oldest: $(OLDEST_STAMP)
+
+$(OLDEST_STAMP): requirements-oldest.txt setup.py
+	test -x $(OLDEST_PY) || $(PYTHON_OLDEST) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install --quiet -r requirements-oldest.txt
+	$(OLDEST_PY) -m pip install --quiet --no-deps -e .
+	touch $(OLDEST_STAMP)
+
+test-oldest:
+	@if $(PYTHON_OLDEST) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+		$(MAKE) --no-print-directory setup-oldest && \
+		$(OLDEST_PY) -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS) $(OLDEST_TESTS); \
+	else echo "test-oldest skipped: no $(PYTHON_OLDEST) on this machine"; fi
+
 # MediaPipe's own solution (NumPy < 2), only for `make bench`'s selfie comparison.
 MP_VENV := .venv-mediapipe
 MP_STAMP := $(MP_VENV)/.installed
@@ -44,10 +70,12 @@ $(MP_STAMP): requirements-mediapipe.txt
 demo: setup
 	$(PY) -m matte_ros.demo $(DEMO_ARGS)
 
-# Everything on Kilted (.venv), then the node integration tests again on Jazzy (.venv-jazzy).
+# Everything on Kilted (.venv), the node integration tests again on Jazzy (.venv-jazzy), then
+# the ROS-free core on the oldest supported stack (.venv-oldest, where python3.10 exists).
 test: setup setup-jazzy
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 	$(JAZZY_PY) -m pytest -q -ra -m ros_integration $(PYTEST_ARGS) $(JAZZY_TESTS)
+	$(MAKE) --no-print-directory test-oldest
 
 test-jazzy: setup-jazzy
 	$(JAZZY_PY) -m pytest -q -ra -m ros_integration $(PYTEST_ARGS) $(JAZZY_TESTS)
@@ -64,7 +92,7 @@ bench: setup setup-mediapipe
 # Many cameras (issue 21): one process for 1, 2, 4 cameras vs one process per camera;
 # writes its section of docs/benchmarks.md (~15 min).
 bench-cameras: setup
-	$(PY) -m matte_ros.cli.main bench --cameras 1,2,4 --seconds 30 $(BENCH_ARGS)
+	$(PY) -m matte_ros.cli.main bench --cameras 1,2,4 --seconds 20 --repeats 2 $(BENCH_ARGS)
 
 # Full-size robustness scenarios against the live node (~15 min); writes docs/reliability.md.
 reliability: setup

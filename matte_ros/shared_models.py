@@ -157,3 +157,15 @@ class SharedCache:
 
 #: The process's cache: every segmenter built in this process shares through it.
 CACHE = SharedCache()
+#: Cameras this process serves (at least 1; :mod:`matte_ros.ros.multi` counts its own):
+#: at most this many frames ever batch together, so the memory budget counts no larger
+#: batch.
+CAMERAS = 1
+_containers = 0   # cameras of the containers alive in this process
+
+
+def add_cameras(count: int) -> None:
+    """Count ``count`` more cameras served by this process (negative: fewer)."""
+    global CAMERAS, _containers
+    _containers = max(0, _containers + int(count))
+    CAMERAS = max(1, _containers)

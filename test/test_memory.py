@@ -103,22 +103,31 @@ def test_a_refused_update_changes_nothing():
     pipeline.close()
 
 
-def test_rvm_counts_the_batch_its_frames_may_run_in():
+def test_rvm_counts_the_batch_its_frames_may_run_in(monkeypatch):
+    from matte_ros import shared_models
     rvm = segmenter_class('rvm')
-    one = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=1), HD)
-    two = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=2), HD)
-    four = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=4), HD)
+
+    def need(batch_max, cameras, ratio=0.0):
+        monkeypatch.setattr(shared_models, 'CAMERAS', cameras)
+        return rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=batch_max,
+                                       rvm__downsample_ratio=ratio), HD)
+
+    # one camera never batches: batch_max costs nothing there
+    assert need(1, 1) == need(4, 1) == need(16, 1)
+    one, two, four = need(1, 4), need(2, 4), need(4, 4)
     assert one < two < four
     assert four - one == 3 * (two - one)      # each further frame of a batch costs the same
+    assert need(16, 4) == four                # no batch holds more frames than cameras
     # a set downsample ratio of 1 makes the model work at full size: far more per frame
-    full = rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=2,
-                                   rvm__downsample_ratio=1.0), HD)
-    assert full - rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=1,
-                                          rvm__downsample_ratio=1.0), HD) > 2 * (two - one)
+    assert need(2, 4, 1.0) - need(1, 4, 1.0) > 2 * (two - one)
 
 
-def test_a_large_rvm_batch_at_4k_is_refused_by_the_default_budget():
+def test_a_large_rvm_batch_at_4k_is_refused_by_the_default_budget(monkeypatch):
+    from matte_ros import shared_models
     config = params.Config().with_updates({'segmenter': 'rvm', 'rvm.batch_max': 16,
                                            'rvm.downsample_ratio': 1.0})
+    monkeypatch.setattr(shared_models, 'CAMERAS', 1)
+    memory.check(config.values, 3840 * 2160, 'max_pixels 8294400')   # one camera: fits
+    monkeypatch.setattr(shared_models, 'CAMERAS', 6)
     with pytest.raises(memory.MemoryBudgetError, match='memory_budget_mb'):
         memory.check(config.values, 3840 * 2160, 'max_pixels 8294400')

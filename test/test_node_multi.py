@@ -44,6 +44,8 @@ class Container:
         self.node = MatteContainer(
             camera_overrides=overrides,
             parameter_overrides=[Parameter('cameras', value=list(CAMERAS))])
+        # the memory budget counts batches of up to as many frames as cameras
+        assert shared_models.CAMERAS >= len(CAMERAS)
         if autostart:
             assert self.node.start_cameras() == len(CAMERAS)
         self.executor = SingleThreadedExecutor()
@@ -54,6 +56,7 @@ class Container:
 
     def close(self):
         self.node.stop()
+        assert shared_models.CAMERAS == 1   # nothing left counted for later tests
         self.executor.shutdown(timeout_sec=2.0)
         self.thread.join(5.0)
         for node in self.node.nodes():

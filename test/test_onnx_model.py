@@ -346,6 +346,7 @@ def test_rvm_runs_as_a_user_model_with_recurrent_pairs_and_a_constant():
 
 def test_mediapipe_selfie_onnx_runs_from_parameters_as_segmenter_selfie_does(tmp_path):
     """A real person model (MediaPipe selfie as ONNX, NHWC): only parameters, as selfie."""
+    pytest.importorskip('ai_edge_litert', reason='LiteRT (ai-edge-litert) not installed')
     from conftest import davis_frames
     from conftest import shared_path
     model = shared_path('models', 'selfie_segmentation.onnx')

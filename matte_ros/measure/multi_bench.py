@@ -32,7 +32,6 @@ from typing import Tuple
 from matte_ros.measure import benchmark
 from matte_ros.measure import process_probe
 from matte_ros.measure import processes
-from matte_ros.ros.lifecycle_client import LifecycleClient
 import numpy as np
 
 ONE_PROCESS = 'one process'
@@ -172,6 +171,7 @@ def start_layout(layout: str, namespaces: List[str], values: Dict[str, Any],
             started.append(processes.ManagedProcess(
                 processes.node_command(namespace=namespace, params=values), env,
                 os.path.join(workdir, 'matte_node%s.log' % namespace.replace('/', '_'))))
+        from matte_ros.ros.lifecycle_client import LifecycleClient   # ROS only here
         for namespace, process in zip(namespaces, started):
             lifecycle = LifecycleClient(client, namespace + '/matte', timeout=timeout)
             for transition in ('configure', 'activate'):

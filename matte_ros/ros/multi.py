@@ -90,6 +90,7 @@ class MatteContainer(Node):
 
     def __init__(self, camera_overrides: Optional[list] = None, **kwargs):
         self.cameras: List[MatteNode] = []
+        self._counted = 0   # cameras counted in shared_models.CAMERAS
         super().__init__(CONTAINER_NAME, **kwargs)
         values = {}
         for name, (default, kind, description) in PARAMETERS.items():
@@ -106,6 +107,8 @@ class MatteContainer(Node):
             self.destroy_node()
             raise
         self.autostart = bool(values['autostart'])
+        shared_models.add_cameras(len(self.namespaces))   # the memory budget's batch
+        self._counted = len(self.namespaces)
         for namespace in self.namespaces:
             self.cameras.append(MatteNode(
                 NODE_NAME, namespace=namespace, context=self.context,
@@ -136,6 +139,8 @@ class MatteContainer(Node):
         """Stop every camera's worker (before the nodes are destroyed)."""
         for node in self.cameras:
             node.stop()
+        shared_models.add_cameras(-self._counted)
+        self._counted = 0
 
 
 def main(args=None):

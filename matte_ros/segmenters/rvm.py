@@ -199,11 +199,11 @@ class RobustVideoMatting(Segmenter):
     @classmethod
     def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
         """
-        Return the need of one camera's frames, counting a full batch of ``rvm.batch_max``.
+        Return the need of one camera's frames, counting the largest batch they may run in.
 
-        The batch is counted whether or not other cameras share the process (the
-        budget is a per-camera configuration; a single camera never batches, so this
-        errs on the safe side).  The model's working size is the downsampled frame:
+        That is ``rvm.batch_max`` frames, or as many as the process has cameras
+        (:data:`matte_ros.shared_models.CAMERAS`) if fewer: a single-camera node never
+        batches.  The model's working size is the downsampled frame:
         ``pixels × ratio²`` for a set ratio; with the automatic ratio the long side is
         at most ``AUTO_TARGET``, so at most a square of it.
         """
@@ -213,7 +213,7 @@ class RobustVideoMatting(Segmenter):
             model_pixels = int(pixels * setting * setting)
         else:
             model_pixels = min(pixels, AUTO_TARGET * AUTO_TARGET)
-        extra = max(0, int(config.get('rvm.batch_max', 1)) - 1)
+        extra = max(0, min(int(config.get('rvm.batch_max', 1)), shared_models.CAMERAS) - 1)
         return (super().memory_bytes(config, pixels)
                 + extra * (cls.bytes_per_pixel * pixels + cls.BATCH_MODEL_BYTES * model_pixels))
     #: True while :meth:`_settle` runs the first frame again.
