@@ -80,6 +80,9 @@ CONTRAST = 0.5
 RATIO_STEPS = 64
 #: ratio → RATIO_STEPS - ratio, clipped at 0: the open share of the gate.
 _OPEN = np.clip(RATIO_STEPS - np.arange(256), 0, 255).astype(np.uint8)
+#: Pixels per strip of rows of the full-size work (the weights of a strip, float32, fit
+#: in a core's cache).
+STRIP_PIXELS = 1 << 16
 #: Share of the rows with a held pixel above which the hold copies the whole plane.
 DENSE_ROWS = 0.125
 
@@ -211,11 +214,10 @@ class Stabilizer:
         scale = cv2.addWeighted(contrast, CONTRAST, contrast, 0.0, float(self.motion))
         ratio = cv2.divide(change, scale, scale=RATIO_STEPS)
         cv2.LUT(ratio, _OPEN, dst=ratio)
-        # Spread back to full size in uint8, then the two weights.
-        full, past, now = buffers['open'], buffers['past'], buffers['now']
-        spread(ratio, full, buffers['spread'])
-        cv2.LUT(full, self._table, dst=past)
-        cv2.LUT(full, self._complement, dst=now)
+        # Spread back to full size in uint8; the rest runs in strips of rows, so that
+        # the weights and the hysteresis planes of a strip stay in the cache.
+        gate = buffers['open']
+        spread(ratio, gate, buffers['spread'])
         # out = w * past + (1 - w) * alpha in one pass (OpenCV divides by the weights'
         # sum + 1e-5: 1e-5 relative, invisible in mono8), into the state plane the
         # previous frame did not use; a NaN alpha becomes 0 rather than staying in the
@@ -229,12 +231,41 @@ class Stabilizer:
             index, state = patch
             published = flat[index]
             flat[index] = state
-        cv2.blendLinear(previous_alpha, alpha, past, now, dst=out)
+        mask, side = self._mask, None
+        if self.hysteresis > 0.0:
+            plane = buffers['mask'][1] if mask is not None and \
+                mask.base is buffers['mask'][0] else buffers['mask'][0]
+            side = plane.view(np.uint8)                                         # 0 / 1
+            if mask is not None and mask.shape != side.shape:
+                mask = None
+        past, now = buffers['past'], buffers['now']
+        near, held = buffers['distance'], buffers['held']
+        scale = RATIO_STEPS / self.hysteresis if side is not None else 0.0
+        step = past.shape[0]
+        for top in range(0, alpha.shape[0], step):
+            rows = slice(top, top + step)
+            part = gate[rows]
+            weights = past[:part.shape[0]], now[:part.shape[0]]
+            cv2.LUT(part, self._table, dst=weights[0])
+            cv2.LUT(part, self._complement, dst=weights[1])
+            blended = out[rows]
+            cv2.blendLinear(previous_alpha[rows], alpha[rows], weights[0], weights[1],
+                            dst=blended)
+            cv2.patchNaNs(blended, 0.0)
+            if side is not None:
+                np.greater(blended, self.threshold, out=plane[rows])
+            if mask is not None:
+                # RATIO_STEPS × |a - threshold| / hysteresis < gate, on the pixels
+                # that change side: held (see _hold).
+                cv2.convertScaleAbs(blended, dst=near[rows], alpha=scale,
+                                    beta=-scale * self.threshold)
+                cv2.compare(near[rows], part, cv2.CMP_LT, dst=near[rows])      # 255 / 0
+                cv2.bitwise_xor(side[rows], mask[rows], dst=held[rows])
+                cv2.bitwise_and(held[rows], near[rows], dst=held[rows])        # 0 / 1
         if patch is not None:
             flat[index] = published
-        cv2.patchNaNs(out, 0.0)
         self._grey, self._alpha = grey, out
-        return self._hold(out, full, buffers)
+        return self._hold(out, side, mask, buffers)
 
     def state(self) -> Optional[np.ndarray]:
         """Return a copy of the average ``a_t`` (None before the first frame), without holds."""
@@ -250,17 +281,18 @@ class Stabilizer:
         """Return the full-size work planes for frames of ``shape`` (made once per size)."""
         if self._buffers is None or self._buffers['open'].shape != shape:
             half = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
+            strip = (min(shape[0], max(1, STRIP_PIXELS // max(1, shape[1]))), shape[1])
             self._buffers = {
                 'alpha': (np.empty(shape, np.float32), np.empty(shape, np.float32)),
                 'mask': (np.empty(shape, bool), np.empty(shape, bool)),
                 'open': np.empty(shape, np.uint8), 'spread': np.empty(half, np.uint16),
-                'past': np.empty(shape, np.float32), 'now': np.empty(shape, np.float32),
+                'past': np.empty(strip, np.float32), 'now': np.empty(strip, np.float32),
                 'out': (np.empty(shape, np.float32), np.empty(shape, np.float32)),
                 'distance': np.empty(shape, np.uint8), 'held': np.empty(shape, np.uint8)}
         return self._buffers
 
-    def _hold(self, smoothed: np.ndarray, gate: np.ndarray,
-              buffers: Dict[str, Any]) -> np.ndarray:
+    def _hold(self, smoothed: np.ndarray, side: Optional[np.ndarray],
+              previous: Optional[np.ndarray], buffers: Dict[str, Any]) -> np.ndarray:
         """
         Return the output of this frame: ``smoothed`` with the mask hysteresis applied.
 
@@ -268,34 +300,26 @@ class Stabilizer:
         mask published with the previous frame, but closer to it than the band
         ``stabilizer.hysteresis × max(0, 1 - ratio)`` (the same gate as the weight), is
         published with the alpha it had in the previous frame's output (which lies on that
-        side), so its mask bit and its alpha stand still.  The test runs in uint8 on
-        ``gate`` = ``RATIO_STEPS - ratio`` (0 where the gate is shut):
-        ``RATIO_STEPS × |a - threshold| / hysteresis < gate``.  The smoothed alpha stays
-        the state: a hold never feeds back into the average, so a pixel is held only
-        while the evidence against its mask bit stays weak.
+        side), so its mask bit and its alpha stand still.  The test runs in uint8 on the
+        open share of the gate ``RATIO_STEPS - ratio`` (0 where the gate is shut):
+        ``RATIO_STEPS × |a - threshold| / hysteresis < RATIO_STEPS - ratio``; :meth:`apply`
+        leaves its result in ``buffers['held']`` (0 / 1), with ``side`` (this frame's
+        ``smoothed > threshold``, 0 / 1, None without hysteresis) and ``previous`` (the
+        mask published with the previous frame, None when there is none to hold
+        against).  The smoothed alpha stays the state: a hold never feeds back into the
+        average, so a pixel is held only while the evidence against its mask bit stays
+        weak.
 
         Held pixels are few on most frames (a handful along a still edge): they are
         found row by row and written into ``smoothed`` itself, their state values kept
         aside (``_patch``) and put back before the next blend; when they fill more than
         ``DENSE_ROWS`` of the rows the output is a copy of ``smoothed`` instead.
         """
-        previous, published = self._mask, self._published
-        self._published = smoothed
-        if self.hysteresis <= 0.0:
-            self._mask = None
+        published = self._published
+        self._published, self._mask = smoothed, side
+        if previous is None:
             return smoothed
-        plane = buffers['mask'][1] if previous is not None and \
-            previous.base is buffers['mask'][0] else buffers['mask'][0]
-        side = np.greater(smoothed, self.threshold, out=plane).view(np.uint8)     # 0 / 1
-        self._mask = side
-        if previous is None or previous.shape != side.shape:
-            return smoothed
-        scale = RATIO_STEPS / self.hysteresis
-        near, held = buffers['distance'], buffers['held']
-        cv2.convertScaleAbs(smoothed, dst=near, alpha=scale, beta=-scale * self.threshold)
-        cv2.compare(near, gate, cv2.CMP_LT, dst=near)                       # 255 / 0
-        cv2.bitwise_xor(side, previous, dst=held)
-        cv2.bitwise_and(held, near, dst=held)                                # 0 / 1
+        held = buffers['held']
         rows = np.flatnonzero(_row_maxima(held))
         if not rows.size:
             return smoothed

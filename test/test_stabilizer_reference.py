@@ -203,5 +203,6 @@ def test_davis_frames_with_a_reset_match_the_reference(sequence):
 def test_both_ways_of_writing_held_pixels_match_the_reference(monkeypatch, dense_rows):
     """Held pixels copied into a whole new plane (0) or written sparsely (2), always."""
     monkeypatch.setattr(stabilizer, 'DENSE_ROWS', dense_rows)
+    monkeypatch.setattr(stabilizer, 'STRIP_PIXELS', 7 * 64)     # strips of 7 rows and less
     assert _compare(_synthetic((48, 64), 16, 8, resets=(6,)), _config()) > 5
     assert _compare(_synthetic((37, 51), 10, 9, hover=0.02), _config()) > 3
