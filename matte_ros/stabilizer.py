@@ -83,6 +83,7 @@ _OPEN = np.clip(RATIO_STEPS - np.arange(256), 0, 255).astype(np.uint8)
 #: Pixels per strip of rows of the full-size work (the weights of a strip, float32, fit
 #: in a core's cache).
 STRIP_PIXELS = 1 << 16
+_ONE = np.float32(1.0)
 #: Share of the rows with a held pixel above which the hold copies the whole plane.
 DENSE_ROWS = 0.125
 
@@ -132,8 +133,7 @@ class Stabilizer:
         self.threshold = 0.5
         self._published: Optional[np.ndarray] = None
         self._mask: Optional[np.ndarray] = None
-        self._table = np.zeros(256, np.float32)
-        self._complement = np.ones(256, np.float32)
+        self._step = np.float32(0.0)
         self._buffers = None
         self._patch = None
         self._grey: Optional[np.ndarray] = None
@@ -148,10 +148,8 @@ class Stabilizer:
         enabled = bool(config['stabilizer.enabled'])
         self.strength = float(config['stabilizer.strength'])
         self.motion = int(config['stabilizer.motion'])
-        # Indexed by the open share RATIO_STEPS - ratio: _OPEN maps it back to the ratio.
-        table = weight_table(self.strength)
-        self._table = table[_OPEN]
-        self._complement = (1.0 - table).astype(np.float32)[_OPEN]
+        # The weight per step of the open share (exact: a power of two apart).
+        self._step = np.float32(self.strength) / np.float32(RATIO_STEPS)
         self.hysteresis = float(config['stabilizer.hysteresis'])
         threshold = float(config['threshold'])
         if threshold != self.threshold:
@@ -246,8 +244,10 @@ class Stabilizer:
             rows = slice(top, top + step)
             part = gate[rows]
             weights = past[:part.shape[0]], now[:part.shape[0]]
-            cv2.LUT(part, self._table, dst=weights[0])
-            cv2.LUT(part, self._complement, dst=weights[1])
+            # w = strength × open / RATIO_STEPS and 1 - w, in float32: the values of
+            # weight_table and of 1 - weight_table, bit for bit.
+            np.multiply(part, self._step, out=weights[0], dtype=np.float32)
+            np.subtract(_ONE, weights[0], out=weights[1], dtype=np.float32)
             blended = out[rows]
             cv2.blendLinear(previous_alpha[rows], alpha[rows], weights[0], weights[1],
                             dst=blended)

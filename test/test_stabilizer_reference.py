@@ -206,3 +206,16 @@ def test_both_ways_of_writing_held_pixels_match_the_reference(monkeypatch, dense
     monkeypatch.setattr(stabilizer, 'STRIP_PIXELS', 7 * 64)     # strips of 7 rows and less
     assert _compare(_synthetic((48, 64), 16, 8, resets=(6,)), _config()) > 5
     assert _compare(_synthetic((37, 51), 10, 9, hover=0.02), _config()) > 3
+
+
+def test_weights_from_the_open_share_are_the_weight_table_bit_for_bit():
+    """w = strength × open / 64 in float32 is weight_table(strength)[64 - open], 1 - w too."""
+    from matte_ros.stabilizer import weight_table
+    opens = np.arange(STEPS + 1, dtype=np.uint8)
+    for strength in np.linspace(0.0, 0.95, 1901):
+        table = weight_table(strength)
+        step = np.float32(strength) / np.float32(STEPS)
+        weights = np.multiply(opens, step, dtype=np.float32)
+        assert np.array_equal(weights, table[STEPS - opens.astype(int)]), strength
+        assert np.array_equal(np.subtract(np.float32(1.0), weights, dtype=np.float32),
+                              (1.0 - table).astype(np.float32)[STEPS - opens.astype(int)])
