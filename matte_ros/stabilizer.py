@@ -56,11 +56,16 @@ deactivation, and every discontinuity its :class:`~matte_ros.segmenters.base.Con
 detects (stamp going backwards or jumping, resolution or frame_id change); and on a
 change of frame size.  Switching it off drops the state too.
 
-Cost: a difference, three 3×3 min/max filters and a division in uint8 on a quarter of
-the pixels, then a nearest-neighbour enlargement, two table look-ups into float and one
-float blend at full size, and for the hysteresis two float-to-uint8 passes and a few
-uint8 ones (a float copy and two masked writes only on frames where a pixel is held);
-OpenCV throughout.  The measured figure is in docs/quality.md.
+Cost: a difference, three 3×3 min/max filters, a division and a table look-up in
+uint8 on a quarter of the pixels, and an enlargement (each value written twice as a
+uint16, each row twice); then, in strips of rows that stay in the cache, the two
+weights (a multiplication and a subtraction in float32), one float blend and, for the
+hysteresis, two float-to-uint8 passes and three uint8 ones; held pixels, a handful on
+most frames, are found row by row (a maximum per row, 8 bytes at a time) and written
+one by one, with a whole-plane copy only when they spread over many rows.  Alpha and
+the two state planes each cross the memory once per frame (the later passes over a
+strip find it in the cache) and no full-size array is allocated per frame.  NumPy and
+OpenCV; the measured figure is in docs/quality.md.
 """
 
 from typing import Any
@@ -105,10 +110,11 @@ def half_grey(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(plane)
 
 
-#: Memory per frame pixel while enabled (bytes): two state planes (this frame's and the
-#: previous one), the two weight planes and, for the hysteresis, two output planes
-#: (float32); the spread ratio, two mask planes and three hysteresis planes (uint8);
-#: the half-size grey planes and temporaries.
+#: Memory per frame pixel while enabled (bytes, rounded up): two state planes (this
+#: frame's and the previous one) and, for the hysteresis, two output planes (float32);
+#: the gate, two mask planes and two hysteresis planes (uint8); the two weight planes
+#: of one strip of rows (float32, ``STRIP_PIXELS`` each at most: up to 8 bytes per
+#: pixel of a small frame, less of a large one); the half-size planes and temporaries.
 BYTES_PER_PIXEL = 32
 
 
