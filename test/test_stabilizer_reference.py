@@ -209,7 +209,7 @@ def test_both_ways_of_writing_held_pixels_match_the_reference(monkeypatch, dense
 
 
 def test_weights_from_the_open_share_are_the_weight_table_bit_for_bit():
-    """w = strength × open / 64 in float32 is weight_table(strength)[64 - open], 1 - w too."""
+    """The weight strength × open / 64 in float32 is weight_table(strength)[64 - open]."""
     from matte_ros.stabilizer import weight_table
     opens = np.arange(STEPS + 1, dtype=np.uint8)
     for strength in np.linspace(0.0, 0.95, 1901):
