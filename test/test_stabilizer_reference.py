@@ -219,3 +219,20 @@ def test_weights_from_the_open_share_are_the_weight_table_bit_for_bit():
         assert np.array_equal(weights, table[STEPS - opens.astype(int)]), strength
         assert np.array_equal(np.subtract(np.float32(1.0), weights, dtype=np.float32),
                               (1.0 - table).astype(np.float32)[STEPS - opens.astype(int)])
+
+
+def test_bench_compares_two_versions_on_the_same_frames(capsys, tmp_path):
+    """tools/bench_stabilizer.py --compare: a version with a changed formula is told apart."""
+    from conftest import load_tool
+    bench = load_tool('bench_stabilizer')
+    source = open(stabilizer.__file__).read()
+    same, other = tmp_path / 'same.py', tmp_path / 'other.py'
+    same.write_text(source)
+    other.write_text(source.replace('CONTRAST = 0.5', 'CONTRAST = 0.25'))
+    args = ['--size', '64x48', '--frames', '6', '--repeats', '1', '--compare']
+    assert bench.main(args + [str(same)]) == 0
+    printed = capsys.readouterr().out
+    assert 'largest alpha difference 0, 0 mask pixels differ' in printed
+    assert printed.count('ms per frame') == 2
+    assert bench.main(args + [str(other)]) == 0
+    assert 'largest alpha difference 0,' not in capsys.readouterr().out
