@@ -236,3 +236,24 @@ def test_bench_compares_two_versions_on_the_same_frames(capsys, tmp_path):
     assert printed.count('ms per frame') == 2
     assert bench.main(args + [str(other)]) == 0
     assert 'largest alpha difference 0,' not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('shape', [(1, 1), (1, 9), (7, 1), (2, 2), (5, 7), (6, 10)])
+def test_tiny_frames_match_the_reference(shape):
+    """Frames of a few pixels (one row or column, odd sizes): the same edge handling."""
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    stream = []
+    for t in range(10):
+        frame = rng.integers(0, 256, shape + (3,)).astype(np.uint8) if t % 3 else \
+            np.full(shape + (3,), 80, np.uint8)
+        alpha = np.clip(0.5 + rng.normal(0.0, 0.05, shape), 0.0, 1.0).astype(np.float32)
+        stream.append((frame, alpha, 0))
+    _compare(stream, _config())
+
+
+def test_non_contiguous_inputs_match_the_reference():
+    """Alpha and frame as strided views (every second column of larger arrays)."""
+    wide = _synthetic((40, 112), 10, 11)
+    stream = [(frame[:, ::2], alpha[:, ::2], resets) for frame, alpha, resets in wide]
+    assert not stream[0][1].flags['C_CONTIGUOUS']
+    _compare(stream, _config())
