@@ -232,9 +232,9 @@ class Stabilizer:
         patch, self._patch = self._patch, None
         if patch is not None:
             flat = previous_alpha.reshape(-1)
-            index, state = patch
+            index, kept = patch
             published = flat[index]
-            flat[index] = state
+            flat[index] = kept
         mask, side = self._mask, None
         if self.hysteresis > 0.0:
             plane = buffers['mask'][1] if mask is not None and \
