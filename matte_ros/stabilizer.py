@@ -56,11 +56,16 @@ deactivation, and every discontinuity its :class:`~matte_ros.segmenters.base.Con
 detects (stamp going backwards or jumping, resolution or frame_id change); and on a
 change of frame size.  Switching it off drops the state too.
 
-Cost: a difference, three 3×3 min/max filters and a division in uint8 on a quarter of
-the pixels, then a nearest-neighbour enlargement, two table look-ups into float and one
-float blend at full size, and for the hysteresis two float-to-uint8 passes and a few
-uint8 ones (a float copy and two masked writes only on frames where a pixel is held);
-OpenCV throughout.  The measured figure is in docs/quality.md.
+Cost: a difference, three 3×3 min/max filters, a division and a table look-up in
+uint8 on a quarter of the pixels, and an enlargement (each value written twice as a
+uint16, each row twice); then, in strips of rows that stay in the cache, the two
+weights (a multiplication and a subtraction in float32), one float blend and, for the
+hysteresis, two float-to-uint8 passes and three uint8 ones; held pixels, a handful on
+most frames, are found row by row (a maximum per row, 8 bytes at a time) and written
+one by one, with a whole-plane copy only when they spread over many rows.  Alpha and
+the two state planes each cross the memory once per frame (the later passes over a
+strip find it in the cache) and no full-size array is allocated per frame.  NumPy and
+OpenCV; the measured figure is in docs/quality.md.
 """
 
 from typing import Any
@@ -78,6 +83,14 @@ _KERNEL = np.ones((3, 3), np.uint8)
 CONTRAST = 0.5
 #: Resolution of the change / (contrast + motion) ratio: steps per unit.
 RATIO_STEPS = 64
+#: ratio → RATIO_STEPS - ratio, clipped at 0: the open share of the gate.
+_OPEN = np.clip(RATIO_STEPS - np.arange(256), 0, 255).astype(np.uint8)
+#: Pixels per strip of rows of the full-size work (the weights of a strip, float32, fit
+#: in a core's cache).
+STRIP_PIXELS = 1 << 16
+_ONE = np.float32(1.0)
+#: Share of the rows with a held pixel above which the hold copies the whole plane.
+DENSE_ROWS = 0.125
 
 
 def weight_table(strength: float) -> np.ndarray:
@@ -97,10 +110,11 @@ def half_grey(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(plane)
 
 
-#: Memory per frame pixel while enabled (bytes): two state planes (this frame's and the
-#: previous one), the two weight planes and, for the hysteresis, two output planes
-#: (float32); the spread ratio, two mask planes and three hysteresis planes (uint8);
-#: the half-size grey planes and temporaries.
+#: Memory per frame pixel while enabled (bytes, rounded up): two state planes (this
+#: frame's and the previous one) and, for the hysteresis, two output planes (float32);
+#: the gate, two mask planes and two hysteresis planes (uint8); the two weight planes
+#: of one strip of rows (float32, ``STRIP_PIXELS`` each at most: up to 8 bytes per
+#: pixel of a small frame, less of a large one); the half-size planes and temporaries.
 BYTES_PER_PIXEL = 32
 
 
@@ -125,9 +139,9 @@ class Stabilizer:
         self.threshold = 0.5
         self._published: Optional[np.ndarray] = None
         self._mask: Optional[np.ndarray] = None
-        self._table = np.zeros(256, np.float32)
-        self._complement = np.ones(256, np.float32)
+        self._step = np.float32(0.0)
         self._buffers = None
+        self._patch = None
         self._grey: Optional[np.ndarray] = None
         self._alpha: Optional[np.ndarray] = None
         self._resets_seen: Optional[int] = None
@@ -140,8 +154,8 @@ class Stabilizer:
         enabled = bool(config['stabilizer.enabled'])
         self.strength = float(config['stabilizer.strength'])
         self.motion = int(config['stabilizer.motion'])
-        self._table = weight_table(self.strength)
-        self._complement = (1.0 - self._table).astype(np.float32)
+        # The weight per step of the open share (exact: a power of two apart).
+        self._step = np.float32(self.strength) / np.float32(RATIO_STEPS)
         self.hysteresis = float(config['stabilizer.hysteresis'])
         threshold = float(config['threshold'])
         if threshold != self.threshold:
@@ -157,6 +171,7 @@ class Stabilizer:
         self._alpha = None
         self._mask = None
         self._published = None
+        self._patch = None
         self.resets += 1
         self.last_reset_reason = reason
 
@@ -197,42 +212,93 @@ class Stabilizer:
         buffers = self._planes_for(alpha.shape)
         change = cv2.dilate(cv2.absdiff(grey, previous), _KERNEL)
         # CONTRAST x local contrast + motion (uint8, saturated); change / that in
-        # 1/RATIO_STEPS units (uint8, saturated: 4 and more is 4).
+        # 1/RATIO_STEPS units (uint8, saturated), and its complement: the open share
+        # of the gate RATIO_STEPS - ratio (0 where the ratio is RATIO_STEPS or more).
         contrast = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, _KERNEL)
         scale = cv2.addWeighted(contrast, CONTRAST, contrast, 0.0, float(self.motion))
         ratio = cv2.divide(change, scale, scale=RATIO_STEPS)
-        # Spread back to full size in uint8, then the two weights.
-        full, past, now = buffers['ratio'], buffers['past'], buffers['now']
-        cv2.resize(ratio, (alpha.shape[1], alpha.shape[0]), dst=full,
-                   interpolation=cv2.INTER_NEAREST)
-        cv2.LUT(full, self._table, dst=past)
-        cv2.LUT(full, self._complement, dst=now)
+        cv2.LUT(ratio, _OPEN, dst=ratio)
+        # Spread back to full size in uint8; the rest runs in strips of rows, so that
+        # the weights and the hysteresis planes of a strip stay in the cache.
+        gate = buffers['open']
+        spread(ratio, gate, buffers['spread'])
         # out = w * past + (1 - w) * alpha in one pass (OpenCV divides by the weights'
         # sum + 1e-5: 1e-5 relative, invisible in mono8), into the state plane the
         # previous frame did not use; a NaN alpha becomes 0 rather than staying in the
-        # state.
+        # state.  A previous output with held pixels is the state plane with those
+        # pixels overwritten: they get their state back for the blend.
         out = buffers['alpha'][1] if previous_alpha is buffers['alpha'][0] \
             else buffers['alpha'][0]
-        cv2.blendLinear(previous_alpha, alpha, past, now, dst=out)
-        cv2.patchNaNs(out, 0.0)
+        patch, self._patch = self._patch, None
+        if patch is not None:
+            flat = previous_alpha.reshape(-1)
+            index, kept = patch
+            published = flat[index]
+            flat[index] = kept
+        mask, side = self._mask, None
+        if self.hysteresis > 0.0:
+            plane = buffers['mask'][1] if mask is not None and \
+                mask.base is buffers['mask'][0] else buffers['mask'][0]
+            side = plane.view(np.uint8)                                         # 0 / 1
+            if mask is not None and mask.shape != side.shape:
+                mask = None
+        past, now = buffers['past'], buffers['now']
+        near, held = buffers['distance'], buffers['held']
+        scale = RATIO_STEPS / self.hysteresis if side is not None else 0.0
+        step = past.shape[0]
+        for top in range(0, alpha.shape[0], step):
+            rows = slice(top, top + step)
+            part = gate[rows]
+            weights = past[:part.shape[0]], now[:part.shape[0]]
+            # w = strength × open / RATIO_STEPS and 1 - w, in float32: the values of
+            # weight_table and of 1 - weight_table, bit for bit.
+            np.multiply(part, self._step, out=weights[0], dtype=np.float32)
+            np.subtract(_ONE, weights[0], out=weights[1], dtype=np.float32)
+            blended = out[rows]
+            cv2.blendLinear(previous_alpha[rows], alpha[rows], weights[0], weights[1],
+                            dst=blended)
+            cv2.patchNaNs(blended, 0.0)
+            if side is not None:
+                np.greater(blended, self.threshold, out=plane[rows])
+            if mask is not None:
+                # RATIO_STEPS × |a - threshold| / hysteresis < gate, on the pixels
+                # that change side: held (see _hold).
+                cv2.convertScaleAbs(blended, dst=near[rows], alpha=scale,
+                                    beta=-scale * self.threshold)
+                cv2.compare(near[rows], part, cv2.CMP_LT, dst=near[rows])      # 255 / 0
+                cv2.bitwise_xor(side[rows], mask[rows], dst=held[rows])
+                cv2.bitwise_and(held[rows], near[rows], dst=held[rows])        # 0 / 1
+        if patch is not None:
+            flat[index] = published
         self._grey, self._alpha = grey, out
-        return self._hold(out, full, buffers)
+        return self._hold(out, side, mask, buffers)
+
+    def state(self) -> Optional[np.ndarray]:
+        """Return a copy of the average ``a_t`` (None before the first frame), without holds."""
+        if self._alpha is None:
+            return None
+        average = self._alpha.copy()
+        if self._patch is not None:
+            index, values = self._patch
+            average.reshape(-1)[index] = values
+        return average
 
     def _planes_for(self, shape) -> Dict[str, Any]:
         """Return the full-size work planes for frames of ``shape`` (made once per size)."""
-        if self._buffers is None or self._buffers['ratio'].shape != shape:
+        if self._buffers is None or self._buffers['open'].shape != shape:
+            half = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
+            strip = (min(shape[0], max(1, STRIP_PIXELS // max(1, shape[1]))), shape[1])
             self._buffers = {
                 'alpha': (np.empty(shape, np.float32), np.empty(shape, np.float32)),
                 'mask': (np.empty(shape, bool), np.empty(shape, bool)),
-                'ratio': np.empty(shape, np.uint8), 'past': np.empty(shape, np.float32),
-                'now': np.empty(shape, np.float32),
+                'open': np.empty(shape, np.uint8), 'spread': np.empty(half, np.uint16),
+                'past': np.empty(strip, np.float32), 'now': np.empty(strip, np.float32),
                 'out': (np.empty(shape, np.float32), np.empty(shape, np.float32)),
-                'distance': np.empty(shape, np.uint8), 'near': np.empty(shape, np.uint8),
-                'held': np.empty(shape, np.uint8)}
+                'distance': np.empty(shape, np.uint8), 'held': np.empty(shape, np.uint8)}
         return self._buffers
 
-    def _hold(self, smoothed: np.ndarray, ratio: np.ndarray,
-              buffers: Dict[str, Any]) -> np.ndarray:
+    def _hold(self, smoothed: np.ndarray, side: Optional[np.ndarray],
+              previous: Optional[np.ndarray], buffers: Dict[str, Any]) -> np.ndarray:
         """
         Return the output of this frame: ``smoothed`` with the mask hysteresis applied.
 
@@ -240,36 +306,67 @@ class Stabilizer:
         mask published with the previous frame, but closer to it than the band
         ``stabilizer.hysteresis × max(0, 1 - ratio)`` (the same gate as the weight), is
         published with the alpha it had in the previous frame's output (which lies on that
-        side), so its mask bit and its alpha stand still.  The test runs in uint8:
-        ``RATIO_STEPS × |a - threshold| / hysteresis + ratio < RATIO_STEPS``.  The
-        smoothed alpha stays the state: a hold never feeds back into the average, so a
-        pixel is held only while the evidence against its mask bit stays weak.
+        side), so its mask bit and its alpha stand still.  The test runs in uint8 on the
+        open share of the gate ``RATIO_STEPS - ratio`` (0 where the gate is shut):
+        ``RATIO_STEPS × |a - threshold| / hysteresis < RATIO_STEPS - ratio``; :meth:`apply`
+        leaves its result in ``buffers['held']`` (0 / 1), with ``side`` (this frame's
+        ``smoothed > threshold``, 0 / 1, None without hysteresis) and ``previous`` (the
+        mask published with the previous frame, None when there is none to hold
+        against).  The smoothed alpha stays the state: a hold never feeds back into the
+        average, so a pixel is held only while the evidence against its mask bit stays
+        weak.
+
+        Held pixels are few on most frames (a handful along a still edge): they are
+        found row by row and written into ``smoothed`` itself, their state values kept
+        aside (``_patch``) and put back before the next blend; when they fill more than
+        ``DENSE_ROWS`` of the rows the output is a copy of ``smoothed`` instead.
         """
-        previous, published = self._mask, self._published
-        self._published = smoothed
-        if self.hysteresis <= 0.0:
-            self._mask = None
+        published = self._published
+        self._published, self._mask = smoothed, side
+        if previous is None:
             return smoothed
-        plane = buffers['mask'][1] if previous is not None and \
-            previous.base is buffers['mask'][0] else buffers['mask'][0]
-        side = np.greater(smoothed, self.threshold, out=plane).view(np.uint8)     # 0 / 1
-        self._mask = side
-        if previous is None or previous.shape != side.shape:
+        held = buffers['held']
+        rows = np.flatnonzero(_row_maxima(held))
+        if not rows.size:
             return smoothed
-        scale = RATIO_STEPS / self.hysteresis
-        distance, near, held = buffers['distance'], buffers['near'], buffers['held']
-        cv2.convertScaleAbs(smoothed, dst=distance, alpha=scale, beta=-scale * self.threshold)
-        cv2.add(distance, ratio, dst=distance)
-        cv2.compare(distance, RATIO_STEPS, cv2.CMP_LT, dst=near)
-        cv2.bitwise_xor(side, previous, dst=held)
-        cv2.bitwise_and(held, near, dst=held)                                # 0 / 1
-        if not cv2.countNonZero(held):
-            return smoothed
-        # Held pixels keep the alpha published with the previous frame (on their
-        # previous side by definition), into the output plane that frame did not use.
-        out = buffers['out'][1] if published is buffers['out'][0] else buffers['out'][0]
-        np.copyto(out, smoothed)
-        cv2.copyTo(published, held, out)
-        self._published = out
-        cv2.bitwise_xor(side, held, dst=side)     # the held pixels keep their side
-        return out
+        if rows.size > DENSE_ROWS * held.shape[0]:
+            # Held pixels keep the alpha published with the previous frame (on their
+            # previous side by definition), into the output plane that frame did not use.
+            out = buffers['out'][1] if published is buffers['out'][0] else buffers['out'][0]
+            np.copyto(out, smoothed)
+            cv2.copyTo(published, held, out)
+            self._published = out
+            cv2.bitwise_xor(side, held, dst=side)     # the held pixels keep their side
+            return out
+        lines, columns = np.nonzero(held[rows])
+        index = rows[lines] * held.shape[1] + columns
+        flat = smoothed.reshape(-1)
+        self._patch = (index, flat[index])
+        flat[index] = published.reshape(-1)[index]
+        side.reshape(-1)[index] = previous.reshape(-1)[index]
+        return smoothed
+
+
+def _row_maxima(plane: np.ndarray) -> np.ndarray:
+    """Return the maximum of each row of a contiguous uint8 plane, 8 bytes at a time."""
+    width = plane.shape[1]
+    for wide in (np.uint64, np.uint32, np.uint16, np.uint8):
+        if width % np.dtype(wide).itemsize == 0:
+            return plane.view(wide).max(axis=1)
+
+
+def spread(half: np.ndarray, full: np.ndarray, wide: np.ndarray) -> None:
+    """
+    Write ``half`` (uint8) enlarged to ``full``: each value over its 2×2 block.
+
+    What ``cv2.resize`` with ``INTER_NEAREST`` gives; when the full size is twice the
+    half one, by writing each value into both bytes of a uint16 (``wide``, half size)
+    and copying those rows twice, a fraction of the resize's time.
+    """
+    rows, columns = half.shape
+    if full.shape != (2 * rows, 2 * columns):
+        cv2.resize(half, (full.shape[1], full.shape[0]), dst=full,
+                   interpolation=cv2.INTER_NEAREST)
+        return
+    np.multiply(half, np.uint16(257), out=wide)
+    full.view(np.uint16).reshape(rows, 2, columns)[...] = wide[:, None, :]
