@@ -40,7 +40,7 @@ OLDEST_STAMP := $(OLDEST_VENV)/.installed
 OLDEST_TESTS = $(addprefix test/test_,$(addsuffix .py,atomic_file bgsub blobs compositing \
 	compressed core_without_ros datasets encodings engine_cache first_run_regressions \
 	gpu_standins heap memory models onnx_model rvm rvm_parity rvm_reset scoring selfie \
-	shared_models stabilizer stats still_scene))
+	shared_models stabilizer stabilizer_reference stats still_scene))
 
 setup-oldest: $(OLDEST_STAMP)
 
