@@ -21,11 +21,16 @@ Rows: ``mog2`` and ``knn`` are OpenCV's defaults (automatic learning rate, varTh
 resized to each size (the frames of each size interleaved between methods as above,
 stamps at 30 Hz), for the README's speed rows: compare ratios of one run.
 
+``--errors`` instead runs consensus alone and splits every sequence's errors by kind
+(:func:`error_classes`), over the whole temporal ROI and over its first and second
+halves, so that a change can be chosen on one half and reported on the other.
+
 Example::
 
     .venv/bin/python tools/bench_bgsub.py
     .venv/bin/python tools/bench_bgsub.py --last 700 --methods consensus
     .venv/bin/python tools/bench_bgsub.py --speed 360x240 640x480 --last 600
+    .venv/bin/python tools/bench_bgsub.py --errors --sequences highway
 """
 
 import argparse
@@ -52,6 +57,77 @@ METHODS = {
             'bgsub.variance_threshold': 400.0, 'bgsub.detect_shadows': True},
     'consensus': {'bgsub.algorithm': 'consensus'},
 }
+
+
+#: Error kinds counted by :func:`error_classes`, in print order.
+ERROR_KINDS = ('FP shadow', 'FP object margin', 'FP elsewhere',
+               'FN object rim', 'FN camouflage', 'FN other')
+#: Pixels within this distance (px, chessboard) of an object are its margin or rim.
+MARGIN = 3
+#: Camouflage: an object pixel whose L1 colour distance (B + G + R) to the background
+#: image is at most this (the consensus default threshold).
+CAMOUFLAGE_L1 = 30
+
+
+def error_classes(mask, gt, roi, frame, background):
+    """
+    Return {kind: pixel count} of one frame's errors, by :data:`ERROR_KINDS`.
+
+    ``mask`` is the predicted foreground (bool), ``gt`` CDnet's ground truth (0 static,
+    50 shadow, 85 outside the ROI, 170 unknown, 255 moving), ``roi`` a bool mask or
+    None, ``frame`` and ``background`` BGR images (the model's background image).  Only
+    the pixels CDnet scores count.  False positives: on cast shadow (truth 50); on static
+    background within :data:`MARGIN` px of an object (its margin); elsewhere.  False
+    negatives: within :data:`MARGIN` px of the object's edge (its rim); inside it where
+    the frame's colour is within :data:`CAMOUFLAGE_L1` of the background image
+    (camouflage); other.
+    """
+    import cv2
+    import numpy as np
+    mask = np.asarray(mask, bool)
+    scored = (gt == 0) | (gt == 50) | (gt == 255)
+    if roi is not None:
+        scored &= np.asarray(roi, bool)
+    obj = (gt == 255).astype(np.uint8)
+    kernel = np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), np.uint8)
+    near = cv2.dilate(obj, kernel) > 0
+    rim = (obj > 0) & (cv2.erode(obj, kernel, borderType=cv2.BORDER_REPLICATE) == 0)
+    fp = mask & scored & (gt != 255)
+    fn = ~mask & scored & (gt == 255)
+    distance = np.abs(frame.astype(np.int16) - background.astype(np.int16)).sum(axis=2)
+    camouflage = fn & ~rim & (distance <= CAMOUFLAGE_L1)
+    counts = (fp & (gt == 50), fp & (gt == 0) & near, fp & (gt == 0) & ~near,
+              fn & rim, camouflage, fn & ~rim & ~camouflage)
+    return {kind: int(np.count_nonzero(part)) for kind, part in zip(ERROR_KINDS, counts)}
+
+
+def error_table(seqdir: str, config, last=None):
+    """
+    Run consensus over one sequence; return {window: (score result, error counts)}.
+
+    Windows: ``whole`` (the temporal ROI), ``first half`` and ``second half`` of it
+    (frame numbers up to and after its middle).
+    """
+    from matte_ros.measure.datasets import cdnet_temporal_roi
+    roi = datasets.cdnet_roi(seqdir)
+    first, final = cdnet_temporal_roi(seqdir) or (1, 10 ** 9)
+    middle = (first + final) // 2
+    windows = ('whole', 'first half', 'second half')
+    scores = {name: CdnetScore(roi) for name in windows}
+    errors = {name: dict.fromkeys(ERROR_KINDS, 0) for name in windows}
+    segmenter = BackgroundSubtractor(config, 'cpu')
+    for stem, frame, gt, scored in datasets.iter_cdnet(seqdir, last=last):
+        matte = segmenter.process(frame)
+        if not scored:
+            continue
+        mask = matte.alpha > 0.5
+        counts = error_classes(mask, gt, roi, frame, matte.background)
+        number = int(''.join(c for c in stem if c.isdigit()))
+        for name in ('whole', 'first half' if number <= middle else 'second half'):
+            scores[name].add(mask, gt, True)
+            for kind, value in counts.items():
+                errors[name][kind] += value
+    return {name: (scores[name].result(), errors[name]) for name in windows}
 
 
 def run_sequence(seqdir: str, methods, last=None):
@@ -108,7 +184,11 @@ def main(argv=None) -> int:
                         help='parameter change for the consensus row (repeatable)')
     parser.add_argument('--speed', nargs='+', default=None, metavar='WxH',
                         help='time the methods at these sizes on pedestrians instead')
+    parser.add_argument('--errors', action='store_true',
+                        help='split consensus errors by kind, per half of the temporal ROI')
     args = parser.parse_args(argv)
+    if args.errors:
+        args.methods = ['consensus']
 
     overrides = params.parse_assignments(args.param)
     methods = {}
@@ -118,6 +198,23 @@ def main(argv=None) -> int:
         if name == 'consensus':
             cfg.update(overrides)
         methods[name] = cfg
+
+    if args.errors:
+        print('| sequence | frames | F | P | R | TP | ' + ' | '.join(ERROR_KINDS) + ' |')
+        print('|---' * (6 + len(ERROR_KINDS)) + '|')
+        for seq in args.sequences:
+            seqdir = os.path.join(args.shared, 'data', 'cdnet2014', 'baseline', seq)
+            if not os.path.isdir(seqdir):
+                sys.exit('no CDnet sequence at %s' % seqdir)
+            for window, (r, counts) in error_table(seqdir, methods['consensus'],
+                                                   args.last).items():
+                print('| %s %s | %d | %.4f | %.4f | %.4f | %d | %s |'
+                      % (seq, window, r['frames'], r['f_measure'], r['precision'],
+                         r['recall'], r['TP'],
+                         ' | '.join('%d' % counts[k] for k in ERROR_KINDS)))
+        if overrides:
+            print('consensus changes: %s' % ', '.join('%s=%s' % kv for kv in overrides.items()))
+        return 0
 
     if args.speed:
         seqdir = os.path.join(args.shared, 'data', 'cdnet2014', 'baseline', 'pedestrians')
