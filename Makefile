@@ -37,7 +37,7 @@ PYTHON_OLDEST ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python
 OLDEST_VENV := .venv-oldest
 OLDEST_PY := $(OLDEST_VENV)/bin/python
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
-OLDEST_TESTS = $(addprefix test/test_,$(addsuffix .py,atomic_file bgsub blobs compositing \
+OLDEST_TESTS = $(addprefix test/test_,$(addsuffix .py,atomic_file bgsub bgsub_errors blobs compositing \
 	compressed core_without_ros datasets encodings engine_cache first_run_regressions \
 	gpu_standins heap memory models onnx_model rvm rvm_parity rvm_reset scoring selfie \
 	shared_models stabilizer stabilizer_reference stats still_scene))
