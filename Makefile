@@ -10,7 +10,7 @@ JAZZY_STAMP := $(JAZZY_VENV)/.installed
 # Only the files marked ros_integration are collected there (the others import Kilted-only tools).
 JAZZY_TESTS = $(shell grep -l 'pytest.mark.ros_integration' test/test_*.py)
 
-.PHONY: setup setup-jazzy setup-oldest setup-mediapipe demo test test-jazzy test-oldest lint params clean reliability bench bench-cameras \
+.PHONY: setup setup-jazzy setup-oldest setup-mediapipe demo test test-jazzy test-oldest clean-oldest lint params clean reliability bench bench-cameras \
 	gpu-bundle gpu-check
 
 setup: $(STAMP)
@@ -39,7 +39,7 @@ OLDEST_PY := $(OLDEST_VENV)/bin/python
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
 OLDEST_TESTS = $(addprefix test/test_,$(addsuffix .py,atomic_file bgsub bgsub_errors blobs compositing \
 	compressed core_without_ros datasets encodings engine_cache first_run_regressions \
-	gpu_standins heap memory models onnx_model rvm rvm_parity rvm_reset scoring selfie \
+	gpu_standins heap instance memory models onnx_model params rvm rvm_parity rvm_reset scoring selfie \
 	shared_models stabilizer stabilizer_reference stats still_scene))
 
 setup-oldest: $(OLDEST_STAMP)
@@ -50,11 +50,18 @@ $(OLDEST_STAMP): requirements-oldest.txt setup.py
 	$(OLDEST_PY) -m pip install --quiet --no-deps -e .
 	touch $(OLDEST_STAMP)
 
+HAVE_OLDEST := $(shell $(PYTHON_OLDEST) -c 'import sys; print(sys.version_info[:2] == (3, 10))' 2>/dev/null)
+ifeq ($(HAVE_OLDEST),True)
+test-oldest: setup-oldest
+	$(OLDEST_PY) -c "import sys, numpy, cv2; assert sys.version_info[:2] == (3, 10) and numpy.__version__ == '1.21.6' and cv2.__version__ == '4.5.5', 'stale $(OLDEST_VENV): make clean-oldest'"
+	$(OLDEST_PY) -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS) $(OLDEST_TESTS)
+else
 test-oldest:
-	@if $(PYTHON_OLDEST) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
-		$(MAKE) --no-print-directory setup-oldest && \
-		$(OLDEST_PY) -m pytest -q -ra -p no:cacheprovider $(PYTEST_ARGS) $(OLDEST_TESTS); \
-	else echo "test-oldest skipped: no $(PYTHON_OLDEST) on this machine"; fi
+	@echo "test-oldest skipped: no Python 3.10 ($(PYTHON_OLDEST)) on this machine"
+endif
+
+clean-oldest:
+	rm -rf $(OLDEST_VENV)
 
 # MediaPipe's own solution (NumPy < 2), only for `make bench`'s selfie comparison.
 MP_VENV := .venv-mediapipe

@@ -44,8 +44,11 @@ def check(config, pixels: int, what: str) -> int:
     need = need_bytes(config, pixels)
     budget = int(config['memory_budget_mb']) * MB
     if need > budget:
+        hint = getattr(segmenters.segmenter_class(config['segmenter']), 'memory_hint',
+                       lambda _config: '')(config)
         raise MemoryBudgetError(
-            'segmenter %s needs %d MB for %s, more than memory_budget_mb %d (lower '
+            'segmenter %s needs %d MB for %s%s, more than memory_budget_mb %d (lower '
             'max_pixels or the setting that costs memory, or raise the budget)'
-            % (config['segmenter'], -(-need // MB), what, config['memory_budget_mb']))
+            % (config['segmenter'], -(-need // MB), what, ' (%s)' % hint if hint else '',
+               config['memory_budget_mb']))
     return need

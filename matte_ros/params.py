@@ -276,6 +276,8 @@ def validate(name: str, value: Any) -> Any:
     elif t == STRING:
         if not isinstance(value, str):
             raise ParamError('%s must be a string, got %s' % (name, shown))
+        if '\0' in value:   # no path, name or encoding has one (and os calls refuse it)
+            raise ParamError('%s contains a NUL byte, got %s' % (name, shown))
     elif t == INT_ARRAY:
         try:
             value = [int(v) for v in value]

@@ -201,3 +201,12 @@ def test_real_run_writes_its_section_into_the_report(camera_run):
     assert '| framediff | 320x240 | 2 | one process |' in text
     assert '| framediff | 320x240 | 2 | per camera |' in text
     assert '--cameras 1,2 --segmenter framediff' in text
+
+
+@pytest.mark.parametrize('value', ['0', '-1', '21', 'two'])
+def test_repeats_outside_1_to_20_are_refused(value, capsys):
+    from matte_ros.cli.main import main
+    with pytest.raises(SystemExit) as err:
+        main(['bench', '--cameras', '4', '--repeats', value])
+    assert err.value.code == 2
+    assert 'must be a whole number from 1 to 20' in capsys.readouterr().err

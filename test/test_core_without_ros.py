@@ -13,7 +13,7 @@ import textwrap
 
 #: Python packages of ROS 2 that matte_ros uses.
 ROS_PACKAGES = ('rclpy', 'lifecycle_msgs', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',
-                'rcl_interfaces', 'builtin_interfaces', 'std_srvs')
+                'rcl_interfaces', 'builtin_interfaces', 'std_srvs', 'ament_index_python')
 #: Modules that are the ROS layer, or rigs and demos that drive the node over DDS.
 ROS_MODULES = {'matte_ros.demo.__main__', 'matte_ros.measure.bench_graph',
                'matte_ros.measure.camera_rig', 'matte_ros.measure.echo',

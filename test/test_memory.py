@@ -107,27 +107,38 @@ def test_rvm_counts_the_batch_its_frames_may_run_in(monkeypatch):
     from matte_ros import shared_models
     rvm = segmenter_class('rvm')
 
-    def need(batch_max, cameras, ratio=0.0):
+    def need(batch_max, cameras, ratio=0.0, **extra):
         monkeypatch.setattr(shared_models, 'CAMERAS', cameras)
         return rvm.memory_bytes(values(segmenter='rvm', rvm__batch_max=batch_max,
-                                       rvm__downsample_ratio=ratio), HD)
+                                       rvm__downsample_ratio=ratio, **extra), HD)
 
     # one camera never batches: batch_max costs nothing there
     assert need(1, 1) == need(4, 1) == need(16, 1)
     one, two, four = need(1, 4), need(2, 4), need(4, 4)
     assert one < two < four
     assert four - one == 3 * (two - one)      # each further frame of a batch costs the same
+    assert two - one == one - rvm.fixed_bytes  # ... as much as the first frame
     assert need(16, 4) == four                # no batch holds more frames than cameras
-    # a set downsample ratio of 1 makes the model work at full size: far more per frame
-    assert need(2, 4, 1.0) - need(1, 4, 1.0) > 2 * (two - one)
+    # only ONNX Runtime's CPU runner batches: others count one frame with any batch_max
+    for other in ({'backend': 'cuda'}, {'backend': 'tensorrt'},
+                  {'rvm__runtime': 'openvino'}, {'rvm__runtime': 'torchscript'}):
+        assert need(4, 4, **other) == one, other
+    # the model works on the downsampled frame: a set ratio of 1 costs far more
+    assert need(1, 1, 1.0) - rvm.fixed_bytes > 4 * (one - rvm.fixed_bytes)
 
 
-def test_a_large_rvm_batch_at_4k_is_refused_by_the_default_budget(monkeypatch):
+def test_rvm_at_full_ratio_on_4k_is_refused_and_a_batch_is_named(monkeypatch):
     from matte_ros import shared_models
-    config = params.Config().with_updates({'segmenter': 'rvm', 'rvm.batch_max': 16,
-                                           'rvm.downsample_ratio': 1.0})
     monkeypatch.setattr(shared_models, 'CAMERAS', 1)
-    memory.check(config.values, 3840 * 2160, 'max_pixels 8294400')   # one camera: fits
-    monkeypatch.setattr(shared_models, 'CAMERAS', 6)
-    with pytest.raises(memory.MemoryBudgetError, match='memory_budget_mb'):
-        memory.check(config.values, 3840 * 2160, 'max_pixels 8294400')
+    full = params.Config().with_updates({'segmenter': 'rvm', 'rvm.downsample_ratio': 1.0})
+    with pytest.raises(memory.MemoryBudgetError, match='memory_budget_mb') as err:
+        memory.check(full.values, 3840 * 2160, 'max_pixels 8294400')   # ~5 GB of activations
+    assert 'batch' not in str(err.value)
+    # the automatic ratio fits; four cameras batching 4 frames each do not, and say why
+    batched = params.Config().with_updates({'segmenter': 'rvm', 'rvm.batch_max': 4,
+                                            'rvm.downsample_ratio': 0.5})
+    memory.check(batched.values, 3840 * 2160, 'max_pixels 8294400')
+    monkeypatch.setattr(shared_models, 'CAMERAS', 4)
+    with pytest.raises(memory.MemoryBudgetError,
+                       match='a batch of 4 frames: rvm.batch_max 4, 4 cameras'):
+        memory.check(batched.values, 3840 * 2160, 'max_pixels 8294400')

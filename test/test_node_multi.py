@@ -44,10 +44,16 @@ class Container:
         self.node = MatteContainer(
             camera_overrides=overrides,
             parameter_overrides=[Parameter('cameras', value=list(CAMERAS))])
-        # the memory budget counts batches of up to as many frames as cameras
-        assert shared_models.CAMERAS >= len(CAMERAS)
-        if autostart:
-            assert self.node.start_cameras() == len(CAMERAS)
+        try:
+            # the memory budget counts batches of up to as many frames as cameras
+            assert shared_models.CAMERAS >= len(CAMERAS)
+            if autostart:
+                assert self.node.start_cameras() == len(CAMERAS)
+        except BaseException:
+            self.node.stop()
+            for node in self.node.nodes():
+                node.destroy_node()
+            raise
         self.executor = SingleThreadedExecutor()
         for node in self.node.nodes():
             self.executor.add_node(node)
@@ -56,11 +62,12 @@ class Container:
 
     def close(self):
         self.node.stop()
-        assert shared_models.CAMERAS == 1   # nothing left counted for later tests
+        counted = shared_models.CAMERAS
         self.executor.shutdown(timeout_sec=2.0)
         self.thread.join(5.0)
         for node in self.node.nodes():
             node.destroy_node()
+        assert counted == 1   # nothing left counted for later tests
 
 
 class Camera:
@@ -146,6 +153,7 @@ def test_rvm_cameras_share_one_session_and_keep_their_own_state(client_node):
     model = shared_path('models', 'rvm_mobilenetv3_fp32.onnx')
     values = {'segmenter': 'rvm', 'models.model_path': model, 'models.auto_fetch': False,
               'rvm.downsample_ratio': 0.5, 'rvm.max_gap': 0.0, 'composite.mode': 'none',
+              'max_pixels': SIZE[0] * SIZE[1],   # the memory budget counts a batch of 2
               'backend': 'cpu'}
     loads = shared_models.CACHE.loads
     container = Container(values)
@@ -198,3 +206,15 @@ def test_rvm_cameras_share_one_session_and_keep_their_own_state(client_node):
         for reference in references:
             reference.close()
         container.close()
+
+
+@pytest.mark.parametrize('override', [Parameter('max_pixels', value='many'),
+                                      Parameter('rvm.batch_max', value=99)])
+def test_a_bad_camera_override_is_refused_and_leaves_nothing_counted(client_node, override):
+    # the memory budget counts the cameras of live containers: a container that failed
+    # to build must give its count back (else later checks count cameras that are gone)
+    import rclpy.exceptions
+    with pytest.raises((ValueError, rclpy.exceptions.ParameterException)):
+        MatteContainer(camera_overrides=[override],
+                       parameter_overrides=[Parameter('cameras', value=list(CAMERAS))])
+    assert shared_models.CAMERAS == 1

@@ -183,3 +183,12 @@ def test_config_yaml_reaches_a_namespaced_node():
             node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_every_string_parameter_refuses_a_nul_byte_by_name():
+    # no path, name or encoding holds one, and the OS calls raise an unnamed ValueError
+    strings = [spec.name for spec in params._schema()[0] if spec.kind == params.STRING]
+    assert 'models.model_dir' in strings and 'composite.image_path' in strings
+    for name in strings:
+        with pytest.raises(params.ParamError, match='^%s contains a NUL byte' % re.escape(name)):
+            params.validate(name, 'a\0b')

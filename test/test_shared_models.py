@@ -64,6 +64,13 @@ def test_the_call_lock_serves_waiters_in_arrival_order():
     assert order == [0, 1, 2, 3, 4]
 
 
+def _queued(batcher) -> int:
+    """Return how many users wait for the held session with a ticket (their frame pending)."""
+    lock = batcher.session
+    with lock._cond:
+        return lock._next - lock._serving - 1   # the holder's own ticket is not a wait
+
+
 def _rvm_config():
     return dict(params.defaults(), **{
         'segmenter': 'rvm',
@@ -125,7 +132,7 @@ def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_session
             for thread in threads:
                 thread.start()
             end = time.monotonic() + 30.0
-            while len(batcher._pending) < len(streams) and time.monotonic() < end:
+            while _queued(batcher) < len(streams) and time.monotonic() < end:
                 time.sleep(0.001)
             batcher.session.release()
             for thread in threads:
@@ -171,7 +178,7 @@ def test_cameras_that_differ_in_batch_max_or_foreground_share_one_session(monkey
                     target=lambda k=k: shared[k].process(frame, float(stamp), 'cam')))
                 threads[-1].start()
                 end = time.monotonic() + 30.0
-                while len(batcher._pending) < len(threads) and time.monotonic() < end:
+                while _queued(batcher) < len(threads) and time.monotonic() < end:
                     time.sleep(0.001)
             batcher.session.release()
             for thread in threads:

@@ -82,9 +82,11 @@ def test_a_slow_node_dropping_frames_does_not_reset_rvm_on_every_frame(client_no
     # sends every 1/30 s: the node drops most frames, the stream has no gap
     values = {k: v for k, v in _rvm_values(**{'rvm.max_gap': 0.1,
                                               'rvm.downsample_ratio': 0.75,
+                                              'max_pixels': 640 * 480,   # the budget
                                               'diagnostics_period': 0.25}).items()
               if k in ('segmenter', 'backend', 'models.auto_fetch', 'models.model_path',
                        'rvm.downsample_ratio', 'rvm.max_gap', 'rvm.settle_frames',
+                       'max_pixels',
                        'composite.mode', 'diagnostics_period')}
     node = LiveNode(client_node, '/stream_gaps', values, ENV,
                     os.path.join(str(tmp_path), 'node.log'))

@@ -37,6 +37,18 @@ QUICK_MIN_FRAMES = 5
 MAX_SECONDS = 120.0
 
 
+def _repeats(text: str) -> int:
+    """Return ``--repeats`` as an int from 1 to 20 (argparse refuses anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 20:
+        raise argparse.ArgumentTypeError('must be a whole number from 1 to 20, got %r'
+                                         % text[:40])
+    return value
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` subcommand to an argparse ``subparsers`` object and return it."""
     parser = subparsers.add_parser(
@@ -81,7 +93,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              % multi_bench.DEFAULT_SEGMENTERS)
     parser.add_argument('--camera-rate', type=float, default=15.0, metavar='HZ',
                         help="with --cameras: each camera's frame rate")
-    parser.add_argument('--repeats', type=int, default=1, metavar='R',
+    parser.add_argument('--repeats', type=_repeats, default=1, metavar='R',
                         help='with --cameras: run both layouts of each count R times, '
                              'alternating (the targets use the means)')
     parser.add_argument('--warmup', type=float, default=5.0, metavar='S',

@@ -44,11 +44,14 @@ from matte_ros.ros.node import NODE_NAME
 from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import ParameterType
 import rclpy
+import rclpy.exceptions
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.validate_namespace import validate_namespace
 
 CONTAINER_NAME = 'matte_container'
+#: rclpy's refusal of a parameter override (a wrong type, a value out of range).
+_PARAMETER_ERROR = getattr(rclpy.exceptions, 'ParameterException', ValueError)
 #: The container's parameters: name → (default, type, description).
 PARAMETERS = {
     'cameras': (['camera'], ParameterType.PARAMETER_STRING_ARRAY,
@@ -109,10 +112,18 @@ class MatteContainer(Node):
         self.autostart = bool(values['autostart'])
         shared_models.add_cameras(len(self.namespaces))   # the memory budget's batch
         self._counted = len(self.namespaces)
-        for namespace in self.namespaces:
-            self.cameras.append(MatteNode(
-                NODE_NAME, namespace=namespace, context=self.context,
-                parameter_overrides=list(camera_overrides or [])))
+        try:
+            for namespace in self.namespaces:
+                self.cameras.append(MatteNode(
+                    NODE_NAME, namespace=namespace, context=self.context,
+                    parameter_overrides=list(camera_overrides or [])))
+        except BaseException:   # noqa: B902 - a bad override: undo, then report it
+            self._uncount()
+            for node in self.cameras:
+                node.destroy_node()
+            self.cameras = []
+            self.destroy_node()
+            raise
 
     def start_cameras(self) -> int:
         """Configure and activate every camera (``autostart``); return how many are active."""
@@ -137,8 +148,13 @@ class MatteContainer(Node):
 
     def stop(self) -> None:
         """Stop every camera's worker (before the nodes are destroyed)."""
-        for node in self.cameras:
-            node.stop()
+        try:
+            for node in self.cameras:
+                node.stop()
+        finally:
+            self._uncount()
+
+    def _uncount(self) -> None:
         shared_models.add_cameras(-self._counted)
         self._counted = 0
 
@@ -150,7 +166,7 @@ def main(args=None):
     rclpy.init(args=args)
     try:
         container = MatteContainer()
-    except ValueError as exc:
+    except (ValueError, _PARAMETER_ERROR) as exc:   # a bad camera list or override
         sys.stderr.write('matte_container: %s\n' % exc)
         rclpy.try_shutdown()
         sys.exit(2)

@@ -190,20 +190,24 @@ class RobustVideoMatting(Segmenter):
     #: (~48 B/px); the model, its recurrent state and runtime arenas (~200 MB).
     bytes_per_pixel = 48
     fixed_bytes = 200 * 1024 * 1024
-    #: Each further frame of a batch (``rvm.batch_max``): its full-resolution copies
-    #: (``bytes_per_pixel``) and ONNX Runtime's activations, ~700 B per pixel of the
-    #: downsampled frame the model works on (tools/bench_rvm_batch.py at 640×480, ratio
-    #: 0.75: +136 MiB of peak RSS from a batch of 1 to 2, +134 MiB per frame from 2 to 4).
-    BATCH_MODEL_BYTES = 700
+    #: The model's activations per frame, per pixel of the downsampled frame it works
+    #: on: ~600 B (peak RSS of one frame at ratio 1.0: +404 MB at 1280×720, +1172 MB at
+    #: 1920×1080; tools/bench_rvm_batch.py at 640×480, ratio 0.75: +136 MiB for each
+    #: further frame of a batch, full-resolution copies included).
+    MODEL_BYTES = 600
 
     @classmethod
     def memory_bytes(cls, config: Dict[str, Any], pixels: int) -> int:
         """
-        Return the need of one camera's frames, counting the largest batch they may run in.
+        Return the need of one camera's frames, counting the largest batch it may lead.
 
-        That is ``rvm.batch_max`` frames, or as many as the process has cameras
-        (:data:`matte_ros.shared_models.CAMERAS`) if fewer: a single-camera node never
-        batches.  The model's working size is the downsampled frame:
+        Per frame: ``bytes_per_pixel`` at full resolution and ``MODEL_BYTES`` per pixel
+        of the downsampled frame; the frames are those of a batch this camera leads:
+        ``rvm.batch_max``, or as many as the process has cameras
+        (:data:`matte_ros.shared_models.CAMERAS`) if fewer, on ONNX Runtime's CPU runner
+        (the only one that batches; backend ``auto`` is counted as if it ran there), else
+        one.  A single-camera node never batches.  The model's working size is the
+        downsampled frame:
         ``pixels × ratio²`` for a set ratio; with the automatic ratio the long side is
         at most ``AUTO_TARGET``, so at most a square of it.
         """
@@ -213,9 +217,27 @@ class RobustVideoMatting(Segmenter):
             model_pixels = int(pixels * setting * setting)
         else:
             model_pixels = min(pixels, AUTO_TARGET * AUTO_TARGET)
-        extra = max(0, min(int(config.get('rvm.batch_max', 1)), shared_models.CAMERAS) - 1)
-        return (super().memory_bytes(config, pixels)
-                + extra * (cls.bytes_per_pixel * pixels + cls.BATCH_MODEL_BYTES * model_pixels))
+        frames = cls.batch_frames(config)
+        return cls.fixed_bytes + frames * (cls.bytes_per_pixel * pixels
+                                           + cls.MODEL_BYTES * model_pixels)
+
+    @staticmethod
+    def batch_frames(config: Dict[str, Any]) -> int:
+        """Return the frames of the largest batch a camera with ``config`` leads."""
+        batching = (config.get('rvm.runtime', 'onnxruntime') == 'onnxruntime'
+                    and config.get('backend', 'cpu') in ('cpu', 'auto'))
+        if not batching:
+            return 1
+        return max(1, min(int(config.get('rvm.batch_max', 1)), shared_models.CAMERAS))
+
+    @classmethod
+    def memory_hint(cls, config: Dict[str, Any]) -> str:
+        """Return what the need counts beyond one frame ('' when nothing), for refusals."""
+        frames = cls.batch_frames(config)
+        if frames <= 1:
+            return ''
+        return ('a batch of %d frames: rvm.batch_max %d, %d cameras in this process'
+                % (frames, int(config['rvm.batch_max']), shared_models.CAMERAS))
     #: True while :meth:`_settle` runs the first frame again.
     _settling = False
 
@@ -471,8 +493,8 @@ SPEC = SegmenterSpec(
               choices=(FP32, rvm_runner.INT8), reload=True),
         Param('rvm.batch_max', INT, 2,
               'rvm with several cameras in one process (matte_multi_node, ONNX Runtime '
-              "CPU): at most this many cameras' frames run as one batch (memory grows "
-              'with the batch; 1 = one frame per call).',
+              "CPU): at most this many cameras' frames run in a batch this camera's frame "
+              'leads (memory grows with the batch; 1 = this camera leads no batch).',
               low=1, high=16, reload=True),
         # rvm on backend tensorrt
         Param('tensorrt.fp16', BOOL, True,
