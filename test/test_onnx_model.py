@@ -344,7 +344,7 @@ def test_rvm_runs_as_a_user_model_with_recurrent_pairs_and_a_constant():
     assert info['onnx.constants'] == 'downsample_ratio=?'
 
 
-def test_mediapipe_selfie_onnx_runs_from_parameters_as_segmenter_selfie_does(tmp_path):
+def test_mediapipe_selfie_onnx_runs_from_parameters_as_segmenter_selfie_does():
     """A real person model (MediaPipe selfie as ONNX, NHWC): only parameters, as selfie."""
     pytest.importorskip('ai_edge_litert', reason='LiteRT (ai-edge-litert) not installed')
     from conftest import davis_frames
@@ -363,7 +363,14 @@ def test_mediapipe_selfie_onnx_runs_from_parameters_as_segmenter_selfie_does(tmp
         assert want.max() > 128, 'a person is in view'
     own.close()
     selfie.close()
-    # and through `matte-ros process`, parameters only
+
+
+def test_mediapipe_selfie_onnx_through_process_from_parameters_only(tmp_path):
+    """``matte-ros process --segmenter onnx``, parameters only (no LiteRT needed)."""
+    from conftest import davis_frames
+    from conftest import shared_path
+    model = shared_path('models', 'selfie_segmentation.onnx')
+    frames = davis_frames('parkour', 1, (320, 180))
     folder = tmp_path / 'in'
     folder.mkdir()
     cv2.imwrite(str(folder / 'a.png'), frames[0])
@@ -374,7 +381,7 @@ def test_mediapipe_selfie_onnx_runs_from_parameters_as_segmenter_selfie_does(tmp
     alpha = cv2.imread(str(out / 'alpha' / 'a.png'), cv2.IMREAD_UNCHANGED)
     bgra = cv2.imread(str(out / 'composite' / 'a.png'), cv2.IMREAD_UNCHANGED)
     assert bgra.shape == (180, 320, 4) and np.array_equal(bgra[:, :, 3], alpha)
-    assert alpha.max() > 128
+    assert alpha.max() > 128, 'a person is in view'
 
 
 @pytest.mark.parametrize('shapes, words', [
