@@ -44,8 +44,7 @@ def check(config, pixels: int, what: str) -> int:
     need = need_bytes(config, pixels)
     budget = int(config['memory_budget_mb']) * MB
     if need > budget:
-        hint = getattr(segmenters.segmenter_class(config['segmenter']), 'memory_hint',
-                       lambda _config: '')(config)
+        hint = segmenters.segmenter_class(config['segmenter']).memory_hint(config)
         raise MemoryBudgetError(
             'segmenter %s needs %d MB for %s%s, more than memory_budget_mb %d (lower '
             'max_pixels or the setting that costs memory, or raise the budget)'

@@ -115,6 +115,11 @@ class Segmenter:
         """Return the memory the segmenter needs for frames of ``pixels`` pixels (bytes)."""
         return cls.fixed_bytes + cls.bytes_per_pixel * int(pixels)
 
+    @classmethod
+    def memory_hint(cls, config: Dict[str, Any]) -> str:
+        """Return what :meth:`memory_bytes` counts that a refusal should name ('' if nothing)."""
+        return ''
+
     #: Why the segmenter runs on another backend than asked ('' when as asked).
     warning = ''
 

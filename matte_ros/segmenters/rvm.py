@@ -224,7 +224,7 @@ class RobustVideoMatting(Segmenter):
     @staticmethod
     def batch_frames(config: Dict[str, Any]) -> int:
         """Return the frames of the largest batch a camera with ``config`` leads."""
-        batching = (config.get('rvm.runtime', 'onnxruntime') == 'onnxruntime'
+        batching = (config.get('rvm.runtime', ONNXRUNTIME) == ONNXRUNTIME
                     and config.get('backend', 'cpu') in ('cpu', 'auto'))
         if not batching:
             return 1
