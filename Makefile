@@ -22,13 +22,19 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# A further environment from one requirements file, matte_ros installed editable:
+# $(call make-venv,DIR,PYTHON,REQUIREMENTS) in the recipe of DIR/.installed.
+define make-venv
+	test -x $(1)/bin/python || $(2) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet -r $(3)
+	$(1)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(1)/.installed
+endef
+
 setup-jazzy: $(JAZZY_STAMP)
 
 $(JAZZY_STAMP): requirements-jazzy.txt setup.py
-	test -x $(JAZZY_PY) || $(PYTHON) -m venv $(JAZZY_VENV)
-	$(JAZZY_PY) -m pip install --quiet -r requirements-jazzy.txt
-	$(JAZZY_PY) -m pip install --quiet --no-deps -e .
-	touch $(JAZZY_STAMP)
+	$(call make-venv,$(JAZZY_VENV),$(PYTHON),requirements-jazzy.txt)
 
 # Third environment: the oldest supported stack (Python 3.10, NumPy 1.21, OpenCV 4.5, as on
 # Humble / JetPack 6) for the ROS-free core's tests.  Skipped where no Python 3.10 runs
@@ -45,10 +51,7 @@ OLDEST_TESTS = $(addprefix test/test_,$(addsuffix .py,atomic_file bgsub bgsub_er
 setup-oldest: $(OLDEST_STAMP)
 
 $(OLDEST_STAMP): requirements-oldest.txt setup.py
-	test -x $(OLDEST_PY) || $(PYTHON_OLDEST) -m venv $(OLDEST_VENV)
-	$(OLDEST_PY) -m pip install --quiet -r requirements-oldest.txt
-	$(OLDEST_PY) -m pip install --quiet --no-deps -e .
-	touch $(OLDEST_STAMP)
+	$(call make-venv,$(OLDEST_VENV),$(PYTHON_OLDEST),requirements-oldest.txt)
 
 HAVE_OLDEST := $(shell $(PYTHON_OLDEST) -c 'import sys; print(sys.version_info[:2] == (3, 10))' 2>/dev/null)
 ifeq ($(HAVE_OLDEST),True)
