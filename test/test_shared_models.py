@@ -71,6 +71,28 @@ def _queued(batcher) -> int:
         return lock._next - lock._serving - 1   # the holder's own ticket is not a wait
 
 
+def _run_queued(batcher, jobs) -> None:
+    """
+    Run ``jobs`` (each a camera's ``process`` call) queued for the session in this order.
+
+    The session is held while each job starts and takes its ticket, then let go, so the
+    first job's frame leads the first batch with every other frame waiting.
+    """
+    threads = []
+    batcher.session.acquire()
+    try:
+        for job in jobs:
+            threads.append(threading.Thread(target=job))
+            threads[-1].start()
+            end = time.monotonic() + 30.0
+            while _queued(batcher) < len(threads) and time.monotonic() < end:
+                time.sleep(0.001)
+    finally:
+        batcher.session.release()
+    for thread in threads:
+        thread.join(60.0)
+
+
 def _rvm_config():
     return dict(params.defaults(), **{
         'segmenter': 'rvm',
@@ -123,20 +145,11 @@ def test_rvm_frames_waiting_together_run_as_one_batch_equal_to_their_own_session
         for i in range(3):
             got = [None] * len(streams)
             batches = batcher.batches
-            batcher.session.acquire()   # hold the session: all three frames queue up
 
             def work(k):
                 got[k] = shared[k].process(streams[k][i], 10.0 + i, 'cam%d' % k).alpha
 
-            threads = [threading.Thread(target=work, args=(k,)) for k in range(len(streams))]
-            for thread in threads:
-                thread.start()
-            end = time.monotonic() + 30.0
-            while _queued(batcher) < len(streams) and time.monotonic() < end:
-                time.sleep(0.001)
-            batcher.session.release()
-            for thread in threads:
-                thread.join(60.0)
+            _run_queued(batcher, [lambda k=k: work(k) for k in range(len(streams))])
             assert batcher.batches == batches + batches_per_frame, (
                 'three frames with rvm.batch_max %d' % batch_max)
             for k in range(len(streams)):
@@ -170,19 +183,9 @@ def test_cameras_that_differ_in_batch_max_or_foreground_share_one_session(monkey
         # takes all three
         for stamp, (leader, batches) in enumerate(((0, 2), (1, 1)), 11):
             before = batcher.batches
-            batcher.session.acquire()
             order = [leader] + [k for k in range(3) if k != leader]
-            threads = []
-            for k in order:
-                threads.append(threading.Thread(
-                    target=lambda k=k: shared[k].process(frame, float(stamp), 'cam')))
-                threads[-1].start()
-                end = time.monotonic() + 30.0
-                while _queued(batcher) < len(threads) and time.monotonic() < end:
-                    time.sleep(0.001)
-            batcher.session.release()
-            for thread in threads:
-                thread.join(60.0)
+            _run_queued(batcher, [lambda k=k, stamp=stamp: shared[k].process(
+                frame, float(stamp), 'cam') for k in order])
             assert batcher.batches - before == batches, 'leader camera %d' % leader
     finally:
         for seg in shared:
