@@ -14,6 +14,7 @@ from matte_ros.params import validate
 from matte_ros.segmenters import create
 from matte_ros.segmenters import SegmenterError
 from matte_ros.segmenters.bgsub import BackgroundSubtractor
+from matte_ros.segmenters.bgsub_consensus import filled_holes
 from matte_ros.segmenters.bgsub_consensus import SampleConsensus
 import numpy as np
 import pytest
@@ -601,6 +602,91 @@ def test_consensus_shadow_darkest_is_validated():
         seg.configure(broken)
     seg.configure(config(consensus__shadow_darkest=0.6))
     assert seg._model.shadow_darkest == 0.6
+
+
+def _ring(mask_value=255):
+    """Return a 0/255 mask holding a 60×60 square object at (30, 50)."""
+    mask = np.zeros((H, W), np.uint8)
+    mask[30:90, 50:110] = mask_value
+    return mask
+
+
+def test_filled_holes_fills_small_object_coloured_holes_only():
+    """A small enclosed hole coloured like its object is filled; others stay (exact pixels)."""
+    frame = np.full((H, W, 3), 100, np.uint8)
+    frame[30:90, 50:110] = 130  # the object; its hole below has the background's colour
+    mask = _ring()
+    mask[55:65, 75:85] = 0  # 100 px hole in a 3500 px object: share 0.029
+    colour = 3 * 30.0
+    filled = filled_holes(mask, 0.05, frame, colour)
+    assert (filled[55:65, 75:85] == 255).all(), 'hole mean 100 vs ring 130: L1 90 <= 90'
+    assert np.array_equal(filled[mask == 255], mask[mask == 255])
+    assert (filled[mask == 0].sum() // 255) == 100, 'nothing but the hole is filled'
+    assert mask[55:65, 75:85].max() == 0, 'the input mask is not written'
+    # Too large a share of the object: stays.
+    assert np.array_equal(filled_holes(mask, 0.02, frame, colour), mask)
+    # Colour unlike the object around it (background seen through it): stays.
+    frame[55:65, 75:85] = 40
+    assert np.array_equal(filled_holes(mask, 0.05, frame, colour), mask)
+    # A gap reaching the edge of the image is no hole, even coloured like the object.
+    edge = np.zeros((H, W), np.uint8)
+    edge[0:60, 50:110] = 255
+    edge[0:10, 75:85] = 0
+    same = np.full((H, W, 3), 130, np.uint8)
+    assert np.array_equal(filled_holes(edge, 0.05, same, colour), edge)
+    # No foreground: the same mask back.
+    empty = np.zeros((H, W), np.uint8)
+    assert filled_holes(empty, 0.05, same, colour) is empty
+
+
+def test_filled_holes_measures_a_hole_against_the_region_around_it():
+    """An island inside a hole does not make the hole small: the enclosing region counts."""
+    frame = np.full((H, W, 3), 130, np.uint8)
+    mask = np.zeros((H, W), np.uint8)
+    mask[20:100, 20:140] = 255  # outer region
+    mask[40:80, 50:110] = 0  # 2400 px hole ...
+    mask[58:62, 78:82] = 255  # ... with a 16 px island
+    filled = filled_holes(mask, 0.5, frame, 90.0)
+    assert (filled[40:80, 50:110] == 255).all(), 'hole 2384 px < 0.5 x outer 7200 px'
+    assert np.array_equal(filled_holes(mask, 0.3, frame, 90.0), mask), '2384 > 0.3 x 7200'
+
+
+def test_consensus_fills_a_camouflaged_hole_in_a_still_object():
+    """
+    In the segmenter, a part of an object that matches the background is filled.
+
+    A uniform grey wall; an object 30 grey levels brighter per channel (L1 90 > the
+    threshold) with a 12×12 patch of the wall's own colour: the patch matches the model
+    and outlasts the 9×9 vote; with ``hole_share`` it is foreground, without it is not.
+    """
+    wall = np.full((H, W, 3), 100, np.uint8)
+    results = {}
+    for share in (0.0, 0.05):
+        seg = BackgroundSubtractor(config(consensus__hole_share=share), 'cpu')
+        rng = np.random.default_rng(3)
+        for t in range(30):
+            seg.process(noisy(wall, rng), t / 30.0, 'cam')
+        frame = noisy(wall, rng)
+        frame[30:90, 50:110] = 130
+        frame[54:66, 74:86] = 100
+        results[share] = seg.process(frame, 1.0, 'cam').alpha > 0.5
+    assert results[0.0][56:64, 76:84].mean() < 0.05, 'without filling the patch is a hole'
+    assert results[0.05][54:66, 74:86].all(), 'with filling the patch is foreground'
+    outside = np.ones((H, W), bool)
+    outside[30:90, 50:110] = False
+    assert results[0.05][outside].mean() < 0.01
+
+
+def test_consensus_hole_share_is_validated():
+    assert config()['bgsub.consensus.hole_share'] == 0.05
+    for bad in (-0.01, 1.01, float('nan')):
+        with pytest.raises(ParamError):
+            validate('bgsub.consensus.hole_share', bad)
+        with pytest.raises(ValueError, match='hole_share'):
+            SampleConsensus(hole_share=bad)
+    seg = BackgroundSubtractor(config(), 'cpu')
+    seg.configure(config(consensus__hole_share=0.0))
+    assert seg._model.hole_share == 0.0
 
 
 def test_consensus_memory_is_proportional_to_the_model():

@@ -165,7 +165,8 @@ class BackgroundSubtractor(Segmenter):
                 'smooth': config['bgsub.consensus.smooth'],
                 'learn_rate': config['bgsub.learn_rate'],
                 'still_seconds': config['bgsub.consensus.still_seconds'],
-                'shadow_darkest': config['bgsub.consensus.shadow_darkest']}
+                'shadow_darkest': config['bgsub.consensus.shadow_darkest'],
+                'hole_share': config['bgsub.consensus.hole_share']}
 
     def _build(self, size: Optional[tuple] = None) -> None:
         """Create a fresh model (VPI needs the frame size, so it waits for a frame)."""
@@ -310,6 +311,12 @@ SPEC = SegmenterSpec(
               'darker than the background by a nearly constant factor, with its texture, '
               'is background. 0 = no shadow test.',
               low=0.0, high=0.95),
+        Param('bgsub.consensus.hole_share', FLOAT, 0.05,
+              'consensus: a background region enclosed by one foreground region and smaller '
+              'than this share of its area is foreground (part of an object coloured like '
+              'the background behind it); background seen between arms or legs is larger. '
+              '0 = no filling.',
+              low=0.0, high=1.0),
     ),
     backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),
     variants=(

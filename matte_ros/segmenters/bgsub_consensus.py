@@ -70,6 +70,18 @@ Cast shadows (``shadow_darkest`` > 0; 0.5 by default)
     only darker, at an object's edge cannot be told from a shadow.  The test runs on
     the bounding box of the foreground only.
 
+Holes (``hole_share`` > 0; 0.05 by default)
+    Where part of an object has the colour of the background behind it (camouflage: a
+    dark car over a tree's shadow, a shirt the colour of the wall), its pixels match
+    the model and leave a hole that the majority vote cannot close when it is wider
+    than the vote's window.  A region of background enclosed by one foreground region
+    (4-connected background not reaching the edge of the image, whose outline is one
+    8-connected foreground region) and smaller than ``hole_share`` times that region's
+    area is made foreground in the returned mask.  Background seen through an object
+    (between an arm and the body, between the legs) is larger than that share, and
+    stays.  Like the shadow test it changes the returned mask only, after the shadow
+    test, on the bounding box of the foreground.
+
 Random update
     Updatable pixels replace one of their samples with their pixel's update probability
     (``learn_rate``), and as often copy their colour into the model of one updatable
@@ -169,6 +181,11 @@ SHADOW_WINDOW = 5
 #: Added to grey levels before ratios are taken (keeps dark pixels' ratios finite).
 SHADOW_OFFSET = 4.0
 
+#: Holes: a hole is filled when its mean colour is within this many times ``threshold``
+#: (L1) of the mean colour of the foreground within HOLE_RING px of it.
+HOLE_COLOUR = 3.0
+HOLE_RING = 2
+
 KERNEL3 = np.ones((3, 3), np.uint8)
 
 
@@ -188,7 +205,8 @@ class SampleConsensus:
 
     def __init__(self, samples: int = 10, threshold: float = 30.0, min_matches: int = 2,
                  adapt: float = 0.5, smooth: int = 9, learn_rate: float = -1.0,
-                 still_seconds: float = 300.0, seed: int = 0, shadow_darkest: float = 0.5):
+                 still_seconds: float = 300.0, seed: int = 0, shadow_darkest: float = 0.5,
+                 hole_share: float = 0.05):
         if samples < 1:
             raise ValueError('samples must be ≥ 1, got %r' % samples)
         self.samples = int(samples)
@@ -208,7 +226,7 @@ class SampleConsensus:
         #: Times a large scene change re-initialised the model.
         self.relearned = 0
         self.configure(threshold, min_matches, adapt, smooth, learn_rate, still_seconds,
-                       shadow_darkest)
+                       shadow_darkest, hole_share)
 
     @staticmethod
     def bytes_per_pixel(samples: int) -> int:
@@ -217,7 +235,7 @@ class SampleConsensus:
 
     def configure(self, threshold: float, min_matches: int, adapt: float, smooth: int,
                   learn_rate: float, still_seconds: float = 300.0,
-                  shadow_darkest: float = 0.5) -> None:
+                  shadow_darkest: float = 0.5, hole_share: float = 0.05) -> None:
         """Set the dynamic knobs (applied from the next frame)."""
         if not 1 <= min_matches <= self.samples:
             raise ValueError('min_matches must lie in 1 … samples (%d), got %r'
@@ -227,6 +245,8 @@ class SampleConsensus:
         if not 0 <= shadow_darkest <= SHADOW_LIGHTEST:  # also refuses NaN
             raise ValueError('shadow_darkest must lie in [0, %g], got %r'
                              % (SHADOW_LIGHTEST, shadow_darkest))
+        if not 0 <= hole_share <= 1:  # also refuses NaN
+            raise ValueError('hole_share must lie in [0, 1], got %r' % hole_share)
         self.threshold = float(threshold)
         self.min_matches = int(min_matches)
         self.adapt = float(adapt)
@@ -234,6 +254,7 @@ class SampleConsensus:
         self.learn_rate = float(learn_rate)
         self.still_seconds = float(still_seconds)
         self.shadow_darkest = float(shadow_darkest)
+        self.hole_share = float(hole_share)
 
     @property
     def update_probability(self) -> float:
@@ -274,7 +295,9 @@ class SampleConsensus:
         self._last_raw = raw
         self._last_mask = mask
         if self.shadow_darkest > 0:
-            return self._without_shadows(frame, mask)
+            mask = self._without_shadows(frame, mask)
+        if self.hole_share > 0:
+            mask = filled_holes(mask, self.hole_share, frame, HOLE_COLOUR * self.threshold)
         return mask
 
     def background_image(self) -> Optional[np.ndarray]:
@@ -542,6 +565,69 @@ class SampleConsensus:
         dice = np.frombuffer(self._rng.bytes(height * width), np.uint8).reshape(height, width)
         picked = cv2.compare(dice, level, cv2.CMP_LT)
         return cv2.bitwise_and(picked, updatable)
+
+
+def filled_holes(mask: np.ndarray, share: float, frame: np.ndarray,
+                 colour: float) -> np.ndarray:
+    """
+    Return ``mask`` (0/255) with its small, object-coloured holes filled (a copy if any is).
+
+    A hole is a 4-connected background region that does not reach the edge of the
+    image.  It is filled when its area is below ``share`` times the area of the
+    8-connected foreground region around it (the largest foreground region along its
+    outline, should an island lie inside it) and the mean colour of ``frame`` (BGR)
+    over it lies within ``colour`` (L1, sum over B, G, R) of the mean colour of the
+    foreground within :data:`HOLE_RING` px of it.  Works on the bounding box of the
+    foreground: outside it everything is background, so a region that reaches the box's
+    edge is not a hole.
+    """
+    x, y, width, height = cv2.boundingRect(mask)
+    if width < 3 or height < 3:
+        return mask
+    box = (slice(y, y + height), slice(x, x + width))
+    part = mask[box]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        cv2.bitwise_not(part), connectivity=4, ltype=cv2.CV_32S)
+    if count <= 1:
+        return mask
+    hole = np.ones(count, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        hole[edge] = False
+    hole[0] = False  # label 0: the foreground
+    if not hole.any():
+        return mask
+    inside = hole[labels]
+    # Size: each hole pixel next to the foreground sees the area of its neighbouring region.
+    _, regions, region_stats, _ = cv2.connectedComponentsWithStats(
+        part, connectivity=8, ltype=cv2.CV_32S)
+    areas = region_stats[:, cv2.CC_STAT_AREA].astype(np.float32)
+    areas[0] = 0.0  # label 0: the background
+    around = cv2.dilate(areas[regions], KERNEL3)
+    outline = inside & (cv2.dilate(part, KERNEL3) > 0)
+    enclosing = np.zeros(count, np.float32)
+    np.maximum.at(enclosing, labels[outline], around[outline])
+    hole &= stats[:, cv2.CC_STAT_AREA] < share * enclosing
+    if not hole.any():
+        return mask
+    # Colour: the foreground within HOLE_RING px takes the label of the hole it borders.
+    inside = hole[labels]
+    spread = 2 * HOLE_RING + 1
+    ring_labels = cv2.dilate(np.where(inside, labels, 0).astype(np.float32),
+                             np.ones((spread, spread), np.uint8)).astype(np.int32)
+    ring = (part > 0) & (ring_labels > 0)
+    in_hole = np.bincount(labels[inside], minlength=count)
+    in_ring = np.bincount(ring_labels[ring], minlength=count)
+    distance = np.zeros(count)
+    for plane in cv2.split(np.ascontiguousarray(frame[box])):
+        mean_hole = np.bincount(labels[inside], plane[inside], count) / np.maximum(in_hole, 1)
+        mean_ring = np.bincount(ring_labels[ring], plane[ring], count) / np.maximum(in_ring, 1)
+        distance += np.abs(mean_hole - mean_ring)
+    hole &= (in_ring > 0) & (distance <= colour)
+    if not hole.any():
+        return mask
+    out = mask.copy()
+    out[box][hole[labels]] = 255
+    return out
 
 
 def shadow_pixels(frame: np.ndarray, background: np.ndarray,
