@@ -15,6 +15,7 @@ from matte_ros.segmenters import create
 from matte_ros.segmenters import SegmenterError
 from matte_ros.segmenters.bgsub import BackgroundSubtractor
 from matte_ros.segmenters.bgsub_consensus import filled_holes
+from matte_ros.segmenters.bgsub_consensus import HOLE_LIMIT
 from matte_ros.segmenters.bgsub_consensus import SampleConsensus
 import numpy as np
 import pytest
@@ -634,9 +635,24 @@ def test_filled_holes_fills_small_object_coloured_holes_only():
     edge[0:10, 75:85] = 0
     same = np.full((H, W, 3), 130, np.uint8)
     assert np.array_equal(filled_holes(edge, 0.05, same, colour), edge)
-    # No foreground: the same mask back.
+    # No foreground, or a box without background: the same mask back.
     empty = np.zeros((H, W), np.uint8)
     assert filled_holes(empty, 0.05, same, colour) is empty
+    assert np.array_equal(filled_holes(np.full((H, W), 255, np.uint8), 1.0, same, colour),
+                          np.full((H, W), 255, np.uint8))
+
+
+def test_filled_holes_leaves_a_noise_mask_alone():
+    """A mask with more than HOLE_LIMIT holes (the vote off, noise) is returned unchanged."""
+    frame = np.full((H, W, 3), 130, np.uint8)
+    mask = np.full((H, W), 255, np.uint8)
+    mask[1:-1:3, 1:-1:3] = 0  # one-pixel holes
+    holes = int(np.count_nonzero(mask == 0))
+    assert holes > HOLE_LIMIT
+    assert filled_holes(mask, 1.0, frame, 90.0) is mask
+    few = np.full((H, W), 255, np.uint8)
+    few[1:-1:3, 1:-1:3][:10, :10] = 0  # 100 holes: filled
+    assert (filled_holes(few, 1.0, frame, 90.0) == 255).all()
 
 
 def test_filled_holes_measures_a_hole_against_the_region_around_it():

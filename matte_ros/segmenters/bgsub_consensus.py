@@ -185,6 +185,9 @@ SHADOW_OFFSET = 4.0
 #: (L1) of the mean colour of the foreground within HOLE_RING px of it.
 HOLE_COLOUR = 3.0
 HOLE_RING = 2
+#: A mask with more holes than this is noise (the majority vote off), not objects with
+#: camouflaged parts: it is not filled (this also bounds the work per frame).
+HOLE_LIMIT = 1024
 
 KERNEL3 = np.ones((3, 3), np.uint8)
 
@@ -574,59 +577,78 @@ def filled_holes(mask: np.ndarray, share: float, frame: np.ndarray,
 
     A hole is a 4-connected background region that does not reach the edge of the
     image.  It is filled when its area is below ``share`` times the area of the
-    8-connected foreground region around it (the largest foreground region along its
-    outline, should an island lie inside it) and the mean colour of ``frame`` (BGR)
-    over it lies within ``colour`` (L1, sum over B, G, R) of the mean colour of the
-    foreground within :data:`HOLE_RING` px of it.  Works on the bounding box of the
-    foreground: outside it everything is background, so a region that reaches the box's
-    edge is not a hole.
+    8-connected foreground region around it (not of an island inside it) and the mean
+    colour of ``frame`` (BGR) over it lies within ``colour`` (L1, sum over B, G, R) of
+    the mean colour of the foreground within :data:`HOLE_RING` px of it.  Works on the
+    bounding box of the foreground: outside it everything is background, so a region
+    that reaches the box's edge is not a hole.  A mask with more than
+    :data:`HOLE_LIMIT` holes is returned as it is.
     """
     x, y, width, height = cv2.boundingRect(mask)
     if width < 3 or height < 3:
         return mask
     box = (slice(y, y + height), slice(x, x + width))
     part = mask[box]
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        cv2.bitwise_not(part), connectivity=4, ltype=cv2.CV_32S)
+    background = cv2.bitwise_not(part)
+    if cv2.countNonZero(background) == 0:
+        return mask
+    # SAUF named: OpenCV 4.5's default 4-connected labelling crashes (Ubuntu 22.04's 4.5.4).
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        background, 4, cv2.CV_32S, cv2.CCL_SAUF)
     if count <= 1:
         return mask
     hole = np.ones(count, bool)
     for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         hole[edge] = False
     hole[0] = False  # label 0: the foreground
-    if not hole.any():
+    if not 0 < np.count_nonzero(hole) <= HOLE_LIMIT:
         return mask
     inside = hole[labels]
-    # Size: each hole pixel next to the foreground sees the area of its neighbouring region.
+    # Size: the pixel left of a hole's leftmost column is foreground of the region around
+    # it (not of an island inside it, which has hole pixels further left).
     _, regions, region_stats, _ = cv2.connectedComponentsWithStats(
         part, connectivity=8, ltype=cv2.CV_32S)
-    areas = region_stats[:, cv2.CC_STAT_AREA].astype(np.float32)
-    areas[0] = 0.0  # label 0: the background
-    around = cv2.dilate(areas[regions], KERNEL3)
-    outline = inside & (cv2.dilate(part, KERNEL3) > 0)
-    enclosing = np.zeros(count, np.float32)
-    np.maximum.at(enclosing, labels[outline], around[outline])
+    rows, cols = np.nonzero(inside & (np.arange(width) == stats[:, cv2.CC_STAT_LEFT][labels]))
+    enclosing = np.zeros(count, np.int64)
+    enclosing[labels[rows, cols]] = region_stats[regions[rows, cols - 1], cv2.CC_STAT_AREA]
     hole &= stats[:, cv2.CC_STAT_AREA] < share * enclosing
     if not hole.any():
         return mask
-    # Colour: the foreground within HOLE_RING px takes the label of the hole it borders.
-    inside = hole[labels]
+    # Colour: the small holes are numbered 1 … n (n ≤ HOLE_LIMIT), and the foreground
+    # within HOLE_RING px of one takes its number (a dilation of the numbers), over the
+    # box of the small holes widened by HOLE_RING (a hole never reaches the edge of the
+    # foreground's box, so the widened box stays inside it).
+    small = np.flatnonzero(hole)
+    left = stats[small, cv2.CC_STAT_LEFT].min() - HOLE_RING
+    top = stats[small, cv2.CC_STAT_TOP].min() - HOLE_RING
+    right = (stats[small, cv2.CC_STAT_LEFT] + stats[small, cv2.CC_STAT_WIDTH]).max() + HOLE_RING
+    bottom = (stats[small, cv2.CC_STAT_TOP] + stats[small, cv2.CC_STAT_HEIGHT]).max() + HOLE_RING
+    near = (slice(max(top, 0), bottom), slice(max(left, 0), right))
+    number = np.zeros(count, np.uint16)
+    number[small] = np.arange(1, small.size + 1)
+    numbers = number[labels[near]]
+    inside = numbers > 0
     spread = 2 * HOLE_RING + 1
-    ring_labels = cv2.dilate(np.where(inside, labels, 0).astype(np.float32),
-                             np.ones((spread, spread), np.uint8)).astype(np.int32)
-    ring = (part > 0) & (ring_labels > 0)
-    in_hole = np.bincount(labels[inside], minlength=count)
-    in_ring = np.bincount(ring_labels[ring], minlength=count)
-    distance = np.zeros(count)
-    for plane in cv2.split(np.ascontiguousarray(frame[box])):
-        mean_hole = np.bincount(labels[inside], plane[inside], count) / np.maximum(in_hole, 1)
-        mean_ring = np.bincount(ring_labels[ring], plane[ring], count) / np.maximum(in_ring, 1)
+    ring_numbers = cv2.dilate(numbers, np.ones((spread, spread), np.uint8))
+    ring = (part[near] > 0) & (ring_numbers > 0)
+    bins = small.size + 1
+    hole_numbers = numbers[inside]
+    ring_numbers = ring_numbers[ring]
+    in_hole = np.bincount(hole_numbers, minlength=bins)
+    in_ring = np.bincount(ring_numbers, minlength=bins)
+    distance = np.zeros(bins)
+    colours = frame[y:y + height, x:x + width][near]
+    for c in range(3):
+        plane = colours[..., c]
+        mean_hole = np.bincount(hole_numbers, plane[inside], bins) / np.maximum(in_hole, 1)
+        mean_ring = np.bincount(ring_numbers, plane[ring], bins) / np.maximum(in_ring, 1)
         distance += np.abs(mean_hole - mean_ring)
-    hole &= (in_ring > 0) & (distance <= colour)
-    if not hole.any():
+    filled = (in_ring > 0) & (distance <= colour)
+    filled[0] = False
+    if not filled.any():
         return mask
     out = mask.copy()
-    out[box][hole[labels]] = 255
+    out[box][near][filled[numbers]] = 255
     return out
 
 
