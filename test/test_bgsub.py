@@ -380,8 +380,8 @@ def test_consensus_defaults_on_cdnet(cdnet, sequence, last):
     """
     Check the default algorithm (consensus) on the first scored frames of a sequence.
 
-    Measured F (seed 0): pedestrians to frame 700: 0.971, highway to frame 900: 0.968
-    (whole temporal ROIs: 0.977 and 0.959, docs/quality.md).
+    Measured F (seed 0): pedestrians to frame 700: 0.971, highway to frame 900: 0.970
+    (whole temporal ROIs: 0.977 and 0.960, docs/quality.md).
     """
     seg = BackgroundSubtractor(defaults(), 'cpu')
     assert cdnet_f_measure(seg, sequence, last) > 0.94

@@ -9,7 +9,7 @@ The model's current background estimate is returned as ``Matte.background``.
 Parameters (see ``matte_ros/params.py``):
 
 * ``bgsub.algorithm`` -- ``consensus`` (per-pixel colour samples, see
-  :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.977 / 0.959 on CDnet
+  :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.977 / 0.960 on CDnet
   pedestrians / highway against 0.76 / 0.69 for MOG2 at OpenCV's defaults, and faster
   than MOG2), ``mog2`` (Gaussian mixture,
   Zivkovic 2004/2006) or ``knn`` (K nearest neighbours, Zivkovic & van der Heijden 2006).
