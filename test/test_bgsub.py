@@ -642,6 +642,28 @@ def test_filled_holes_fills_small_object_coloured_holes_only():
                           np.full((H, W), 255, np.uint8))
 
 
+def test_filled_holes_compares_a_hole_with_the_foreground_next_to_it():
+    """
+    The colour test uses the foreground within HOLE_RING (2) px of the hole, nothing else.
+
+    Around a 10×10 hole (grey 100) the object is 140 at 1 px, 120 at 2 px and 250
+    further out: the mean of the two-pixel ring is 129.2 (L1 87.5 <= 90), while one
+    pixel (140), three pixels or the whole object would be too bright.  The hole's own
+    pixels are not part of the ring: at grey 84 the hole is 135.5 from the ring, and
+    would be 66.4 from a ring that counted them.
+    """
+    frame = np.full((H, W, 3), 100, np.uint8)
+    frame[30:90, 50:110] = 250
+    frame[53:67, 73:87] = 120
+    frame[54:66, 74:86] = 140
+    frame[55:65, 75:85] = 100
+    mask = _ring()
+    mask[55:65, 75:85] = 0
+    assert (filled_holes(mask, 0.05, frame, 90.0)[55:65, 75:85] == 255).all()
+    frame[55:65, 75:85] = 84
+    assert np.array_equal(filled_holes(mask, 0.05, frame, 90.0), mask)
+
+
 def test_filled_holes_leaves_a_noise_mask_alone():
     """A mask with more than HOLE_LIMIT holes (the vote off, noise) is returned unchanged."""
     frame = np.full((H, W, 3), 130, np.uint8)
