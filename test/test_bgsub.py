@@ -664,6 +664,24 @@ def test_filled_holes_compares_a_hole_with_the_foreground_next_to_it():
     assert np.array_equal(filled_holes(mask, 0.05, frame, 90.0), mask)
 
 
+def test_filled_holes_share_ring_pixels_between_nearby_holes():
+    """A foreground pixel within HOLE_RING px of two holes counts for both of them."""
+    same = np.full((7, 7, 3), 100, np.uint8)
+    mask = np.zeros((7, 7), np.uint8)
+    mask[1:6, 1:6] = 255
+    mask[2, 2] = mask[3, 3] = 0  # two diagonal one-pixel holes: every ring pixel is shared
+    assert (filled_holes(mask, 1.0, same, 1.0)[1:6, 1:6] == 255).all()
+    # The left hole at a colour edge: its ring is 14 px of 100 and 10 of 200 (mean 141.7,
+    # L1 125 > 100), even though the right hole's ring shares the bright pixels.
+    frame = np.full((21, 30, 3), 100, np.uint8)
+    frame[:, 11:] = 200
+    mask = np.zeros((21, 30), np.uint8)
+    mask[2:19, 2:28] = 255
+    mask[10, 10] = mask[10, 13] = 0
+    filled = filled_holes(mask, 1.0, frame, 100.0)
+    assert filled[10, 10] == 0 and filled[10, 13] == 255
+
+
 def test_filled_holes_leaves_a_noise_mask_alone():
     """A mask with more than HOLE_LIMIT holes (the vote off, noise) is returned unchanged."""
     frame = np.full((H, W, 3), 130, np.uint8)
