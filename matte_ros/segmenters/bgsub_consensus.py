@@ -609,14 +609,20 @@ def filled_holes(mask: np.ndarray, share: float, frame: np.ndarray,
     hole[0] = False  # label 0: the foreground
     if not 0 < np.count_nonzero(hole) <= HOLE_LIMIT:
         return mask
-    inside = hole[labels]
-    # Size: the pixel left of a hole's leftmost column is foreground of the region around
-    # it (not of an island inside it, which has hole pixels further left).
+    # Size: the pixel left of a hole's leftmost column is foreground (4-adjacent to the
+    # hole) and joined to the outside by its row, which holds no pixel of the hole: it
+    # lies on the hole's outer border, which is one 8-connected foreground region (the
+    # region around the hole, not an island inside it).  One column slice per hole.
     _, regions, region_stats, _ = cv2.connectedComponentsWithStats(
         part, connectivity=8, ltype=cv2.CV_32S)
-    rows, cols = np.nonzero(inside & (np.arange(width) == stats[:, cv2.CC_STAT_LEFT][labels]))
+    holes = np.flatnonzero(hole)
+    lefts = stats[holes, cv2.CC_STAT_LEFT]
+    tops = stats[holes, cv2.CC_STAT_TOP]
+    bottoms = tops + stats[holes, cv2.CC_STAT_HEIGHT]
+    rows = [top + int(np.argmax(labels[top:bottom, left] == k))
+            for k, top, bottom, left in zip(holes, tops, bottoms, lefts)]
     enclosing = np.zeros(count, np.int64)
-    enclosing[labels[rows, cols]] = region_stats[regions[rows, cols - 1], cv2.CC_STAT_AREA]
+    enclosing[holes] = region_stats[regions[rows, lefts - 1], cv2.CC_STAT_AREA]
     hole &= stats[:, cv2.CC_STAT_AREA] < share * enclosing
     if not hole.any():
         return mask
