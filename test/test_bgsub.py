@@ -642,6 +642,46 @@ def test_filled_holes_fills_small_object_coloured_holes_only():
                           np.full((H, W), 255, np.uint8))
 
 
+def test_filled_holes_compares_a_hole_with_the_foreground_next_to_it():
+    """
+    The colour test uses the foreground within HOLE_RING (2) px of the hole, nothing else.
+
+    Around a 10×10 hole (grey 100) the object is 140 at 1 px, 120 at 2 px and 250
+    further out: the mean of the two-pixel ring is 129.2 (L1 87.5 <= 90), while one
+    pixel (140), three pixels or the whole object would be too bright.  The hole's own
+    pixels are not part of the ring: at grey 84 the hole is 135.5 from the ring, and
+    would be 66.4 from a ring that counted them.
+    """
+    frame = np.full((H, W, 3), 100, np.uint8)
+    frame[30:90, 50:110] = 250
+    frame[53:67, 73:87] = 120
+    frame[54:66, 74:86] = 140
+    frame[55:65, 75:85] = 100
+    mask = _ring()
+    mask[55:65, 75:85] = 0
+    assert (filled_holes(mask, 0.05, frame, 90.0)[55:65, 75:85] == 255).all()
+    frame[55:65, 75:85] = 84
+    assert np.array_equal(filled_holes(mask, 0.05, frame, 90.0), mask)
+
+
+def test_filled_holes_share_ring_pixels_between_nearby_holes():
+    """A foreground pixel within HOLE_RING px of two holes counts for both of them."""
+    same = np.full((7, 7, 3), 100, np.uint8)
+    mask = np.zeros((7, 7), np.uint8)
+    mask[1:6, 1:6] = 255
+    mask[2, 2] = mask[3, 3] = 0  # two diagonal one-pixel holes: every ring pixel is shared
+    assert (filled_holes(mask, 1.0, same, 1.0)[1:6, 1:6] == 255).all()
+    # The left hole at a colour edge: its ring is 14 px of 100 and 10 of 200 (mean 141.7,
+    # L1 125 > 100), even though the right hole's ring shares the bright pixels.
+    frame = np.full((21, 30, 3), 100, np.uint8)
+    frame[:, 11:] = 200
+    mask = np.zeros((21, 30), np.uint8)
+    mask[2:19, 2:28] = 255
+    mask[10, 10] = mask[10, 13] = 0
+    filled = filled_holes(mask, 1.0, frame, 100.0)
+    assert filled[10, 10] == 0 and filled[10, 13] == 255
+
+
 def test_filled_holes_leaves_a_noise_mask_alone():
     """A mask with more than HOLE_LIMIT holes (the vote off, noise) is returned unchanged."""
     frame = np.full((H, W, 3), 130, np.uint8)

@@ -312,10 +312,10 @@ SPEC = SegmenterSpec(
               'is background. 0 = no shadow test.',
               low=0.0, high=0.95),
         Param('bgsub.consensus.hole_share', FLOAT, 0.05,
-              'consensus: a background region enclosed by one foreground region and smaller '
-              'than this share of its area is foreground (part of an object coloured like '
-              'the background behind it); background seen between arms or legs is larger. '
-              '0 = no filling.',
+              'consensus: a background region enclosed by one foreground region, smaller '
+              'than this share of its area and coloured like the foreground around it is '
+              'foreground (part of an object coloured like the background behind it); '
+              'background seen between arms or legs is larger. 0 = no filling.',
               low=0.0, high=1.0),
     ),
     backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),

@@ -77,10 +77,14 @@ Holes (``hole_share`` > 0; 0.05 by default)
     than the vote's window.  A region of background enclosed by one foreground region
     (4-connected background not reaching the edge of the image, whose outline is one
     8-connected foreground region) and smaller than ``hole_share`` times that region's
-    area is made foreground in the returned mask.  Background seen through an object
-    (between an arm and the body, between the legs) is larger than that share, and
-    stays.  Like the shadow test it changes the returned mask only, after the shadow
-    test, on the bounding box of the foreground.
+    area is made foreground in the returned mask when its mean colour is within
+    :data:`HOLE_COLOUR` × ``threshold`` (L1) of the mean colour of the foreground within
+    :data:`HOLE_RING` px of it.  Background seen through an object (between an arm and
+    the body, between the legs) is larger than that share, and stays; so does a small
+    hole unlike the object around it, unless that object is itself close to the
+    background's colour.  A mask with more than :data:`HOLE_LIMIT` holes (noise) is
+    left as it is.  Like the shadow test it changes the returned mask only, after the
+    shadow test, on the bounding box of the foreground.
 
 Random update
     Updatable pixels replace one of their samples with their pixel's update probability
@@ -188,6 +192,8 @@ HOLE_RING = 2
 #: A mask with more holes than this is noise (the majority vote off), not objects with
 #: camouflaged parts: it is not filled (this also bounds the work per frame).
 HOLE_LIMIT = 1024
+#: Ring pixels whose windows are compared at once (bounds that step's memory).
+HOLE_CHUNK = 1 << 13
 
 KERNEL3 = np.ones((3, 3), np.uint8)
 
@@ -603,21 +609,27 @@ def filled_holes(mask: np.ndarray, share: float, frame: np.ndarray,
     hole[0] = False  # label 0: the foreground
     if not 0 < np.count_nonzero(hole) <= HOLE_LIMIT:
         return mask
-    inside = hole[labels]
-    # Size: the pixel left of a hole's leftmost column is foreground of the region around
-    # it (not of an island inside it, which has hole pixels further left).
+    # Size: the pixel left of a hole's leftmost column is foreground (4-adjacent to the
+    # hole) and joined to the outside by its row, which holds no pixel of the hole: it
+    # lies on the hole's outer border, which is one 8-connected foreground region (the
+    # region around the hole, not an island inside it).  One column slice per hole.
     _, regions, region_stats, _ = cv2.connectedComponentsWithStats(
         part, connectivity=8, ltype=cv2.CV_32S)
-    rows, cols = np.nonzero(inside & (np.arange(width) == stats[:, cv2.CC_STAT_LEFT][labels]))
+    holes = np.flatnonzero(hole)
+    lefts = stats[holes, cv2.CC_STAT_LEFT]
+    tops = stats[holes, cv2.CC_STAT_TOP]
+    bottoms = tops + stats[holes, cv2.CC_STAT_HEIGHT]
+    rows = [top + int(np.argmax(labels[top:bottom, left] == k))
+            for k, top, bottom, left in zip(holes, tops, bottoms, lefts)]
     enclosing = np.zeros(count, np.int64)
-    enclosing[labels[rows, cols]] = region_stats[regions[rows, cols - 1], cv2.CC_STAT_AREA]
+    enclosing[holes] = region_stats[regions[rows, lefts - 1], cv2.CC_STAT_AREA]
     hole &= stats[:, cv2.CC_STAT_AREA] < share * enclosing
     if not hole.any():
         return mask
     # Colour: the small holes are numbered 1 … n (n ≤ HOLE_LIMIT), and the foreground
-    # within HOLE_RING px of one takes its number (a dilation of the numbers), over the
-    # box of the small holes widened by HOLE_RING (a hole never reaches the edge of the
-    # foreground's box, so the widened box stays inside it).
+    # within HOLE_RING px of one hole takes its number (the dilation of the numbers
+    # equals their erosion there), over the box of the small holes widened by HOLE_RING
+    # and cut to the foreground's box (outside it there is no foreground).
     small = np.flatnonzero(hole)
     left = stats[small, cv2.CC_STAT_LEFT].min() - HOLE_RING
     top = stats[small, cv2.CC_STAT_TOP].min() - HOLE_RING
@@ -629,20 +641,45 @@ def filled_holes(mask: np.ndarray, share: float, frame: np.ndarray,
     numbers = number[labels[near]]
     inside = numbers > 0
     spread = 2 * HOLE_RING + 1
-    ring_numbers = cv2.dilate(numbers, np.ones((spread, spread), np.uint8))
-    ring = (part[near] > 0) & (ring_numbers > 0)
-    bins = small.size + 1
-    hole_numbers = numbers[inside]
-    ring_numbers = ring_numbers[ring]
-    in_hole = np.bincount(hole_numbers, minlength=bins)
-    in_ring = np.bincount(ring_numbers, minlength=bins)
-    distance = np.zeros(bins)
+    kernel = np.ones((spread, spread), np.uint8)
+    highest = cv2.dilate(numbers, kernel)
+    lowest = cv2.erode(np.where(inside, numbers, np.uint16(65535)), kernel)
+    ring = (part[near] > 0) & (highest > 0)
+    alone = ring & (highest == lowest)
     colours = frame[y:y + height, x:x + width][near]
+    bins = small.size + 1
+    owners = highest[alone]
+    pixels = colours[alone]
+    in_ring = np.bincount(owners, minlength=bins).astype(float)
+    ring_sums = np.array([np.bincount(owners, pixels[:, c], bins) for c in range(3)])
+    # A ring pixel near several small holes (a few px apart) counts for each of them: the
+    # numbers of its spread × spread window, sorted, each distinct one once (HOLE_CHUNK
+    # pixels at a time, which bounds the memory).
+    shared_rows, shared_cols = np.nonzero(ring & ~alone)
+    if shared_rows.size:
+        padded = cv2.copyMakeBorder(numbers, HOLE_RING, HOLE_RING, HOLE_RING, HOLE_RING,
+                                    cv2.BORDER_CONSTANT, value=0)
+    for start in range(0, shared_rows.size, HOLE_CHUNK):
+        rows = shared_rows[start:start + HOLE_CHUNK]
+        cols = shared_cols[start:start + HOLE_CHUNK]
+        window = np.empty((spread * spread, rows.size), np.uint16)
+        for i in range(spread * spread):
+            window[i] = padded[rows + i // spread, cols + i % spread]
+        window.sort(axis=0)
+        first = window > 0
+        first[1:] &= window[1:] != window[:-1]
+        owners = window[first]
+        pixels = colours[rows, cols][np.nonzero(first)[1]]
+        in_ring += np.bincount(owners, minlength=bins)
+        for c in range(3):
+            ring_sums[c] += np.bincount(owners, pixels[:, c], bins)
+    hole_numbers = numbers[inside]
+    in_hole = np.bincount(hole_numbers, minlength=bins)
+    distance = np.zeros(bins)
     for c in range(3):
-        plane = colours[..., c]
-        mean_hole = np.bincount(hole_numbers, plane[inside], bins) / np.maximum(in_hole, 1)
-        mean_ring = np.bincount(ring_numbers, plane[ring], bins) / np.maximum(in_ring, 1)
-        distance += np.abs(mean_hole - mean_ring)
+        hole_sum = np.bincount(hole_numbers, colours[..., c][inside], bins)
+        distance += np.abs(hole_sum / np.maximum(in_hole, 1)
+                           - ring_sums[c] / np.maximum(in_ring, 1))
     filled = (in_ring > 0) & (distance <= colour)
     filled[0] = False
     if not filled.any():
