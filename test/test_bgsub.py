@@ -682,6 +682,81 @@ def test_filled_holes_share_ring_pixels_between_nearby_holes():
     assert filled[10, 10] == 0 and filled[10, 13] == 255
 
 
+def _components(selected, steps):
+    """Label the True pixels of ``selected`` by breadth-first search (slow, obviously right)."""
+    height, width = selected.shape
+    labels = np.zeros((height, width), int)
+    count = 0
+    for start in zip(*np.nonzero(selected)):
+        if labels[start]:
+            continue
+        count += 1
+        labels[start] = count
+        queue = [start]
+        while queue:
+            r, c = queue.pop()
+            for dr, dc in steps:
+                y, x = r + dr, c + dc
+                if 0 <= y < height and 0 <= x < width and selected[y, x] and not labels[y, x]:
+                    labels[y, x] = count
+                    queue.append((y, x))
+    return labels, count
+
+
+def _filled_holes_reference(mask, share, frame, colour):
+    """filled_holes written hole by hole from its definition (small masks only)."""
+    four = ((-1, 0), (1, 0), (0, -1), (0, 1))
+    eight = four + ((-1, -1), (-1, 1), (1, -1), (1, 1))
+    foreground = mask > 0
+    holes, count = _components(~foreground, four)
+    edge = set(holes[0]) | set(holes[-1]) | set(holes[:, 0]) | set(holes[:, -1])
+    inner = [k for k in range(1, count + 1) if k not in edge]
+    if not 0 < len(inner) <= HOLE_LIMIT:
+        return mask
+    regions, _ = _components(foreground, eight)
+    out = mask.copy()
+    for k in inner:
+        hole = holes == k
+        # The region around the hole: the foreground next to the hole on its outer side
+        # (in the component of everything else that holds the image's corner).
+        outside, _ = _components(~hole, eight)
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        touching = (cv2.dilate(hole.astype(np.uint8), cross) > 0) & ~hole
+        around = set(regions[touching & (outside == outside[0, 0])])
+        assert len(around) == 1
+        area = np.count_nonzero(regions == around.pop())
+        near = cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        ring = near & foreground
+        if not (hole.sum() < share * area and ring.any()):
+            continue
+        distance = np.abs(frame[hole].mean(axis=0) - frame[ring].mean(axis=0)).sum()
+        if distance <= colour:
+            out[hole] = 255
+    return out
+
+
+def test_filled_holes_matches_a_hole_by_hole_reference():
+    """On random small masks and frames, filled_holes equals a per-hole reference."""
+    rng = np.random.default_rng(15)
+    for _ in range(150):
+        height, width = (int(v) for v in rng.integers(3, 28, 2))
+        mask = np.zeros((height, width), np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            y, x = rng.integers(0, height), rng.integers(0, width)
+            mask[y:y + rng.integers(3, height + 1), x:x + rng.integers(3, width + 1)] = 255
+        flips = rng.random((height, width)) < rng.choice([0.02, 0.1, 0.3])
+        mask[flips] ^= 255
+        frame = rng.integers(0, 256, (height, width, 3)).astype(np.uint8)
+        if rng.random() < 0.5:  # a near-uniform frame: colours within the test
+            frame = rng.integers(100, 120, (height, width, 3)).astype(np.uint8)
+        share = float(rng.choice([0.05, 0.3, 1.0]))
+        colour = float(rng.choice([30.0, 90.0, 400.0]))
+        before = mask.copy()
+        got = filled_holes(mask, share, frame, colour)
+        assert np.array_equal(mask, before), 'the input mask is not written'
+        assert np.array_equal(got, _filled_holes_reference(mask, share, frame, colour))
+
+
 def test_filled_holes_leaves_a_noise_mask_alone():
     """A mask with more than HOLE_LIMIT holes (the vote off, noise) is returned unchanged."""
     frame = np.full((H, W, 3), 130, np.uint8)

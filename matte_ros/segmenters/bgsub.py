@@ -10,8 +10,8 @@ Parameters (see ``matte_ros/params.py``):
 
 * ``bgsub.algorithm`` -- ``consensus`` (per-pixel colour samples, see
   :mod:`matte_ros.segmenters.bgsub_consensus`; the default: F 0.977 / 0.960 on CDnet
-  pedestrians / highway against 0.76 / 0.69 for MOG2 at OpenCV's defaults, and faster
-  than MOG2), ``mog2`` (Gaussian mixture,
+  pedestrians / highway against 0.76 / 0.69 for MOG2 at OpenCV's defaults, at about
+  MOG2's speed), ``mog2`` (Gaussian mixture,
   Zivkovic 2004/2006) or ``knn`` (K nearest neighbours, Zivkovic & van der Heijden 2006).
 * ``bgsub.learn_rate`` -- per-frame learning rate in [0, 1]; -1 lets the model choose.
   OpenCV: passed as ``learningRate`` to ``apply()`` (automatic: 1 / min(2 × frames seen,
@@ -315,7 +315,8 @@ SPEC = SegmenterSpec(
               'consensus: a background region enclosed by one foreground region, smaller '
               'than this share of its area and coloured like the foreground around it is '
               'foreground (part of an object coloured like the background behind it); '
-              'background seen between arms or legs is larger. 0 = no filling.',
+              'background seen between arms or legs is larger or unlike the person. 0 = no '
+              'filling.',
               low=0.0, high=1.0),
     ),
     backends=(BackendUse('vpi', 'vpi_cuda', unless=_vpi_unless), CPU),

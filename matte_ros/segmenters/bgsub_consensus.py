@@ -80,11 +80,12 @@ Holes (``hole_share`` > 0; 0.05 by default)
     area is made foreground in the returned mask when its mean colour is within
     :data:`HOLE_COLOUR` × ``threshold`` (L1) of the mean colour of the foreground within
     :data:`HOLE_RING` px of it.  Background seen through an object (between an arm and
-    the body, between the legs) is larger than that share, and stays; so does a small
-    hole unlike the object around it, unless that object is itself close to the
-    background's colour.  A mask with more than :data:`HOLE_LIMIT` holes (noise) is
-    left as it is.  Like the shadow test it changes the returned mask only, after the
-    shadow test, on the bounding box of the foreground.
+    the body, between the legs) stays: it is larger than that share, or its colour
+    differs from the object's around it (the colour test keeps a gap of a few per cent
+    of a person), unless that object is itself close to the background's colour.  A
+    mask with more than :data:`HOLE_LIMIT` holes (noise) is left as it is.  Like the
+    shadow test it changes the returned mask only, after the shadow test, on the
+    bounding box of the foreground.
 
 Random update
     Updatable pixels replace one of their samples with their pixel's update probability
