@@ -590,12 +590,17 @@ def test_consensus_shadow_test_keeps_narrow_uniform_parts_of_an_object():
     assert (seg.process(frame, 42 / 30.0, 'cam').alpha[40:80, 60:80] > 0.5).mean() < 0.05
 
 
-def test_consensus_shadow_darkest_is_validated():
-    for bad in (-0.1, 0.96, float('nan')):
+def check_consensus_knob_refuses(knob, bad_values):
+    """Each bad value of ``bgsub.consensus.<knob>`` is refused by the schema and the model."""
+    for bad in bad_values:
         with pytest.raises(ParamError):
-            validate('bgsub.consensus.shadow_darkest', bad)
-        with pytest.raises(ValueError, match='shadow_darkest'):
-            SampleConsensus(shadow_darkest=bad)
+            validate('bgsub.consensus.' + knob, bad)
+        with pytest.raises(ValueError, match=knob):
+            SampleConsensus(**{knob: bad})
+
+
+def test_consensus_shadow_darkest_is_validated():
+    check_consensus_knob_refuses('shadow_darkest', (-0.1, 0.96, float('nan')))
     seg = BackgroundSubtractor(config(), 'cpu')
     broken = config()
     broken['bgsub.consensus.shadow_darkest'] = float('nan')
@@ -810,11 +815,7 @@ def test_consensus_fills_a_camouflaged_hole_in_a_still_object():
 
 def test_consensus_hole_share_is_validated():
     assert config()['bgsub.consensus.hole_share'] == 0.05
-    for bad in (-0.01, 1.01, float('nan')):
-        with pytest.raises(ParamError):
-            validate('bgsub.consensus.hole_share', bad)
-        with pytest.raises(ValueError, match='hole_share'):
-            SampleConsensus(hole_share=bad)
+    check_consensus_knob_refuses('hole_share', (-0.01, 1.01, float('nan')))
     seg = BackgroundSubtractor(config(), 'cpu')
     seg.configure(config(consensus__hole_share=0.0))
     assert seg._model.hole_share == 0.0
