@@ -108,9 +108,8 @@ def error_table(seqdir: str, config, last=None):
     Windows: ``whole`` (the temporal ROI), ``first half`` and ``second half`` of it
     (frame numbers up to and after its middle).
     """
-    from matte_ros.measure.datasets import cdnet_temporal_roi
     roi = datasets.cdnet_roi(seqdir)
-    first, final = cdnet_temporal_roi(seqdir) or (1, 10 ** 9)
+    first, final = datasets.cdnet_temporal_roi(seqdir) or (1, 10 ** 9)
     middle = (first + final) // 2
     windows = ('whole', 'first half', 'second half')
     scores = {name: CdnetScore(roi) for name in windows}
